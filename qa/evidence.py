@@ -1,0 +1,61 @@
+"""Evidence: everything the engine computed once per run, shared read-only by every check."""
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class View:
+    """One thing the engine must compute: a pass of one model over one split under one transform.
+
+    kind "logits" is a forward pass; later families add kinds ("profile", "adversarial").
+    `perturbation` and `severity` name a corruption applied to the decoded images first.
+    """
+
+    kind: str = "logits"
+    model: str = "candidate"  # "candidate" or "baseline"
+    split: str = "eval"
+    perturbation: str | None = None
+    severity: int | None = None
+
+    def label(self) -> str:
+        """A short human name, used in progress bars and reports."""
+        what = "clean" if self.perturbation is None else f"{self.perturbation} s{self.severity}"
+        return f"{self.kind} of {self.model} on {self.split} ({what})"
+
+
+CLEAN = View()
+
+
+@dataclass
+class Evidence:
+    """Labels, ids, metadata and per-view arrays for the eval split (and what else was planned).
+
+    `arrays[view]` holds logits (N, C) float32 for logits views, already divided by the
+    model's temperature. Checks read from here only; they never run models or read files.
+    """
+
+    class_names: list[str]
+    labels: np.ndarray  # (N,) int64
+    sample_ids: list[str]  # (N,) stable ids: relative paths
+    arrays: dict[View, np.ndarray] = field(default_factory=dict)
+    metadata: dict[str, np.ndarray] = field(default_factory=dict)  # manifest columns, per sample
+    confidence: float = 0.95
+    info: dict = field(default_factory=dict)  # checkpoint/baseline descriptions, for reports
+
+    def logits(self, view: View = CLEAN) -> np.ndarray:
+        """The logits of one planned view; a KeyError here is a planning bug, not user input."""
+        return self.arrays[view]
+
+    def subset(self, mask: np.ndarray) -> "Evidence":
+        """The same evidence restricted to the samples where `mask` is true (for slices)."""
+        mask = np.asarray(mask, dtype=bool)
+        ids = [s for s, keep in zip(self.sample_ids, mask, strict=True) if keep]
+        return replace(
+            self,
+            labels=self.labels[mask],
+            sample_ids=ids,
+            arrays={v: a[mask] if len(a) == len(mask) else a for v, a in self.arrays.items()},
+            metadata={k: v[mask] for k, v in self.metadata.items()},
+        )

@@ -1,0 +1,1 @@
+"""trainer: a compact fine-tuning trainer that writes self-describing qa checkpoints."""
