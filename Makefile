@@ -28,6 +28,7 @@ demo: $(STAMP)
 	cp checkpoints/baseline-run/best.pt checkpoints/baseline.pt
 	cp checkpoints/candidate-run/best.pt checkpoints/candidate.pt
 	$(BIN)/qa describe checkpoints/candidate.pt
+	$(BIN)/qa run suites/release.yaml checkpoints/candidate.pt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,4 +38,4 @@ test: lint
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) data checkpoints .qa-cache reports/*.json reports/*.xml reports/*.html
+	rm -rf $(VENV) data checkpoints .qa-cache reports/*.json reports/*.xml reports/*.html reports/*.md

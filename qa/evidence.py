@@ -1,8 +1,12 @@
 """Evidence: everything the engine computed once per run, shared read-only by every check."""
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,13 @@ class Evidence:
     sample_ids: list[str]  # (N,) stable ids: relative paths
     arrays: dict[View, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # manifest columns, per sample
+    split_labels: dict[str, np.ndarray] = field(default_factory=dict)  # labels of non-eval splits
     confidence: float = 0.95
-    info: dict = field(default_factory=dict)  # checkpoint/baseline descriptions, for reports
+    interval_method: str = "wilson"  # binomial intervals: "wilson" or "clopper_pearson"
+    # "candidate"/"baseline": model descriptions with full provenance (the data fingerprint
+    # too); "excluded": per split, the ids of undecodable files left out of inference
+    info: dict = field(default_factory=dict)
+    profiles: dict[str, "pd.DataFrame"] = field(default_factory=dict)  # split -> qa.profile table
 
     def logits(self, view: View = CLEAN) -> np.ndarray:
         """The logits of one planned view; a KeyError here is a planning bug, not user input."""

@@ -17,14 +17,25 @@ from pydantic import BaseModel, ConfigDict
 from qa.evidence import CLEAN, Evidence, View
 
 Status = Literal["pass", "fail", "warn", "error", "skip"]
-FAMILY_MODULES = ("qa.checks.accuracy",)
+FAMILY_MODULES = (
+    "qa.checks.accuracy",
+    "qa.checks.calibration",
+    "qa.checks.data",
+    "qa.checks.regression",
+    "qa.checks.robustness",
+)
 
 
 class CheckParams(BaseModel):
-    """Base of every check's parameters: unknown keys are errors, never silently ignored."""
+    """Base of every check's parameters: unknown keys are errors, never silently ignored.
+
+    Every kind's parameter class defines `example: ClassVar[dict]`, minimal valid parameters:
+    `qa checks` shows it and the registry contract tests run every kind with it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     needs_baseline: ClassVar[bool] = False
+    example: ClassVar[dict]
 
     def views(self) -> list[View]:
         """The views this check reads; most read the candidate's clean logits."""

@@ -1,0 +1,300 @@
+"""Accuracy family: is the model good enough on the eval data?
+
+Every proportion (top-1, top-k, per-class recall, confusion rate) comes with a two-sided
+binomial interval at the suite's confidence, by the suite's method (`defaults.interval`,
+carried to the checks as `evidence.interval_method`). By default a `min` gate compares the
+interval's lower end and a `max` gate its upper end, so a small eval set cannot pass a model
+on luck; `gate_on: point` compares the point estimate instead. Macro-F1 is not a proportion:
+its interval is a seeded percentile bootstrap over samples (scipy.stats.bootstrap).
+Metrics use binomial notation: k of n samples.
+"""
+
+import difflib
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from qa.checks import CheckParams, CheckResult, gate, register
+from qa.evidence import CLEAN, Evidence
+from qa.metrics import accuracy as acc
+from qa.metrics.intervals import binomial_interval
+
+MAX_LISTED = 10  # classes named in one message; the rest are in the details
+
+LowerGate = Literal["lower_bound", "point"]
+UpperGate = Literal["upper_bound", "point"]
+_GATE_DOC = "compare the interval's bound (conservative) or the point estimate"
+
+
+class Top1Params(CheckParams):
+    """Gate top-1 accuracy from below."""
+
+    min: float = Field(ge=0, le=1, description="smallest acceptable accuracy")
+    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    example: ClassVar[dict] = {"min": 0.5}
+
+
+class TopkParams(CheckParams):
+    """Gate top-k accuracy (true class among the k highest logits) from below."""
+
+    k: int = Field(ge=1, description="how many of the highest-scoring classes count as a hit")
+    min: float = Field(ge=0, le=1, description="smallest acceptable top-k accuracy")
+    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    example: ClassVar[dict] = {"k": 2, "min": 0.5}
+
+
+class PerClassRecallParams(CheckParams):
+    """Gate the recall of every listed class from below."""
+
+    min: float = Field(ge=0, le=1, description="smallest acceptable recall of each class")
+    classes: Literal["all"] | list[str] = Field(
+        "all", min_length=1, description="class names to gate, or 'all'"
+    )
+    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    example: ClassVar[dict] = {"min": 0.2}
+
+
+class MacroF1Params(CheckParams):
+    """Gate macro-F1 from below, on its bootstrap lower bound or its point estimate."""
+
+    min: float = Field(ge=0, le=1, description="smallest acceptable macro-F1")
+    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap seed")
+    example: ClassVar[dict] = {"min": 0.2}
+
+
+class ConfusionRateParams(CheckParams):
+    """Gate from above how often samples of one class are predicted as another."""
+
+    true: str = Field(min_length=1, description="the true class name")
+    predicted: str = Field(min_length=1, description="the class it must not be mistaken for")
+    max: float = Field(ge=0, le=1, description="largest acceptable rate")
+    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
+    example: ClassVar[dict] = {"true": "0", "predicted": "1", "max": 0.5}
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.true == self.predicted:
+            raise ValueError(f"`true` and `predicted` must differ, both are {self.true!r}")
+        return self
+
+
+def _logits_or_error(evidence: Evidence) -> np.ndarray | CheckResult:
+    """The clean logits, or an error result when there is nothing sound to judge."""
+    logits = evidence.logits(CLEAN)
+    if len(evidence.labels) == 0:
+        return CheckResult("error", "no eval samples to judge")
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        return CheckResult("error", f"{bad} of {len(logits)} samples have NaN or infinite logits")
+    return logits
+
+
+def _class_indices(evidence: Evidence, wanted: list[str]) -> list[int] | CheckResult:
+    """Indices of the named classes, or an error naming the unknown ones and the valid ones."""
+    names = evidence.class_names
+    unknown = [c for c in wanted if c not in names]
+    if not unknown:
+        return [names.index(c) for c in wanted]
+    near = difflib.get_close_matches(unknown[0], names, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    listed = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    return CheckResult(
+        "error", f"unknown class {unknown[0]!r}{hint}; the model's classes are {listed}"
+    )
+
+
+def _bound_words(gate_on: str, confidence: float) -> str:
+    side = "lower" if gate_on == "lower_bound" else "upper"
+    return "" if gate_on == "point" else f" {side} {confidence * 100:g}% bound"
+
+
+def _proportion(name: str, k: int, n: int, evidence: Evidence) -> dict:
+    """The metrics of one proportion: point, interval, counts, and how the interval was made."""
+    low, high = binomial_interval(k, n, evidence.confidence, evidence.interval_method)
+    return {
+        name: k / n if n else float("nan"),
+        f"{name}_low": low,
+        f"{name}_high": high,
+        "k": k,
+        "n": n,
+        "confidence": evidence.confidence,
+        "interval": evidence.interval_method,
+    }
+
+
+def _gate_proportion(name: str, what: str, metrics: dict, p, op: str, limit: float):
+    suffix = {"lower_bound": "_low", "upper_bound": "_high", "point": ""}[p.gate_on]
+    deciding = name + suffix
+    words = what + _bound_words(p.gate_on, metrics["confidence"])
+    result = gate(deciding, metrics[deciding], op, limit, metrics, words)
+    result.message += f" ({metrics['k']}/{metrics['n']})"
+    return result
+
+
+@register("top1_accuracy", "accuracy", Top1Params)
+def top1_accuracy(evidence: Evidence, p: Top1Params) -> CheckResult:
+    """Top-1 accuracy with a binomial interval, gated from below."""
+    logits = _logits_or_error(evidence)
+    if isinstance(logits, CheckResult):
+        return logits
+    k = int(acc.topk_correct(logits, evidence.labels, 1).sum())
+    metrics = _proportion("accuracy", k, len(evidence.labels), evidence)
+    return _gate_proportion("accuracy", "top-1 accuracy", metrics, p, ">=", p.min)
+
+
+@register("topk_accuracy", "accuracy", TopkParams)
+def topk_accuracy(evidence: Evidence, p: TopkParams) -> CheckResult:
+    """Top-k accuracy with a binomial interval, gated from below."""
+    logits = _logits_or_error(evidence)
+    if isinstance(logits, CheckResult):
+        return logits
+    n_classes = len(evidence.class_names)
+    if p.k >= n_classes:
+        return CheckResult(
+            "error", f"k={p.k} but the model has {n_classes} classes: every sample would count"
+        )
+    hits = int(acc.topk_correct(logits, evidence.labels, p.k).sum())
+    metrics = _proportion("accuracy", hits, len(evidence.labels), evidence)
+    metrics["top_k"] = p.k
+    return _gate_proportion("accuracy", f"top-{p.k} accuracy", metrics, p, ">=", p.min)
+
+
+@register("per_class_recall", "accuracy", PerClassRecallParams)
+def per_class_recall(evidence: Evidence, p: PerClassRecallParams) -> CheckResult:
+    """Recall of each class with its own binomial interval; fails naming the classes below."""
+    logits = _logits_or_error(evidence)
+    if isinstance(logits, CheckResult):
+        return logits
+    names = evidence.class_names
+    wanted = names if p.classes == "all" else p.classes
+    indices = _class_indices(evidence, wanted)
+    if isinstance(indices, CheckResult):
+        return indices
+    _, correct, support = acc.per_class_recall(evidence.labels, acc.predictions(logits), len(names))
+    empty = [names[i] for i in indices if support[i] == 0]
+    if empty:
+        return CheckResult("error", f"no eval samples of class {', '.join(empty)}: cannot judge")
+    suffix = "_low" if p.gate_on == "lower_bound" else ""
+    rows = []
+    for i in indices:
+        row = _proportion("recall", int(correct[i]), int(support[i]), evidence)
+        row["class"] = names[i]
+        row["passed"] = bool(row["recall" + suffix] >= p.min)
+        rows.append(row)
+    rows.sort(key=lambda r: r["recall" + suffix])
+    worst = rows[0]
+    metrics = {f"worst_{key}": worst[key] for key in ("recall", "recall_low", "recall_high")}
+    metrics |= {
+        "worst_class": worst["class"],
+        "k": worst["k"],
+        "n": worst["n"],
+        "classes_tested": len(rows),
+        "classes_below": sum(not r["passed"] for r in rows),
+        "confidence": evidence.confidence,
+        "interval": evidence.interval_method,
+    }
+    words = f"recall of worst class {worst['class']}" + _bound_words(p.gate_on, evidence.confidence)
+    result = gate(f"worst_recall{suffix}", worst["recall" + suffix], ">=", p.min, metrics, words)
+    result.details = {"classes": rows}
+    below = [r for r in rows if not r["passed"]]
+    if result.status == "fail":
+        listed = ", ".join(
+            f"{r['class']} {r['recall' + suffix]:.3f} ({r['k']}/{r['n']})"
+            for r in below[:MAX_LISTED]
+        )
+        more = f" and {len(below) - MAX_LISTED} more" if len(below) > MAX_LISTED else ""
+        result.message = (
+            f"recall{_bound_words(p.gate_on, evidence.confidence)} below {p.min:g} for "
+            f"{len(below)} of {len(rows)} classes: {listed}{more}"
+        )
+    return result
+
+
+def bootstrap_macro_f1(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    n_classes: int,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """Two-sided percentile bootstrap interval of macro-F1, resampling samples (seeded).
+
+    Vectorised: each resample's per-class counts are bincounts, never a confusion matrix, so
+    memory stays O(resamples x (n + classes)) even for a thousand classes.
+    """
+    from qa.metrics.bootstrap import bootstrap_bounds
+
+    if len(labels) < 2:
+        return float("nan"), float("nan")
+
+    def statistic(y: np.ndarray, yhat: np.ndarray, axis: int = -1) -> np.ndarray:
+        y, yhat = np.atleast_2d(y), np.atleast_2d(yhat)
+        rows = len(y)
+        true_codes = y + (np.arange(rows) * n_classes)[:, None]
+        pred_codes = yhat + (np.arange(rows) * n_classes)[:, None]
+
+        def count(codes: np.ndarray) -> np.ndarray:
+            flat = np.bincount(codes.ravel(), minlength=rows * n_classes)
+            return flat.reshape(rows, n_classes)
+
+        tp = count(true_codes[y == yhat])
+        both = count(true_codes) + count(pred_codes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(both > 0, 2 * tp / np.maximum(both, 1), np.nan)
+        return np.nanmean(f1, axis=-1)
+
+    return bootstrap_bounds(
+        statistic,
+        (np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)),
+        confidence,
+        n_resamples=resamples,
+        seed=seed,
+        vectorized=True,
+        paired=True,
+        batch=max(1, 2_000_000 // (len(labels) + n_classes)),
+    )
+
+
+@register("macro_f1", "accuracy", MacroF1Params)
+def macro_f1(evidence: Evidence, p: MacroF1Params) -> CheckResult:
+    """Macro-F1 with a seeded percentile-bootstrap interval, gated from below."""
+    logits = _logits_or_error(evidence)
+    if isinstance(logits, CheckResult):
+        return logits
+    labels, pred = evidence.labels, acc.predictions(logits)
+    n_classes = len(evidence.class_names)
+    low, high = bootstrap_macro_f1(
+        labels, pred, n_classes, evidence.confidence, p.resamples, p.seed
+    )
+    metrics = {
+        "macro_f1": acc.macro_f1(labels, pred, n_classes),
+        "macro_f1_low": low,
+        "macro_f1_high": high,
+        "n": len(labels),
+        "confidence": evidence.confidence,
+        "interval": f"percentile bootstrap, {p.resamples} resamples, seed {p.seed}",
+    }
+    deciding = "macro_f1_low" if p.gate_on == "lower_bound" else "macro_f1"
+    words = "macro-F1" + _bound_words(p.gate_on, evidence.confidence)
+    return gate(deciding, metrics[deciding], ">=", p.min, metrics, words)
+
+
+@register("confusion_rate", "accuracy", ConfusionRateParams)
+def confusion_rate(evidence: Evidence, p: ConfusionRateParams) -> CheckResult:
+    """Rate of samples of class `true` predicted as `predicted`, gated from above."""
+    logits = _logits_or_error(evidence)
+    if isinstance(logits, CheckResult):
+        return logits
+    indices = _class_indices(evidence, [p.true, p.predicted])
+    if isinstance(indices, CheckResult):
+        return indices
+    _, k, n = acc.confusion_rate(evidence.labels, acc.predictions(logits), *indices)
+    if n == 0:
+        return CheckResult("error", f"no eval samples of class {p.true!r}: cannot judge")
+    metrics = _proportion("confusion_rate", k, n, evidence)
+    what = f"rate of {p.true} predicted as {p.predicted}"
+    return _gate_proportion("confusion_rate", what, metrics, p, "<=", p.max)

@@ -1,0 +1,136 @@
+"""Calibration family: can the model's confidence be trusted?
+
+Computed from the clean logits the engine already has (no extra inference). Every result
+carries a bootstrap interval, the reliability-diagram bins, and the temperature that would
+fix the model, fitted on a calibration split (`data.calibration` in the suite) or, when there
+is none, on a seeded half of eval and judged on the other half, so the fix is never scored
+on the data it was fitted to.
+"""
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from qa.checks import CheckParams, CheckResult, gate, register
+from qa.evidence import CLEAN, Evidence, View
+from qa.metrics import calibration as cal
+
+CALIBRATION_VIEW = View(split="calibration")
+MIN_CALIBRATION_SAMPLES = 50
+
+
+class CalibrationParams(CheckParams):
+    """Gate a calibration metric from above."""
+
+    max: float = Field(ge=0, description="largest acceptable value of the metric")
+    bins: int = Field(15, ge=1, le=1000, description="number of confidence bins")
+    binning: Literal["width", "mass"] = Field("width", description="equal-width or equal-mass bins")
+    gate_on: Literal["point", "upper_bound"] = Field(
+        "upper_bound", description="compare the point estimate or the bootstrap upper bound"
+    )
+    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap and hold-out seed")
+    example: ClassVar[dict] = {"max": 0.1}
+
+    def views(self) -> list[View]:
+        """Clean eval logits, and the calibration split's when the suite declares one."""
+        return [CLEAN, CALIBRATION_VIEW]
+
+
+def _metric(kind: str, logits: np.ndarray, labels: np.ndarray, p: CalibrationParams) -> float:
+    probs = cal.softmax(logits)
+    if kind == "nll":
+        return cal.negative_log_likelihood(logits, labels)
+    if kind == "brier":
+        return cal.brier_score(probs, labels)
+    if kind == "classwise_ece":
+        return cal.classwise_ece(probs, labels, p.bins, p.binning)[0]
+    conf, correct = cal.top_label(probs, labels)
+    if kind == "ece":
+        return cal.expected_calibration_error(conf, correct, p.bins, p.binning)
+    return cal.maximum_calibration_error(conf, correct, p.bins, p.binning)
+
+
+def temperature_fix(kind: str, evidence: Evidence, p: CalibrationParams) -> dict:
+    """Fit a temperature on the calibration data and report the metric before and after it."""
+    logits, labels = evidence.logits(CLEAN), evidence.labels
+    if CALIBRATION_VIEW in evidence.arrays:
+        fit_logits = evidence.arrays[CALIBRATION_VIEW]
+        fit_labels = evidence.split_labels["calibration"]
+        source, test_logits, test_labels = "calibration split", logits, labels
+    else:
+        order = np.random.default_rng(p.seed).permutation(len(labels))
+        fit, held = order[: len(order) // 2], order[len(order) // 2 :]
+        fit_logits, fit_labels = logits[fit], labels[fit]
+        source, test_logits, test_labels = "half of eval", logits[held], labels[held]
+    if len(fit_labels) < MIN_CALIBRATION_SAMPLES:
+        return {
+            "fitted": False,
+            "reason": f"the {source} has {len(fit_labels)} samples; fitting a temperature "
+            f"needs at least {MIN_CALIBRATION_SAMPLES}",
+        }
+    t = cal.fit_temperature(fit_logits, fit_labels)
+    return {
+        "fitted": True,
+        "temperature": t,
+        "fitted_on": source,
+        "n_fit": len(fit_labels),
+        "judged_on": "eval" if source == "calibration split" else "the other half of eval",
+        "before": _metric(kind, test_logits, test_labels, p),
+        "after": _metric(kind, test_logits / t, test_labels, p),
+    }
+
+
+def _evaluate(kind: str, what: str, evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    logits, labels = evidence.logits(CLEAN), evidence.labels
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        return CheckResult("error", f"{bad} of {len(labels)} samples have NaN or infinite logits")
+    value = _metric(kind, logits, labels, p)
+    low, high = cal.bootstrap_interval(
+        lambda i: _metric(kind, logits[i], labels[i], p),
+        len(labels),
+        evidence.confidence,
+        p.resamples,
+        p.seed,
+    )
+    metrics = {kind: value, f"{kind}_low": low, f"{kind}_high": high, "n": len(labels)}
+    metrics["confidence"] = evidence.confidence
+    deciding = kind if p.gate_on == "point" else f"{kind}_high"
+    bound = "" if p.gate_on == "point" else f" upper {evidence.confidence:.0%} bound"
+    result = gate(deciding, metrics[deciding], "<=", p.max, metrics, f"{what}{bound}")
+    conf, correct = cal.top_label(cal.softmax(logits), labels)
+    fix = temperature_fix(kind, evidence, p)
+    result.details = {
+        "reliability": cal.reliability(conf, correct, p.bins, p.binning),
+        "binning": p.binning,
+        "bins": p.bins,
+        "temperature_fix": fix,
+    }
+    if fix["fitted"]:
+        metrics["fitted_temperature"] = fix["temperature"]
+        if result.status == "fail":
+            result.message += (
+                f"; at T={fix['temperature']:.2f}, {what} {fix['before']:.3f} -> "
+                f"{fix['after']:.3f} (fitted on {fix['fitted_on']}, judged on {fix['judged_on']})"
+            )
+    elif result.status == "fail":
+        result.message += f"; no temperature fitted: {fix['reason']}"
+    return result
+
+
+def _register(kind: str, what: str, summary: str) -> None:
+    def check(evidence: Evidence, params: CalibrationParams) -> CheckResult:
+        return _evaluate(kind, what, evidence, params)
+
+    check.__doc__ = summary
+    check.__name__ = kind
+    register(kind, "calibration", CalibrationParams)(check)
+
+
+_register("ece", "ECE", "Expected calibration error (top label), gated from above.")
+_register("mce", "MCE", "Maximum calibration error over bins, gated from above.")
+_register("classwise_ece", "classwise ECE", "Mean one-vs-rest ECE over classes, from above.")
+_register("brier", "Brier score", "Multiclass Brier score, gated from above.")
+_register("nll", "NLL", "Negative log-likelihood of the true class, gated from above.")

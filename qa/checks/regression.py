@@ -1,0 +1,410 @@
+"""Regression family: is the candidate at least as good as the deployed baseline?
+
+Both models are judged on identical views, so every comparison is paired. Each result states
+the minimum detectable effect (MDE) for this eval size at the suite's confidence and 80% power,
+so a reader learns when the eval set is too small to support the gate that was written.
+For accuracy-type deltas the MDE uses Connor's McNemar relation with the expected discordant
+fraction taken as the observed one, floored at the baseline's error rate (identical models
+disagree nowhere, yet a real drop would show up as disagreements at least that common).
+"""
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from qa.checks import CheckParams, CheckResult, gate, register
+from qa.evidence import CLEAN, Evidence, View
+from qa.metrics import paired
+
+BASELINE = View(model="baseline")
+POWER = 0.8
+
+
+class RegressionParams(CheckParams):
+    """Common to every regression check: it reads the baseline's clean logits too."""
+
+    needs_baseline: ClassVar[bool] = True
+
+    def views(self) -> list[View]:
+        """Clean logits of the candidate and of the baseline."""
+        return [CLEAN, BASELINE]
+
+
+class PairedEvidence:
+    """Predictions of both models on the same samples, validated once."""
+
+    def __init__(self, evidence: Evidence, cand: View = CLEAN, base: View = BASELINE):
+        if base not in evidence.arrays:
+            raise ValueError("no baseline logits: give `baseline:` in the suite or --baseline")
+        self.labels = evidence.labels
+        self.cand_logits, self.base_logits = evidence.arrays[cand], evidence.arrays[base]
+        for who, logits in (("candidate", self.cand_logits), ("baseline", self.base_logits)):
+            bad = int((~np.isfinite(logits)).any(axis=1).sum())
+            if bad:
+                raise ValueError(f"{bad} samples have NaN or infinite {who} logits")
+        self.cand_pred = self.cand_logits.argmax(axis=1)
+        self.base_pred = self.base_logits.argmax(axis=1)
+        self.cand_ok = self.cand_pred == self.labels
+        self.base_ok = self.base_pred == self.labels
+        self.worse, self.better = paired.discordant_counts(self.base_ok, self.cand_ok)
+
+    def mde(self, confidence: float, mask: np.ndarray | None = None) -> float:
+        """Minimum detectable accuracy drop on these samples (see the module docstring)."""
+        if mask is None:
+            return accuracy_mde(self.base_ok, self.cand_ok, confidence)
+        return accuracy_mde(self.base_ok[mask], self.cand_ok[mask], confidence)
+
+
+def accuracy_mde(base_ok: np.ndarray, cand_ok: np.ndarray, confidence: float) -> float:
+    """Minimum detectable paired accuracy drop at 80% power (see the module docstring).
+
+    `base_ok` and `cand_ok` are per-sample correctness, possibly averaged over severities.
+    """
+    n = len(base_ok)
+    if n == 0:
+        return float("inf")
+    observed = float((np.asarray(base_ok) != np.asarray(cand_ok)).mean())
+    psi = max(observed, 1.0 - float(np.mean(base_ok)), 1.0 / n)
+    return paired.minimum_detectable_effect(n, psi, confidence, POWER)
+
+
+def _pair_or_error(evidence: Evidence) -> PairedEvidence | CheckResult:
+    try:
+        return PairedEvidence(evidence)
+    except ValueError as exc:
+        return CheckResult("error", str(exc))
+
+
+class AccuracyRegressionParams(RegressionParams):
+    """Gate the paired accuracy (or macro-F1) delta against the baseline."""
+
+    metric: Literal["accuracy", "macro_f1"] = Field("accuracy", description="metric compared")
+    tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable drop")
+    gate_on: Literal["bound", "point"] = Field(
+        "bound", description="fail only when worse beyond tolerance with the suite's confidence"
+    )
+    resamples: int = Field(2000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap seed")
+    example: ClassVar[dict] = {"tolerance": 0.01}
+
+
+def _macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    from qa.metrics.accuracy import macro_f1
+
+    return macro_f1(labels, pred, n_classes)
+
+
+@register("accuracy_regression", "regression", AccuracyRegressionParams)
+def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> CheckResult:
+    """Paired bootstrap bound of the accuracy or macro-F1 delta against the baseline."""
+    pe = _pair_or_error(evidence)
+    if isinstance(pe, CheckResult):
+        return pe
+    conf, n = evidence.confidence, len(pe.labels)
+    if p.metric == "accuracy":
+        cand, base = float(pe.cand_ok.mean()), float(pe.base_ok.mean())
+        upper = paired.accuracy_delta_upper(pe.base_ok, pe.cand_ok, conf, p.resamples, p.seed)
+    else:
+        k = len(evidence.class_names)
+        cand = _macro_f1(pe.labels, pe.cand_pred, k)
+        base = _macro_f1(pe.labels, pe.base_pred, k)
+        upper = paired.paired_bootstrap_upper(
+            lambda i: (
+                _macro_f1(pe.labels[i], pe.cand_pred[i], k)
+                - _macro_f1(pe.labels[i], pe.base_pred[i], k)
+            ),
+            n,
+            conf,
+            p.resamples,
+            p.seed,
+        )
+    metrics = {
+        "candidate": cand,
+        "baseline": base,
+        "delta": cand - base,
+        "delta_upper": upper,
+        "n": n,
+        "baseline_only_correct": pe.worse,
+        "candidate_only_correct": pe.better,
+        "confidence": conf,
+        "mde": pe.mde(conf),
+    }
+    name = "accuracy" if p.metric == "accuracy" else "macro-F1"
+    if p.gate_on == "point":
+        return gate("delta", cand - base, ">=", -p.tolerance, metrics, f"{name} delta")
+    return gate(
+        "delta_upper", upper, ">=", -p.tolerance, metrics, f"{name} delta upper {conf:.0%} bound"
+    )
+
+
+class McNemarParams(RegressionParams):
+    """McNemar's exact test on the discordant pairs."""
+
+    alternative: Literal["less", "two-sided"] = Field(
+        "less", description="'less': is the candidate worse? 'two-sided': do they differ?"
+    )
+    example: ClassVar[dict] = {}
+
+
+@register("mcnemar", "regression", McNemarParams)
+def mcnemar(evidence: Evidence, p: McNemarParams) -> CheckResult:
+    """McNemar's exact test: fails when the candidate is significantly worse than the baseline."""
+    pe = _pair_or_error(evidence)
+    if isinstance(pe, CheckResult):
+        return pe
+    alpha = 1.0 - evidence.confidence
+    pvalue = paired.mcnemar_exact(pe.worse, pe.better, p.alternative)
+    metrics = {
+        "p_value": pvalue,
+        "alpha": alpha,
+        "baseline_only_correct": pe.worse,
+        "candidate_only_correct": pe.better,
+        "n": len(pe.labels),
+        "mde": pe.mde(evidence.confidence),
+    }
+    result = gate("p_value", pvalue, ">=", alpha, metrics, "McNemar p-value")
+    result.message += f" (baseline-only correct {pe.worse}, candidate-only correct {pe.better})"
+    return result
+
+
+class FlipParams(RegressionParams):
+    """Gate the negative flip rate: samples the baseline got right and the candidate gets wrong."""
+
+    max: float = Field(ge=0, le=1, description="largest acceptable negative flip rate")
+    gate_on: Literal["bound", "point"] = Field("bound", description="upper bound or point")
+    example: ClassVar[dict] = {"max": 0.05}
+
+
+@register("negative_flip_rate", "regression", FlipParams)
+def negative_flip_rate(evidence: Evidence, p: FlipParams) -> CheckResult:
+    """Rate of baseline-correct samples the candidate gets wrong; lists every flipped sample."""
+    from qa.metrics.intervals import binomial_interval
+
+    pe = _pair_or_error(evidence)
+    if isinstance(pe, CheckResult):
+        return pe
+    n = len(pe.labels)
+    low, high = binomial_interval(pe.worse, n, evidence.confidence, evidence.interval_method)
+    metrics = {
+        "negative_flip_rate": pe.worse / n,
+        "nfr_low": low,
+        "nfr_high": high,
+        "negative_flips": pe.worse,
+        "positive_flips": pe.better,
+        "both_correct": int((pe.base_ok & pe.cand_ok).sum()),
+        "both_wrong": int((~pe.base_ok & ~pe.cand_ok).sum()),
+        "n": n,
+        "confidence": evidence.confidence,
+        "mde": pe.mde(evidence.confidence),
+    }
+    names = evidence.class_names
+    flipped = np.flatnonzero(pe.base_ok & ~pe.cand_ok)
+    deciding = "negative_flip_rate" if p.gate_on == "point" else "nfr_high"
+    what = "negative flip rate" + ("" if p.gate_on == "point" else " upper bound")
+    result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what)
+    result.details = {
+        "flips": [
+            {
+                "id": evidence.sample_ids[i],
+                "label": names[pe.labels[i]],
+                "baseline": names[pe.base_pred[i]],
+                "candidate": names[pe.cand_pred[i]],
+            }
+            for i in flipped
+        ]
+    }
+    return result
+
+
+class PerClassParams(RegressionParams):
+    """Per-class recall regressions, Holm-corrected across the classes tested."""
+
+    tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable recall drop")
+    classes: list[str] | None = Field(None, description="classes to test (default: all)")
+    example: ClassVar[dict] = {}
+
+
+@register("per_class_regression", "regression", PerClassParams)
+def per_class_regression(evidence: Evidence, p: PerClassParams) -> CheckResult:
+    """Per-class recall deltas; a class regresses when its drop exceeds tolerance and is significant."""
+    pe = _pair_or_error(evidence)
+    if isinstance(pe, CheckResult):
+        return pe
+    names = evidence.class_names
+    unknown = sorted(set(p.classes or []) - set(names))
+    if unknown:
+        return CheckResult("error", f"unknown classes {unknown}; the model's classes are {names}")
+    tested = [c for c in names if p.classes is None or c in p.classes]
+    rows = []
+    for cls in tested:
+        mask = pe.labels == names.index(cls)
+        worse, better = paired.discordant_counts(pe.base_ok[mask], pe.cand_ok[mask])
+        n_k = int(mask.sum())
+        base = float(pe.base_ok[mask].mean()) if n_k else float("nan")
+        cand = float(pe.cand_ok[mask].mean()) if n_k else float("nan")
+        rows.append(
+            {
+                "class": cls,
+                "n": n_k,
+                "baseline_recall": base,
+                "candidate_recall": cand,
+                "delta": cand - base,
+                "baseline_only_correct": worse,
+                "candidate_only_correct": better,
+                "p_value": paired.mcnemar_exact(worse, better, "less"),
+                "mde": pe.mde(evidence.confidence, mask),
+            }
+        )
+    alpha = 1.0 - evidence.confidence
+    for row, adjusted in zip(rows, paired.holm([r["p_value"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+        row["regressed"] = bool(adjusted < alpha and row["delta"] < -p.tolerance)
+    regressed = [r["class"] for r in rows if r["regressed"]]
+    metrics = {
+        "n_regressed": len(regressed),
+        "classes_tested": len(rows),
+        "alpha": alpha,
+        "tolerance": p.tolerance,
+        "mde": max((r["mde"] for r in rows), default=float("inf")),
+    }
+    result = gate("n_regressed", len(regressed), "<=", 0, metrics, "classes regressed")
+    result.details = {"classes": rows}
+    if regressed:
+        worst = sorted((r for r in rows if r["regressed"]), key=lambda r: r["delta"])
+        result.message = "recall regressed for " + ", ".join(
+            f"{r['class']} ({r['baseline_recall']:.3f} -> {r['candidate_recall']:.3f}, "
+            f"Holm p={r['p_holm']:.3g})"
+            for r in worst
+        )
+    return result
+
+
+class CalibrationRegressionParams(RegressionParams):
+    """Gate the increase of ECE against the baseline."""
+
+    max_increase: float = Field(0.0, ge=0, description="largest acceptable ECE increase")
+    bins: int = Field(15, ge=1, le=1000, description="number of confidence bins")
+    binning: Literal["width", "mass"] = Field("width", description="equal-width or equal-mass")
+    gate_on: Literal["bound", "point"] = Field("bound", description="lower bound or point")
+    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap seed")
+    example: ClassVar[dict] = {"max_increase": 0.02}
+
+
+@register("calibration_regression", "regression", CalibrationRegressionParams)
+def calibration_regression(evidence: Evidence, p: CalibrationRegressionParams) -> CheckResult:
+    """Paired bootstrap bound of the ECE increase against the baseline."""
+    from scipy.stats import norm
+
+    from qa.metrics import calibration as cal
+
+    pe = _pair_or_error(evidence)
+    if isinstance(pe, CheckResult):
+        return pe
+    labels = pe.labels
+    cand_conf = cal.softmax(pe.cand_logits).max(axis=1)
+    base_conf = cal.softmax(pe.base_logits).max(axis=1)
+
+    def increase(i: np.ndarray) -> float:
+        ece_c = cal.expected_calibration_error(cand_conf[i], pe.cand_ok[i], p.bins, p.binning)
+        ece_b = cal.expected_calibration_error(base_conf[i], pe.base_ok[i], p.bins, p.binning)
+        return ece_c - ece_b
+
+    conf, n = evidence.confidence, len(labels)
+    everything = np.arange(n)
+    # The lower bound of the increase is minus the upper bound of the decrease.
+    lower = -paired.paired_bootstrap_upper(lambda i: -increase(i), n, conf, p.resamples, p.seed)
+    spread = np.std([increase(np.random.default_rng(s).integers(0, n, n)) for s in range(200)])
+    metrics = {
+        "candidate_ece": cal.expected_calibration_error(cand_conf, pe.cand_ok, p.bins, p.binning),
+        "baseline_ece": cal.expected_calibration_error(base_conf, pe.base_ok, p.bins, p.binning),
+        "increase": increase(everything),
+        "increase_lower": lower,
+        "n": n,
+        "confidence": conf,
+        # bootstrap standard error times (z_conf + z_power): the smallest increase this eval
+        # set would flag with 80% power
+        "mde": float((norm.ppf(conf) + norm.ppf(POWER)) * spread),
+    }
+    if p.gate_on == "point":
+        return gate("increase", metrics["increase"], "<=", p.max_increase, metrics, "ECE increase")
+    return gate(
+        "increase_lower",
+        lower,
+        "<=",
+        p.max_increase,
+        metrics,
+        f"ECE increase lower {conf:.0%} bound",
+    )
+
+
+class RobustnessRegressionParams(RegressionParams):
+    """Gate each corruption family's accuracy (averaged over severities) against the baseline."""
+
+    perturbations: list[str] = Field(min_length=1, description="perturbation names")
+    severities: list[int] = Field([1, 2, 3, 4, 5], min_length=1, description="severities 1-5")
+    tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable drop per family")
+    resamples: int = Field(2000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap seed")
+    example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "severities": [1]}
+
+    def views(self) -> list[View]:
+        """Every listed (perturbation, severity) for both models."""
+        return [
+            View(model=m, perturbation=name, severity=s)
+            for m in ("candidate", "baseline")
+            for name in self.perturbations
+            for s in self.severities
+        ]
+
+
+@register("robustness_regression", "regression", RobustnessRegressionParams)
+def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> CheckResult:
+    """Per corruption family, a paired bound of the accuracy delta (Bonferroni across families)."""
+    labels = evidence.labels
+    # Bonferroni keeps the family-wise false-alarm rate at 1 - confidence across families.
+    conf = 1.0 - (1.0 - evidence.confidence) / len(p.perturbations)
+    rows = []
+    for name in p.perturbations:
+        ok = {}
+        for model in ("candidate", "baseline"):
+            views = [View(model=model, perturbation=name, severity=s) for s in p.severities]
+            missing = [v.label() for v in views if v not in evidence.arrays]
+            if missing:
+                return CheckResult("error", f"no evidence for {missing[0]}")
+            ok[model] = np.mean([evidence.arrays[v].argmax(1) == labels for v in views], axis=0)
+        upper = paired.accuracy_delta_upper(
+            ok["baseline"], ok["candidate"], conf, p.resamples, p.seed
+        )
+        delta = float(ok["candidate"].mean() - ok["baseline"].mean())
+        rows.append(
+            {
+                "perturbation": name,
+                "candidate": float(ok["candidate"].mean()),
+                "baseline": float(ok["baseline"].mean()),
+                "delta": delta,
+                "delta_upper": upper,
+                "regressed": upper < -p.tolerance,
+                "mde": accuracy_mde(ok["baseline"], ok["candidate"], conf),
+            }
+        )
+    worst = min(rows, key=lambda r: r["delta_upper"])
+    metrics = {
+        "worst_delta_upper": worst["delta_upper"],
+        "worst_perturbation": worst["perturbation"],
+        "families_regressed": sum(r["regressed"] for r in rows),
+        "confidence_per_family": conf,
+        "n": len(labels),
+        "mde": max(r["mde"] for r in rows),
+    }
+    result = gate(
+        "worst_delta_upper",
+        worst["delta_upper"],
+        ">=",
+        -p.tolerance,
+        metrics,
+        f"worst corruption accuracy delta upper bound ({worst['perturbation']})",
+    )
+    result.details = {"families": rows}
+    return result

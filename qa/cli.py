@@ -1,0 +1,241 @@
+"""`qa`: argument parsing and exit codes, nothing else.
+
+    qa run SUITE CHECKPOINT [options]   gate a checkpoint: exit 0 pass, 1 gate failed; writes
+                                        result.json, junit.xml, result.html, summary.md under
+                                        --out, and appends summary.md to $GITHUB_STEP_SUMMARY
+    qa report RESULT.json --format F    re-render a saved result as html, md, junit or terminal
+                                        (stdout, or --out FILE written atomically); runs nothing
+    qa validate SUITE                   check a suite's schema ("ok: N checks")
+    qa checks                           every check kind, its family and parameters
+    qa describe CHECKPOINT              what a checkpoint says about itself
+    qa calibrate CHECKPOINT --data DIR --out FILE
+                                        fit a temperature on DIR; write a checkpoint carrying it
+
+Exit codes (DESIGN.md): 0 every gate passed, 1 a gate failed or could not be evaluated,
+2 unusable input (one line `error: ...` on stderr), 3 internal error (a bug: one line asking
+for a report; the traceback only with QA_DEBUG=1). Imports are lazy so that `--help`,
+`validate`, `checks` and `report` start instantly and never import torch.
+"""
+
+import argparse
+import os
+import sys
+
+from qa.errors import ExitCode, InputError, QAError
+
+REPORT_FORMATS = ("html", "md", "junit", "terminal")
+BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="qa", description="Quality-assurance gates for fine-tuned image classifiers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="gate a checkpoint with a suite")
+    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("checkpoint", help="checkpoint file (qa, state_dict, TorchScript, .pt2)")
+    run.add_argument("--baseline", help="baseline checkpoint (overrides the suite's baseline:)")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--batch-size", type=_positive, help="default: the suite's batch_size")
+    run.add_argument("--workers", type=_non_negative, help="decoding workers (0 on cpu)")
+    run.add_argument("--out", default="reports", help="report folder (default: reports)")
+    run.add_argument("--no-cache", action="store_true", help="recompute every view")
+    run.add_argument("--cache-dir", default=".qa-cache", help="default: .qa-cache")
+    run.add_argument("--save-predictions", metavar="PATH", help="write ids, labels, logits (npz)")
+    run.add_argument(
+        "--trust-checkpoint", action="store_true", help="allow a pickled module (runs its code)"
+    )
+    run.add_argument("--strict", action="store_true", help="a warning fails the run")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    run.set_defaults(func=_run)
+    report = sub.add_parser("report", help="re-render a saved result.json (runs nothing)")
+    report.add_argument("result", help="a result.json written by `qa run`")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="terminal")
+    report.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
+    report.set_defaults(func=_report)
+    validate = sub.add_parser("validate", help="check a suite's schema without running it")
+    validate.add_argument("suite")
+    validate.set_defaults(func=_validate)
+    checks = sub.add_parser("checks", help="list every check kind and its parameters")
+    checks.set_defaults(func=_checks)
+    describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
+    describe.add_argument("checkpoint")
+    describe.set_defaults(func=_describe)
+    calibrate = sub.add_parser("calibrate", help="fit a temperature; write a calibrated copy")
+    calibrate.add_argument("checkpoint", help="a qa checkpoint")
+    calibrate.add_argument(
+        "--data", required=True, help="held-out ImageFolder (e.g. the val split)"
+    )
+    calibrate.add_argument("--out", required=True, help="the calibrated checkpoint to write")
+    calibrate.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    calibrate.add_argument("--batch-size", type=_positive, default=256)
+    calibrate.set_defaults(func=_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `qa` command and return its exit code (DESIGN.md's table)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2), already printed by argparse
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # QAError without an input meaning lands here too: a bug
+        if os.environ.get("QA_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        summary = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"error: {BUG_REPORT}: {summary}", file=sys.stderr)
+        code = exc.exit_code if isinstance(exc, QAError) else ExitCode.INTERNAL
+        return int(code)
+
+
+def _calibrate(args) -> int:
+    from qa.calibrate import calibrate_checkpoint
+
+    fit = calibrate_checkpoint(args.checkpoint, args.data, args.out, args.device, args.batch_size)
+    before, after = fit["before"], fit["after"]
+    print(
+        f"{args.out}: T={fit['temperature']:.3f} fitted on {fit['n']} images of {args.data}; "
+        f"ECE {before['ece']:.4f} -> {after['ece']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}"
+    )
+    return int(ExitCode.OK)
+
+
+def _run(args) -> int:
+    from rich.console import Console
+
+    from qa.engine import run_suite
+    from qa.report import append_step_summary, json_report, terminal
+
+    report = run_suite(
+        args.suite,
+        args.checkpoint,
+        baseline=args.baseline,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        out=args.out,
+        cache_dir=None if args.no_cache else args.cache_dir,
+        save_predictions_to=args.save_predictions,
+        trust=args.trust_checkpoint,
+        strict=args.strict,
+        progress=not args.quiet,
+    )
+    doc = json_report.to_dict(report)
+    console = Console()
+    if args.quiet:
+        console.print(terminal.verdict_line(doc))
+    else:
+        terminal.render(doc, console)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            append_step_summary(doc, step_summary)
+        except OSError as exc:  # the gate's decision stands; only the job page misses it
+            print(f"warning: $GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
+    return report.exit_code
+
+
+def _report(args) -> int:
+    import io
+
+    from rich.console import Console
+
+    from qa.io import write_text_atomic
+    from qa.report import html, json_report, junit, markdown, terminal
+
+    doc = json_report.load(args.result)
+    if args.format == "terminal":
+        if args.out is None:
+            terminal.render(doc, Console())
+            return ExitCode.OK
+        buffer = io.StringIO()
+        terminal.render(doc, Console(file=buffer, width=120, color_system=None))
+        text = buffer.getvalue()
+    else:
+        text = {"html": html, "md": markdown, "junit": junit}[args.format].render(doc)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(args.out, text)
+    return ExitCode.OK
+
+
+def _validate(args) -> int:
+    from qa.suite import load_suite
+
+    suite = load_suite(args.suite)
+    print(f"ok: {len(suite.checks)} checks")
+    return ExitCode.OK
+
+
+def _checks(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from qa.suite import describe_checks
+
+    console = Console()
+    for row in describe_checks():
+        needs = "  (compares against a baseline)" if row["needs_baseline"] else ""
+        console.print(f"[bold]{row['kind']}[/bold]  {row['family']}{needs}", highlight=False)
+        console.print(f"  {row['summary']}", highlight=False, markup=False)
+        grid = Table.grid(padding=(0, 2))
+        for column in ("parameter", "type = default", "meaning"):
+            grid.add_column(column, no_wrap=column == "parameter")
+        for p in row["parameters"]:
+            shown = "required" if p["required"] else repr(p["default"])
+            grid.add_row(f"  {p['name']}", f"{p['type']} = {shown}", p["description"])
+        console.print(grid)
+    return ExitCode.OK
+
+
+def _describe(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from qa.models import describe
+    from qa.report.json_report import jsonable
+
+    info = jsonable(describe(args.checkpoint))
+    table = Table(show_header=False, title=info.pop("path"), title_justify="left")
+    for key, value in info.items():
+        text = value if isinstance(value, str) else json.dumps(value, indent=1)
+        table.add_row(key, text)
+    Console().print(table)
+    return ExitCode.OK
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}")
+    return value

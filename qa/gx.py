@@ -1,0 +1,177 @@
+"""The only module that imports great_expectations, and only when a data check needs it.
+
+great_expectations takes about two seconds to import, so qa never imports it at start-up:
+`qa validate` pays for it only when a suite has a passthrough expectation to construct, and
+`qa run` only when a data check runs. Everything runs in one ephemeral context (nothing is
+written to disk), with analytics and progress bars off.
+"""
+
+import difflib
+import functools
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pandas is imported only where a data check runs
+    import pandas as pd
+
+import numpy as np
+
+# Expectation fields that are bookkeeping, not parameters a suite author would write.
+_INTERNAL_FIELDS = {
+    "batch_id",
+    "catch_exceptions",
+    "description",
+    "id",
+    "meta",
+    "notes",
+    "rendered_content",
+    "result_format",
+    "severity",
+    "windows",
+}
+
+
+# Result keys that list every failing row: `failed_rows` has them, reports need not.
+_ROW_LISTS = {
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_index_query",
+    "partial_unexpected_counts",
+}
+
+
+@dataclass
+class Outcome:
+    """What one expectation found over one frame.
+
+    `failed_rows` are row positions in the frame that did not meet a per-row expectation
+    (empty for aggregate ones such as a column mean); `observed` is the aggregate value, when
+    the expectation has one; `result` is GX's result without the row lists, in plain Python
+    values; `exception` is why the expectation could not be evaluated.
+    """
+
+    name: str
+    success: bool
+    failed_rows: list[int]
+    n_failed: int | None
+    observed: Any
+    result: dict
+    exception: str | None
+
+
+def _gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # must precede the import
+    import great_expectations
+
+    return great_expectations
+
+
+@functools.cache
+def _batch_definition():
+    """One ephemeral context and whole-dataframe batch definition, shared by every run."""
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return (
+        context.data_sources.add_pandas("qa")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+
+
+def expectation_names() -> list[str]:
+    """Every expectation class great_expectations provides, by class name."""
+    gx = _gx()
+    base = gx.expectations.Expectation
+    return sorted(
+        name
+        for name in dir(gx.expectations)
+        if name.startswith("Expect")
+        and isinstance(getattr(gx.expectations, name), type)
+        and issubclass(getattr(gx.expectations, name), base)
+        and name != "Expectation"
+    )
+
+
+def parameter_names(name: str) -> list[str]:
+    """The keyword arguments expectation `name` takes (bookkeeping fields left out)."""
+    cls = getattr(_gx().expectations, name)
+    return sorted(set(cls.__fields__) - _INTERNAL_FIELDS)
+
+
+def expectation(name: str, kwargs: dict[str, Any], columns: tuple[str, ...] | None = None):
+    """Construct great_expectations expectation `name` with `kwargs`, over `columns` if given.
+
+    Raises ValueError with a one-line reason: for an unknown name the nearest valid names, for
+    an unknown keyword the nearest keywords the expectation takes, for a column not in
+    `columns` the nearest column, otherwise GX's own reason.
+    """
+    if columns is not None:
+        _check_columns(kwargs, columns)
+    names = expectation_names()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(names)}"
+        raise ValueError(f"unknown great-expectations expectation {name!r}; {hint}")
+    allowed = parameter_names(name)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"{key!r} (did you mean {near[0]!r}?)" if near else repr(key))
+        raise ValueError(f"{name} does not take {', '.join(hints)}; it takes {', '.join(allowed)}")
+    try:
+        return getattr(_gx().expectations, name)(**kwargs)
+    except Exception as exc:  # GX's pydantic (v1) ValidationError, or its own checks
+        reason = " ".join(str(exc).split())
+        raise ValueError(f"{name} rejects {kwargs}: {reason}") from None
+
+
+def run(frame: "pd.DataFrame", expectations: list) -> list[Outcome]:
+    """Validate each expectation over `frame`; return their outcomes in the same order.
+
+    Each is validated on its own (GX does not keep a suite's order in its results), with the
+    COMPLETE result format so that every failing row position comes back.
+    """
+    batch = _batch_definition().get_batch(
+        batch_parameters={"dataframe": frame.reset_index(drop=True)}
+    )
+    outcomes = []
+    for exp in expectations:
+        r = batch.validate(exp, result_format={"result_format": "COMPLETE"})
+        info = r.exception_info or {}
+        if "raised_exception" not in info:  # keyed by metric when a metric raised
+            info = next(iter(info.values()), {})
+        exception = info.get("exception_message") if info.get("raised_exception") else None
+        outcomes.append(
+            Outcome(
+                name=type(exp).__name__,
+                success=bool(r.success),
+                failed_rows=[int(i) for i in r.result.get("unexpected_index_list") or []],
+                n_failed=r.result.get("unexpected_count"),
+                observed=r.result.get("observed_value"),
+                result={k: _plain(v) for k, v in r.result.items() if k not in _ROW_LISTS},
+                exception=exception,
+            )
+        )
+    return outcomes
+
+
+def _check_columns(kwargs: dict[str, Any], columns: tuple[str, ...]) -> None:
+    for key in ("column", "column_A", "column_B", "column_list"):
+        given = kwargs.get(key)
+        for column in given if isinstance(given, list) else [] if given is None else [given]:
+            if column not in columns:
+                near = difflib.get_close_matches(str(column), columns, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(
+                    f"kwargs.{key}: {column!r} is not a column; {hint}columns: {', '.join(columns)}"
+                )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,92 @@
+"""Accuracy-type metrics of a classifier from its logits and the true labels.
+
+Predictions are the argmax of the logits (ties go to the lower class index, as numpy's argmax
+does), and top-k membership breaks ties the same way, so top-1 accuracy equals the accuracy
+of those predictions. Confusion matrices follow scikit-learn: rows are true classes, columns
+predicted classes.
+"""
+
+import numpy as np
+
+
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """The predicted class of every sample: the argmax of its logits, as int64."""
+    return np.asarray(logits).argmax(axis=1).astype(np.int64)
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Whether each sample's true class is among its k highest logits (bool, shape (N,)).
+
+    A class outranks the true class when its logit is larger, or equal with a lower index.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels, dtype=np.int64)
+    if k < 1:
+        raise ValueError(f"Expected `k` to be a positive int, but got {k}")
+    true_logit = logits[np.arange(len(labels)), labels][:, None]
+    index = np.arange(logits.shape[1])[None, :]
+    outranks = (logits > true_logit) | ((logits == true_logit) & (index < labels[:, None]))
+    return outranks.sum(axis=1) < k
+
+
+def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
+    """Fraction of samples whose true class is among the k highest logits (nan when empty)."""
+    correct = topk_correct(logits, labels, k)
+    return float(correct.mean()) if len(correct) else float("nan")
+
+
+def confusion_matrix(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) int64 counts: entry [i, j] is samples of class i predicted as j."""
+    labels = np.asarray(labels, dtype=np.int64)
+    pred = np.asarray(pred, dtype=np.int64)
+    codes = labels * n_classes + pred
+    return np.bincount(codes, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class_recall(
+    labels: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, correct, support) per class; recall is nan for a class with no samples."""
+    cm = confusion_matrix(labels, pred, n_classes)
+    correct = np.diag(cm).copy()
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+    return recall, correct, support
+
+
+def f1_per_class(cm: np.ndarray) -> np.ndarray:
+    """F1 = 2TP / (2TP + FP + FN) per class from a confusion matrix (or a stack of them).
+
+    nan for a class that is neither present nor predicted, where F1 is undefined.
+    """
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted = cm.sum(axis=-2)
+    actual = cm.sum(axis=-1)
+    denominator = predicted + actual
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
+
+
+def macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean F1 over the classes present in labels or predictions.
+
+    Matches sklearn.metrics.f1_score(average="macro"): a class absent from both is left out,
+    so a small eval split is not punished for a class it does not contain. nan when empty.
+    """
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.nanmean(f1_per_class(confusion_matrix(labels, pred, n_classes))))
+
+
+def confusion_rate(
+    labels: np.ndarray, pred: np.ndarray, true_class: int, predicted_class: int
+) -> tuple[float, int, int]:
+    """(rate, k, n): of the n samples of `true_class`, the k predicted as `predicted_class`.
+
+    The rate is nan when the eval data holds no sample of `true_class`.
+    """
+    of_class = np.asarray(labels) == true_class
+    n = int(of_class.sum())
+    k = int((np.asarray(pred)[of_class] == predicted_class).sum())
+    return (k / n if n else float("nan")), k, n

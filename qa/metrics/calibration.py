@@ -1,0 +1,159 @@
+"""Calibration metrics: can the model's confidence be trusted? Arrays in, numbers out.
+
+Equal-width bins follow torchmetrics' MulticlassCalibrationError: bin i holds confidences in
+[i/B, (i+1)/B), so the numbers agree with that independent implementation (a confidence of
+exactly 1.0 joins the last bin here, where torchmetrics gives it a bin of its own).
+Equal-mass (adaptive) bins split the samples sorted by confidence into B near-equal groups
+(Nguyen & O'Connor 2015), which keeps every bin populated when confidences crowd near 1.
+"""
+
+import numpy as np
+
+BINNINGS = ("width", "mass")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def bin_assignments(confidence: np.ndarray, n_bins: int, binning: str = "width") -> np.ndarray:
+    """The bin index (0..n_bins-1) of each confidence under the chosen binning."""
+    if binning not in BINNINGS:
+        raise ValueError(f"Expected `binning` to be one of {BINNINGS}, but got {binning!r}")
+    if n_bins < 1:
+        raise ValueError(f"Expected `n_bins` to be a positive int, but got {n_bins}")
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if binning == "width":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        return np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
+    bins = np.empty(len(confidence), dtype=np.int64)
+    for i, chunk in enumerate(np.array_split(np.argsort(confidence, kind="stable"), n_bins)):
+        bins[chunk] = i
+    return bins
+
+
+def reliability(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> list[dict]:
+    """Per bin: confidence range, mean confidence, accuracy and count (empty bins included).
+
+    This is the reliability diagram's data, and the sums behind ECE and MCE.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    bins = bin_assignments(confidence, n_bins, binning)
+    out = []
+    for i in range(n_bins):
+        m = bins == i
+        n = int(m.sum())
+        if binning == "width":
+            lo, hi = i / n_bins, (i + 1) / n_bins
+        else:
+            lo, hi = (float(confidence[m].min()), float(confidence[m].max())) if n else (0.0, 0.0)
+        out.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "count": n,
+                "confidence": float(confidence[m].mean()) if n else None,
+                "accuracy": float(correct[m].mean()) if n else None,
+            }
+        )
+    return out
+
+
+def _gaps(confidence, correct, n_bins, binning) -> tuple[np.ndarray, np.ndarray]:
+    bins = reliability(confidence, correct, n_bins, binning)
+    counts = np.array([b["count"] for b in bins], dtype=np.float64)
+    gaps = np.array([abs(b["confidence"] - b["accuracy"]) if b["count"] else 0.0 for b in bins])
+    return gaps, counts
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over bins."""
+    gaps, counts = _gaps(confidence, correct, n_bins, binning)
+    return float((gaps * counts).sum() / counts.sum())
+
+
+def maximum_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
+    """MCE: the largest confidence-accuracy gap over non-empty bins."""
+    gaps, counts = _gaps(confidence, correct, n_bins, binning)
+    return float(gaps[counts > 0].max())
+
+
+def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence of the predicted class and whether that prediction is correct."""
+    probs = np.asarray(probs)
+    return probs.max(axis=1), (probs.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+
+
+def classwise_ece(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> tuple[float, list[float]]:
+    """Classwise ECE (Kull et al. 2019): each class's one-vs-rest ECE, and their mean.
+
+    Unlike top-label ECE it also sees miscalibration of the classes the model did not pick.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    per_class = [
+        expected_calibration_error(probs[:, k], labels == k, n_bins, binning)
+        for k in range(probs.shape[1])
+    ]
+    return float(np.mean(per_class)), per_class
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Multiclass Brier score: mean over samples of the squared distance to the one-hot label."""
+    probs = np.asarray(probs, dtype=np.float64)
+    onehot = np.eye(probs.shape[1])[np.asarray(labels)]
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true class (natural log), from logits."""
+    lp = log_softmax(logits)
+    return float(-lp[np.arange(len(lp)), np.asarray(labels)].mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T > 0 minimising the NLL of logits / T (Guo et al. 2017).
+
+    The NLL is convex in 1/T, so a bounded scalar search over log T finds the optimum.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    res = minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits / np.exp(log_t), labels),
+        bounds=(np.log(0.01), np.log(100.0)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(np.exp(res.x))
+
+
+def bootstrap_interval(
+    statistic, n: int, confidence: float, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Two-sided percentile bootstrap interval of `statistic(indices)` over resampled indices."""
+    from qa.metrics.bootstrap import bootstrap_bounds
+
+    return bootstrap_bounds(
+        statistic, (np.arange(n),), confidence, n_resamples=n_resamples, seed=seed
+    )

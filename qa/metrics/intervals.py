@@ -1,0 +1,38 @@
+"""Two-sided confidence intervals for a binomial proportion (k successes in n trials).
+
+Accuracy-type gates compare a bound of these intervals with the threshold, so a model is not
+passed on a lucky eval set: 0.93 measured on 100 images is a lower 95% bound near 0.86.
+Wilson is the default (well centred, never outside [0, 1]); Clopper-Pearson ("exact") is
+conservative: its coverage is at least the nominal confidence for every true proportion.
+"""
+
+import math
+
+INTERVAL_METHODS = ("wilson", "clopper_pearson")
+_SCIPY_METHOD = {"wilson": "wilson", "clopper_pearson": "exact"}
+
+
+def binomial_interval(
+    k: int, n: int, confidence: float = 0.95, method: str = "wilson"
+) -> tuple[float, float]:
+    """(low, high) of the two-sided `confidence` interval for the proportion k/n.
+
+    Uses scipy.stats.binomtest(k, n).proportion_ci. With k = 0 the low end is exactly 0 and
+    with k = n the high end is exactly 1. With n = 0 nothing is known: (nan, nan), which no
+    gate passes.
+    """
+    if method not in _SCIPY_METHOD:
+        raise ValueError(f"Expected `method` to be one of {INTERVAL_METHODS}, but got {method!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"Expected `confidence` in (0, 1), but got {confidence}")
+    k, n = int(k), int(n)
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"Expected 0 <= k <= n, but got k={k}, n={n}")
+    if n == 0:
+        return math.nan, math.nan
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method=_SCIPY_METHOD[method])
+    low = 0.0 if k == 0 else min(max(float(ci.low), 0.0), 1.0)
+    high = 1.0 if k == n else min(max(float(ci.high), 0.0), 1.0)
+    return low, high

@@ -1,0 +1,128 @@
+"""Helpers shared by the perturbation families: per-sample randomness, size scaling, filters."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+REFERENCE_SIZE = 224  # ImageNet-C's image size: pixel-valued parameters are given at this size
+
+
+class SampleRandom:
+    """Random draws made sample by sample, so row i depends only on sample i's seed.
+
+    Each method returns a (B, *shape) tensor on the images' device; the per-sample Python loop
+    covers only the draws (one small call per image), never the image arithmetic.
+    """
+
+    def __init__(self, seeds: list[int], device: torch.device):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) draws, (B, *shape)."""
+        return torch.stack(
+            [torch.rand(shape, generator=g, device=self.device) for g in self.generators]
+        )
+
+    def uniform(self, low: float, high: float, *shape: int) -> torch.Tensor:
+        """Uniform [low, high) draws, (B, *shape)."""
+        return low + (high - low) * self.rand(*shape)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """Standard normal draws, (B, *shape)."""
+        return torch.stack(
+            [torch.randn(shape, generator=g, device=self.device) for g in self.generators]
+        )
+
+    def poisson(self, rates: torch.Tensor) -> torch.Tensor:
+        """Poisson draws with the given (B, ...) rates, one generator per row."""
+        pairs = zip(rates, self.generators, strict=True)
+        return torch.stack([torch.poisson(r, generator=g) for r, g in pairs])
+
+    def choice(self, n: int) -> torch.Tensor:
+        """One integer in [0, n) per sample, (B,) int64."""
+        return (self.rand() * n).long().clamp_(max=n - 1)
+
+
+def size_scale(images: torch.Tensor) -> float:
+    """The factor that turns a pixel length at 224x224 into one at this image's size."""
+    return min(images.shape[-2:]) / REFERENCE_SIZE
+
+
+def filter2d(images: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect") -> torch.Tensor:
+    """Correlate every channel with `kernel` (kh, kw), or one kernel per image (B, kh, kw).
+
+    Odd-sized kernels, centred; the border is extended by `padding` (F.pad modes).
+    """
+    b, c, h, w = images.shape
+    kh, kw = kernel.shape[-2:]
+    padded = F.pad(images, [kw // 2, kw // 2, kh // 2, kh // 2], mode=padding)
+    if kernel.ndim == 2:
+        return F.conv2d(padded, kernel.to(images).expand(c, 1, kh, kw), groups=c)
+    # One kernel per image: fold the batch into channels and convolve group-wise.
+    weight = kernel.to(images).repeat_interleave(c, dim=0).unsqueeze(1)
+    out = F.conv2d(padded.reshape(1, b * c, *padded.shape[-2:]), weight, groups=b * c)
+    return out.reshape(b, c, h, w)
+
+
+def splat_kernel(points: torch.Tensor, weights: torch.Tensor, radius: int) -> torch.Tensor:
+    """A (k, k) kernel, k = 2 * radius + 1, from weighted sub-pixel points, splatted bilinearly.
+
+    `points` (..., N, 2) are (x, y) offsets from the centre, `weights` (..., N); leading
+    dimensions are kept (one kernel per image). Bilinear splatting makes a kernel that is
+    averaged over the bilinear interpolation of the image, so it stays smooth below a pixel.
+    The kernel is normalised to sum to 1.
+    """
+    k = 2 * radius + 1
+    pos = points + radius
+    base = pos.floor()
+    frac = pos - base
+    lead = points.shape[:-2]
+    kernel = torch.zeros(*lead, k * k, dtype=points.dtype, device=points.device)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            wx = frac[..., 0] if dx else 1 - frac[..., 0]
+            wy = frac[..., 1] if dy else 1 - frac[..., 1]
+            x = (base[..., 0] + dx).clamp(0, k - 1).long()
+            y = (base[..., 1] + dy).clamp(0, k - 1).long()
+            kernel.scatter_add_(-1, y * k + x, weights * wx * wy)
+    kernel = kernel / kernel.sum(-1, keepdim=True)
+    return kernel.reshape(*lead, k, k)
+
+
+def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-smooth the last two dims with symmetric ("reflect" in scipy) borders, any sigma.
+
+    Done in the Fourier domain on the mirrored field: its periodic extension is the infinite
+    mirror extension, so sigmas larger than the image (ImageNet-C's elastic uses them) are
+    handled exactly, where a reflect-padded convolution cannot pad by more than the image.
+    """
+    h, w = field.shape[-2:]
+    mirrored = torch.cat([field, field.flip(-1)], -1)
+    mirrored = torch.cat([mirrored, mirrored.flip(-2)], -2)
+    fy = torch.fft.fftfreq(2 * h, device=field.device)
+    fx = torch.fft.rfftfreq(2 * w, device=field.device)
+    transfer = torch.exp(-2 * math.pi**2 * sigma**2 * (fy[:, None] ** 2 + fx[None, :] ** 2))
+    smooth = torch.fft.irfft2(torch.fft.rfft2(mirrored) * transfer, s=(2 * h, 2 * w))
+    return smooth[..., :h, :w]
+
+
+def pixel_grid(images: torch.Tensor) -> torch.Tensor:
+    """The (H, W, 2) pixel coordinates (x, y) of an image batch, as float on its device."""
+    h, w = images.shape[-2:]
+    ys = torch.arange(h, dtype=images.dtype, device=images.device)
+    xs = torch.arange(w, dtype=images.dtype, device=images.device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], -1)
+
+
+def sample_at(images: torch.Tensor, coords: torch.Tensor, padding: str) -> torch.Tensor:
+    """Bilinearly sample each image at (B, H, W, 2) pixel coordinates (x, y)."""
+    h, w = images.shape[-2:]
+    scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=coords.device)
+    grid = (coords * scale - 1).to(images.dtype)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)

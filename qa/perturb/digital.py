@@ -1,0 +1,88 @@
+"""Digital families of ImageNet-C: pixelate, JPEG compression, elastic transform.
+
+Pixelation factors are fractions of the image and JPEG qualities are absolute, so neither is
+scaled (JPEG's 8x8 blocks are fixed in pixels, so its artefacts loom larger on small images); the elastic transform's pixel-valued parameters are scaled by min(H, W) / 224.
+"""
+
+import io
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from qa.perturb.common import SampleRandom, gaussian_smooth, pixel_grid, sample_at, size_scale
+
+PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)  # side of the coarse grid, as a fraction of the image
+JPEG_QUALITY = (25, 18, 15, 10, 7)
+# (displacement gain, displacement smoothness sigma, affine jitter), pixels at 224. ImageNet-C
+# wrote 244 for 224 in these; its values are kept, as its authors judged them harmless.
+ELASTIC = (
+    (244 * 2, 244 * 0.7, 244 * 0.1),
+    (244 * 2, 244 * 0.08, 244 * 0.2),
+    (244 * 0.05, 244 * 0.01, 244 * 0.02),
+    (244 * 0.07, 244 * 0.01, 244 * 0.02),
+    (244 * 0.12, 244 * 0.01, 244 * 0.02),
+)
+
+
+def pixelate(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """Downscale (antialiased, close to ImageNet-C's box filter) then upscale with big pixels."""
+    h, w = images.shape[-2:]
+    factor = PIXELATE[severity - 1]
+    small = TF.resize(images, [max(1, int(h * factor)), max(1, int(w * factor))], antialias=True)
+    return TF.resize(small, [h, w], interpolation=TF.InterpolationMode.NEAREST_EXACT).clamp(0, 1)
+
+
+def jpeg_compression(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """Encode and decode as JPEG at a low quality (blocking and ringing), on 8-bit values.
+
+    With PIL, as ImageNet-C: torchvision's jpeg rests on its image codecs, deprecated since
+    0.29 in favour of TorchCodec. JPEG is a CPU codec, so the batch visits the CPU.
+    """
+    from PIL import Image
+
+    quality = JPEG_QUALITY[severity - 1]
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    decoded = np.empty_like(pixels)
+    for i, array in enumerate(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+        with Image.open(buffer) as image:
+            decoded[i] = np.asarray(image.convert("RGB"))
+    out = torch.from_numpy(decoded).permute(0, 3, 1, 2).to(images.device, images.dtype)
+    return (out / 255).clamp(0, 1)
+
+
+def _affine_jitter(images: torch.Tensor, jitter: float, rng: SampleRandom) -> torch.Tensor:
+    """(B, 2, 3) matrices mapping output pixels to input pixels: ImageNet-C's random affine.
+
+    Three points around the centre are moved by up to `jitter` pixels and the affine map
+    between the point sets solved for, as cv2.getAffineTransform; warpAffine samples the
+    input at the inverse map, which is the map from moved points back to the originals.
+    """
+    h, w = images.shape[-2:]
+    centre = torch.tensor([w // 2, h // 2], dtype=torch.float64, device=images.device)
+    d = min(h, w) // 3
+    offsets = torch.tensor([[d, d], [d, -d], [-d, -d]], dtype=torch.float64, device=images.device)
+    source = centre + offsets
+    moved = source + rng.uniform(-jitter, jitter, 3, 2).to(torch.float64)
+    ones = torch.ones(len(images), 3, 1, dtype=torch.float64, device=images.device)
+    # Solve [moved 1] @ M^T = source for the inverse map, one 3x3 system per sample.
+    inverse = torch.linalg.solve(torch.cat([moved, ones], -1), source.expand_as(moved))
+    return inverse.transpose(1, 2)
+
+
+def elastic_transform(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """A random affine warp followed by a smooth random displacement field, per image.
+
+    Written by hand because torchvision's elastic applies one displacement to the whole batch;
+    here each image has its own, and both warps are composed into a single bilinear sampling
+    with mirrored borders.
+    """
+    gain, sigma, jitter = (v * size_scale(images) for v in ELASTIC[severity - 1])
+    inverse = _affine_jitter(images, jitter, rng).to(images.dtype)
+    noise = rng.uniform(-1, 1, 2, *images.shape[-2:]).to(images.dtype)
+    displacement = (gaussian_smooth(noise, sigma) * gain).permute(0, 2, 3, 1)  # (B, H, W, 2)
+    coords = pixel_grid(images)[None] + displacement
+    warped = torch.einsum("bij,bhwj->bhwi", inverse[..., :2], coords) + inverse[:, None, None, :, 2]
+    return sample_at(images, warped, "reflection").clamp(0, 1)

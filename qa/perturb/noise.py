@@ -1,0 +1,35 @@
+"""Noise families of ImageNet-C, with its severity parameters (intensity-relative: no scaling).
+
+torchvision has no noise operations, so all three are written by hand.
+"""
+
+import torch
+
+from qa.perturb.common import SampleRandom
+
+GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
+SHOT_PHOTONS = (60, 25, 12, 5, 3)  # photons per unit intensity: fewer is noisier
+IMPULSE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)
+
+
+def gaussian_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """Additive white Gaussian noise (sensor read noise)."""
+    sigma = GAUSSIAN_SIGMA[severity - 1]
+    return (images + sigma * rng.randn(*images.shape[1:]).to(images)).clamp(0, 1)
+
+
+def shot_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """Poisson (photon-counting) noise: each value becomes Poisson(x * c) / c."""
+    photons = SHOT_PHOTONS[severity - 1]
+    return (rng.poisson(images * photons) / photons).clamp(0, 1).to(images.dtype)
+
+
+def impulse_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+    """Salt-and-pepper noise: a fraction of the values (per channel) set to 0 or 1, half each.
+
+    As scikit-image's random_noise(mode="s&p") that ImageNet-C uses.
+    """
+    amount = IMPULSE_AMOUNT[severity - 1]
+    draws = rng.rand(2, *images.shape[1:]).to(images)
+    hit, salt = draws[:, 0] < amount, (draws[:, 1] < 0.5).to(images.dtype)
+    return torch.where(hit, salt, images)

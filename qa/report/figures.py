@@ -1,0 +1,172 @@
+"""Small inline SVG figures for the HTML report: heatmap, reliability diagram, curves, bars.
+
+Written by hand: a plotting library (matplotlib) would add tens of megabytes of dependency and
+embed fonts, for figures that are a few dozen rectangles and lines. Colours come from the
+Okabe-Ito palette (distinguishable with colour-vision deficiency) and every series also
+differs in dash pattern or marker, so figures read in greyscale too.
+"""
+
+from html import escape
+
+CANDIDATE, BASELINE, GAP = "#0072B2", "#E69F00", "#D55E00"
+DASHES = {"candidate": "", "baseline": "6 4"}
+FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+
+
+def _svg(width: int, height: int, body: list[str], title: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+    )
+
+
+def _axes(x0: int, y0: int, w: int, h: int, xlabel: str, ylabel: str) -> list[str]:
+    """Plot frame with 0/0.5/1 ticks on both axes (every figure here plots rates in [0, 1])."""
+    out = [f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#555"/>']
+    for t in (0.0, 0.5, 1.0):
+        out.append(
+            f'<text x="{x0 - 4}" y="{y0 + h - t * h + 4}" text-anchor="end" {FONT}>{t:g}</text>'
+        )
+    out.append(
+        f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle" {FONT}>{escape(xlabel)}</text>'
+    )
+    out.append(
+        f'<text x="{x0 - 34}" y="{y0 + h / 2}" text-anchor="middle" {FONT} '
+        f'transform="rotate(-90 {x0 - 34} {y0 + h / 2})">{escape(ylabel)}</text>'
+    )
+    return out
+
+
+def heatmap(
+    matrix: list[list[int]],
+    labels: list[str],
+    title: str = "Confusion matrix",
+    columns: list[str] | None = None,
+    across: str = "predicted",
+) -> str:
+    """Row-normalised heatmap (true class down, predicted across), counts printed in cells.
+
+    Lightness alone encodes the rate (one hue), so it survives greyscale printing.
+    """
+    k = len(labels)
+    columns = columns or labels
+    cell = max(14, min(36, 420 // max(k, 1)))
+    x0, y0 = 70, 30
+    body = [
+        f'<text x="{x0 + k * cell / 2}" y="14" text-anchor="middle" {FONT}>{escape(across)}</text>'
+    ]
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        y = y0 + i * cell
+        body.append(
+            f'<text x="{x0 - 4}" y="{y + cell / 2 + 4}" text-anchor="end" {FONT}>{escape(labels[i][:10])}</text>'
+        )
+        for j, count in enumerate(row):
+            rate = count / total
+            light = 97 - 70 * rate
+            body.append(
+                f'<rect x="{x0 + j * cell}" y="{y}" width="{cell}" height="{cell}" '
+                f'fill="hsl(210,70%,{light:.0f}%)"><title>{escape(labels[i])} as '
+                f"{escape(columns[j])}: {count} ({rate:.1%})</title></rect>"
+            )
+            if count and cell >= 20:
+                ink = "#fff" if light < 55 else "#111"
+                body.append(
+                    f'<text x="{x0 + j * cell + cell / 2}" y="{y + cell / 2 + 4}" '
+                    f'text-anchor="middle" fill="{ink}" {FONT}>{count}</text>'
+                )
+    for j, name in enumerate(columns):
+        x = x0 + j * cell + cell / 2
+        body.append(
+            f'<text x="{x}" y="{y0 + k * cell + 14}" text-anchor="middle" {FONT}>{escape(name[:6])}</text>'
+        )
+    return _svg(x0 + k * cell + 10, y0 + k * cell + 24, body, title)
+
+
+def reliability_diagram(bins: list[dict], title: str = "Reliability diagram") -> str:
+    """Accuracy against mean confidence per bin, bars sized by count, with the diagonal."""
+    x0, y0, w, h = 50, 10, 260, 220
+    body = _axes(x0, y0, w, h, "confidence", "accuracy")
+    body.append(
+        f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0}" stroke="#999" stroke-dasharray="4 3"/>'
+    )
+    for b in bins:
+        if not b.get("count") or b.get("accuracy") is None:
+            continue
+        lo, hi = b["lo"], max(b["hi"], b["lo"] + 0.01)
+        bx, bw = x0 + lo * w, (hi - lo) * w
+        acc_h, conf_h = b["accuracy"] * h, b["confidence"] * h
+        body.append(
+            f'<rect x="{bx:.1f}" y="{y0 + h - acc_h:.1f}" width="{bw:.1f}" height="{acc_h:.1f}" '
+            f'fill="{CANDIDATE}" fill-opacity="0.75" stroke="#fff"><title>confidence '
+            f"{b['confidence']:.3f}, accuracy {b['accuracy']:.3f}, n={b['count']}</title></rect>"
+        )
+        top, bottom = sorted((y0 + h - acc_h, y0 + h - conf_h))
+        body.append(
+            f'<rect x="{bx:.1f}" y="{top:.1f}" width="{bw:.1f}" height="{bottom - top:.1f}" '
+            f'fill="url(#hatch)" stroke="{GAP}" stroke-width="0.8"/>'
+        )
+    hatch = (
+        '<defs><pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="4" stroke="{GAP}" '
+        'stroke-width="1.5"/></pattern></defs>'
+    )
+    return _svg(x0 + w + 10, y0 + h + 40, [hatch, *body], title)
+
+
+def severity_curves(points: list[dict], title: str) -> str:
+    """Accuracy against severity (1-5): solid for the candidate, dashed for the baseline."""
+    x0, y0, w, h = 50, 10, 220, 160
+    body = _axes(x0, y0, w, h, "severity", "accuracy")
+    series = {
+        "candidate": ("accuracy", CANDIDATE, "circle"),
+        "baseline": ("baseline_accuracy", BASELINE, "square"),
+    }
+    for who, (key, colour, marker) in series.items():
+        pts = [(p["severity"], p[key]) for p in points if p.get(key) is not None]
+        if not pts:
+            continue
+        xy = [(x0 + (s - 1) / 4 * w, y0 + h - a * h) for s, a in pts]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        body.append(
+            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2" '
+            f'stroke-dasharray="{DASHES[who]}"/>'
+        )
+        for (x, y), (s, a) in zip(xy, pts, strict=True):
+            shape = (
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5"'
+                if marker == "circle"
+                else f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6"'
+            )
+            body.append(
+                f'{shape} fill="{colour}"><title>{who} s{s}: {a:.3f}</title>{"</circle>" if marker == "circle" else "</rect>"}'
+            )
+    for s in range(1, 6):
+        body.append(
+            f'<text x="{x0 + (s - 1) / 4 * w}" y="{y0 + h + 14}" text-anchor="middle" {FONT}>{s}</text>'
+        )
+    return _svg(x0 + w + 10, y0 + h + 40, body, title)
+
+
+def delta_bars(rows: list[dict], title: str = "Per-class recall delta") -> str:
+    """Horizontal bars of candidate-minus-baseline per class; regressions hatched and marked."""
+    bar, x0, w = 16, 80, 260
+    mid = x0 + w / 2
+    scale = (w / 2) / max(0.05, max((abs(r["delta"]) for r in rows), default=0.05))
+    body = [f'<line x1="{mid}" y1="4" x2="{mid}" y2="{10 + len(rows) * (bar + 4)}" stroke="#555"/>']
+    for i, r in enumerate(rows):
+        y = 8 + i * (bar + 4)
+        d = r["delta"]
+        x, bw = (mid, d * scale) if d >= 0 else (mid + d * scale, -d * scale)
+        fill = GAP if r.get("regressed") else CANDIDATE
+        body.append(
+            f'<text x="{x0 - 4}" y="{y + bar - 4}" text-anchor="end" {FONT}>{escape(str(r["class"])[:10])}</text>'
+        )
+        body.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{max(bw, 0.5):.1f}" height="{bar}" fill="{fill}">'
+            f"<title>{escape(str(r['class']))}: {d:+.3f}</title></rect>"
+        )
+        mark = " ✗ regressed" if r.get("regressed") else ""
+        body.append(f'<text x="{x0 + w + 4}" y="{y + bar - 4}" {FONT}>{d:+.3f}{mark}</text>')
+    return _svg(x0 + w + 110, 16 + len(rows) * (bar + 4), body, title)

@@ -1,0 +1,156 @@
+"""Apply a suite's checks to evidence: plan the views, run every check in isolation, decide.
+
+A check that raises becomes that check's `error` (with the exception's message and
+traceback in its details), never a crash of the run and never a silent pass, as in
+deepchecks. The verdict follows DESIGN.md's exit codes:
+
+    pass   every gate passed; `warn` outcomes allowed unless strict       -> exit 0
+    fail   at least one gate failed                                      -> exit 1
+    error  no gate failed, but some check could not be evaluated         -> exit 1
+
+An `error` blocks like a failed gate, whatever the check's severity: a gate that could not
+be evaluated has not been passed. It has its own verdict so that reports can say "could not
+evaluate" rather than "failed"; `exit_code` maps both to ExitCode.GATE_FAILED. `skip` (a
+check that says it does not apply, and why) does not block.
+"""
+
+import time
+import traceback
+from dataclasses import dataclass, replace
+
+from qa.checks import CheckResult, load_all
+from qa.errors import ExitCode
+from qa.evidence import Evidence, View
+from qa.suite import CheckSpec, Suite
+
+STATUSES = ("pass", "fail", "warn", "error", "skip")
+
+
+@dataclass
+class CheckOutcome:
+    """One check's final outcome: its result, with the suite's severity applied to the status."""
+
+    name: str
+    kind: str
+    family: str
+    severity: str  # "fail" | "warn"
+    status: str  # pass | fail | warn | error | skip; a failing severity:warn check is "warn"
+    result: CheckResult
+    slice: dict | None
+    seconds: float
+
+
+def plan(suite: Suite) -> list[View]:
+    """The distinct views the suite's checks read, in first-asked order, that can be computed.
+
+    Baseline views are kept only when the suite has a baseline (load_suite already refuses a
+    check that needs one without it), and views of a split only when the suite declares it:
+    a check whose optional view is absent handles that itself, any other reports an error.
+    """
+    splits = suite.data.splits()
+    views = dict.fromkeys(v for check in suite.checks for v in check.views())
+    return [
+        v
+        for v in views
+        if v.split in splits and (v.model != "baseline" or suite.baseline is not None)
+    ]
+
+
+def run_checks(suite: Suite, evidence: Evidence) -> list[CheckOutcome]:
+    """Run every check of the suite on the evidence, each isolated from the others' failures.
+
+    The suite's defaults (confidence, interval method) are applied to the evidence first, so
+    the suite is the one place they are set.
+    """
+    registry = load_all()
+    evidence = replace(
+        evidence,
+        confidence=suite.defaults.confidence,
+        interval_method=suite.defaults.interval,
+    )
+    outcomes = []
+    for check in suite.checks:
+        start = time.perf_counter()
+        result = _run_one(check, registry[check.kind].fn, evidence)
+        status = result.status
+        if status == "fail" and check.severity == "warn":
+            status = "warn"
+        outcomes.append(
+            CheckOutcome(
+                name=check.name,
+                kind=check.kind,
+                family=registry[check.kind].family,
+                severity=check.severity,
+                status=status,
+                result=result,
+                slice=check.slice.as_dict() if check.slice else None,
+                seconds=time.perf_counter() - start,
+            )
+        )
+    return outcomes
+
+
+def _run_one(check: CheckSpec, fn, evidence: Evidence) -> CheckResult:
+    """One check's result; every way it can go wrong is an `error` result that says why."""
+    try:
+        if check.slice is not None:
+            evidence = slice_evidence(evidence, check)
+        result = fn(evidence, check.params)
+    except SliceError as exc:
+        return CheckResult("error", str(exc))
+    except KeyError as exc:
+        missing = exc.args[0] if exc.args else None
+        if isinstance(missing, View):
+            return CheckResult("error", f"no evidence for {missing.label()} (was it planned?)")
+        return _crashed(exc)
+    except Exception as exc:
+        return _crashed(exc)
+    if not isinstance(result, CheckResult) or result.status not in STATUSES:
+        return CheckResult(
+            "error", f"check {check.kind} returned {result!r}, not a CheckResult with a status"
+        )
+    return result
+
+
+def _crashed(exc: Exception) -> CheckResult:
+    return CheckResult(
+        "error",
+        f"the check raised {type(exc).__name__}: {exc}",
+        details={"traceback": traceback.format_exc()},
+    )
+
+
+class SliceError(ValueError):
+    """A slice that cannot be taken: an unknown column, or no sample in it."""
+
+
+def slice_evidence(evidence: Evidence, check: CheckSpec) -> Evidence:
+    """The evidence restricted to the check's slice; SliceError when it cannot be taken."""
+    column = check.slice.column
+    if column not in evidence.metadata:
+        known = ", ".join(sorted(evidence.metadata)) or "none (slices need a manifest CSV)"
+        raise SliceError(f"slice column {column!r} is not in the eval metadata; columns: {known}")
+    mask = check.slice.mask(evidence.metadata[column])
+    if not mask.any():
+        values = sorted({str(v) for v in evidence.metadata[column]})
+        shown = ", ".join(values[:20]) + (" ..." if len(values) > 20 else "")
+        raise SliceError(f"slice {check.slice.as_dict()} holds no samples; {column} has {shown}")
+    return evidence.subset(mask)
+
+
+def verdict(outcomes: list[CheckOutcome], strict: bool = False) -> str:
+    """ "fail" if a gate failed, else "error" if a check could not be evaluated, else "pass".
+
+    With `strict`, a `warn` outcome (a failed severity:warn gate) counts as a failed gate.
+    """
+    statuses = {o.status for o in outcomes}
+    if "fail" in statuses or (strict and "warn" in statuses):
+        return "fail"
+    if "error" in statuses:
+        return "error"
+    return "pass"
+
+
+def exit_code(decision: str) -> ExitCode:
+    """The process exit code of a verdict: 0 for pass, 1 for fail and for error."""
+    return ExitCode.OK if decision == "pass" else ExitCode.GATE_FAILED

@@ -1,0 +1,308 @@
+"""The suite: a YAML file declaring what to gate, read by `load_suite` and nothing else.
+
+    name: release                          # required
+    description: ...                       # optional
+    model: {arch: resnet50, arch_kwargs: {num_classes: 10}, class_names: [...],
+            preprocessing: {resize: 256, crop: 224, mean: [...], std: [...]}}
+                                           # optional: only for a plain state_dict checkpoint
+    data:
+      eval: data/digits/test               # a folder (ImageFolder), {path: DIR},
+      train: data/digits/train             #   or {manifest: FILE.csv, root: DIR}
+      calibration: data/digits/val         # optional, for fitting a temperature
+    baseline: checkpoints/baseline.pt      # optional; `qa run --baseline` overrides it
+    defaults: {confidence: 0.95, batch_size: 256, interval: wilson}  # or clopper_pearson
+    checks:
+      - kind: top1_accuracy                # a registered kind (`qa checks` lists them)
+        name: overall accuracy             # optional, default: the kind
+        severity: fail                     # fail (default) or warn
+        slice: {column: camera, equals: A} # optional: {column, equals: V} or {column, in: [..]}
+        min: 0.9                           # the kind's own parameters, beside the common keys
+
+Every mapping rejects unknown keys, and keys are always text (`true:` is the key "true"). Values are validated strictly: `min: "0.9"` is a string,
+not a number. Numbers such as 1e-3 are read as numbers (YAML 1.2), not as strings.
+Relative paths (data, manifest, root, baseline) are kept as written and resolve against the
+current working directory of the `qa` process, like every other command-line path.
+
+A check without a name is named after its kind; further unnamed checks of the same kind are
+named `kind#2`, `kind#3`, ... Two checks given the same explicit name are an error.
+A kind that compares against a baseline (`needs_baseline`) is an error in a suite without
+`baseline:`, unless the caller passes one (`load_suite(path, baseline=...)`, from --baseline).
+
+Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...` (qa.errors.InputError).
+"""
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+
+from qa import suite_errors as err
+from qa.checks import CheckParams, load_all
+from qa.errors import InputError
+from qa.evidence import View
+from qa.metrics.intervals import INTERVAL_METHODS
+from qa.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+COMMON_KEYS = ("kind", "name", "severity", "slice")
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Preprocessing(_Strict):
+    """How images are fed to a model that does not describe itself (default: ImageNet)."""
+
+    resize: int = Field(256, ge=1, description="shorter side after resizing, in pixels")
+    crop: int = Field(224, ge=1, description="centre crop size, in pixels")
+    mean: list[float] = Field(list(IMAGENET_MEAN), min_length=3, max_length=3)
+    std: list[Annotated[float, Field(gt=0)]] = Field(list(IMAGENET_STD), min_length=3, max_length=3)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+
+class ModelSpec(_Strict):
+    """The architecture of a plain state_dict checkpoint (self-describing ones need none)."""
+
+    arch: str = Field(min_length=1, description="torchvision architecture name")
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    class_names: list[str] | None = Field(None, min_length=1)
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        n = self.arch_kwargs.get("num_classes")
+        if self.class_names is not None and n is not None and n != len(self.class_names):
+            raise ValueError(
+                f"arch_kwargs.num_classes is {n} but class_names lists {len(self.class_names)}"
+            )
+        return self
+
+    def resolved_class_names(self) -> list[str] | None:
+        """class_names, else "0".."N-1" from arch_kwargs.num_classes, else None (ask the weights)."""
+        if self.class_names is not None:
+            return list(self.class_names)
+        n = self.arch_kwargs.get("num_classes")
+        return [str(i) for i in range(n)] if isinstance(n, int) else None
+
+
+class DataSpec(_Strict):
+    """One split: an ImageFolder tree (`path`) or a manifest CSV (`manifest`, optional `root`)."""
+
+    path: str | None = Field(None, min_length=1, description="ImageFolder root")
+    manifest: str | None = Field(None, min_length=1, description="CSV of paths, labels, columns")
+    root: str | None = Field(None, min_length=1, description="folder the manifest's paths are in")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.manifest is None):
+            raise ValueError("give exactly one of `path` (a folder) or `manifest` (a CSV file)")
+        if self.root is not None and self.manifest is None:
+            raise ValueError("`root` belongs with `manifest`, not with `path`")
+        return self
+
+
+class DataConfig(_Strict):
+    """The splits a suite reads; only `eval` is required."""
+
+    eval: DataSpec
+    train: DataSpec | None = None
+    calibration: DataSpec | None = None
+
+    def splits(self) -> dict[str, DataSpec]:
+        """The declared splits by name, `eval` first."""
+        named = {"eval": self.eval, "train": self.train, "calibration": self.calibration}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+class Defaults(_Strict):
+    """Settings shared by every check of the suite."""
+
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence of every interval")
+    batch_size: int = Field(256, ge=1, description="inference batch size")
+    interval: Literal[INTERVAL_METHODS] = Field("wilson", description="binomial interval method")
+
+
+class Slice(_Strict):
+    """A subset of the eval samples, by a metadata column (values are compared as text)."""
+
+    column: str = Field(min_length=1)
+    equals: Scalar | None = None
+    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
+
+    @model_validator(mode="after")
+    def _one_condition(self):
+        if (self.equals is None) == (self.in_ is None):
+            raise ValueError("give exactly one of `equals: VALUE` or `in: [VALUES]`")
+        return self
+
+    def mask(self, values: np.ndarray) -> np.ndarray:
+        """Which samples belong to the slice, given the column's per-sample values."""
+        text = np.asarray(values).astype(str)
+        wanted = [self.equals] if self.in_ is None else self.in_
+        return np.isin(text, [str(v) for v in wanted])
+
+    def as_dict(self) -> dict:
+        """The slice as written in the suite, e.g. {"column": "camera", "equals": "A"}."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class _CheckHeader(_Strict):
+    kind: str = Field(min_length=1)
+    name: str | None = Field(None, min_length=1)
+    severity: Literal["fail", "warn"] = "fail"
+    slice: Slice | None = None
+
+
+class CheckSpec(_Strict):
+    """One check of the suite: its kind, unique name, severity, optional slice, parameters."""
+
+    kind: str
+    name: str
+    severity: Literal["fail", "warn"] = "fail"
+    slice: Slice | None = None
+    params: SerializeAsAny[CheckParams]
+
+    def views(self) -> list[View]:
+        """What the engine must compute for this check."""
+        return self.params.views()
+
+
+class Suite(_Strict):
+    """A validated suite; build it with `load_suite`."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    model: ModelSpec | None = None
+    data: DataConfig
+    baseline: str | None = Field(None, min_length=1)
+    defaults: Defaults = Field(default_factory=Defaults)
+    checks: list[CheckSpec]
+
+    def requires_baseline(self) -> bool:
+        """Whether some check compares against a baseline model."""
+        return any(c.params.needs_baseline for c in self.checks)
+
+
+def load_suite(path: str | Path, baseline: str | Path | None = None) -> Suite:
+    """Read, validate and return the suite at `path`: the only way a suite enters qa.
+
+    `baseline` (the command line's --baseline) replaces the suite's `baseline:`. Raises
+    InputError with one line naming file, line, key path, what was expected and found.
+    """
+    registry = load_all()
+    data, lines = err.read_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
+        )
+    specs, problems = _check_specs(data, registry)
+    try:
+        suite = Suite.model_validate({**data, "checks": specs}, strict=True)
+    except ValidationError as exc:
+        # `checks` was validated above, entry by entry, against each kind's own parameters
+        problems += [p for p in err.problems(exc, Suite, (), data) if p[0][:1] != ("checks",)]
+    else:
+        if baseline is not None:
+            suite = suite.model_copy(update={"baseline": str(baseline)})
+        if not problems:
+            problems = _cross_problems(suite)
+    if problems:
+        raise InputError(err.first_line(path, problems, lines))
+    return suite
+
+
+def _check_specs(data: dict, registry) -> tuple[list[CheckSpec], list]:
+    """Validate every check entry: common keys, kind, and the kind's parameters."""
+    raw = data.get("checks", err.MISSING)
+    at = ("checks",)
+    if raw is err.MISSING:
+        return [], [(at, "missing required key (a list of checks)")]
+    if not isinstance(raw, list) or not raw:
+        return [], [(at, f"expected a non-empty list of checks, found {err.found(raw)}")]
+    specs, problems, names = [], [], _names(raw)
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            problems.append(((*at, i), f"expected a mapping with `kind`, found {err.found(entry)}"))
+            continue
+        common = {k: v for k, v in entry.items() if k in COMMON_KEYS}
+        try:
+            header = _CheckHeader.model_validate(common, strict=True)
+        except ValidationError as exc:
+            problems += err.problems(exc, _CheckHeader, (*at, i), data)
+            continue
+        if header.kind not in registry:
+            near = difflib.get_close_matches(header.kind, registry, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known kinds: {', '.join(registry)}"
+            problems.append(((*at, i, "kind"), f"unknown check kind {header.kind!r}; {hint}"))
+            continue
+        model = registry[header.kind].params
+        own = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
+        try:
+            params = model.model_validate(own, strict=True)
+        except ValidationError as exc:
+            problems += err.problems(exc, model, (*at, i), data, header.kind)
+            continue
+        specs.append(CheckSpec(**{**dict(header), "name": names[i], "params": params}))
+    return specs, problems
+
+
+def _names(raw: list) -> list[str | None]:
+    """Each entry's final name: its own, or its kind's with #2, #3... for repeats."""
+    given = [e.get("name") if isinstance(e, dict) else None for e in raw]
+    used = {n for n in given if isinstance(n, str)}
+    names = []
+    for entry, name in zip(raw, given, strict=True):
+        if name is None and isinstance(entry, dict) and isinstance(entry.get("kind"), str):
+            kind, n = entry["kind"], 1
+            name = kind
+            while name in used:
+                n += 1
+                name = f"{kind}#{n}"
+            used.add(name)
+        names.append(name)
+    return names
+
+
+def _cross_problems(suite: Suite) -> list:
+    """Rules that span keys: unique check names, a baseline for checks that need one."""
+    problems, seen = [], set()
+    for i, check in enumerate(suite.checks):
+        if check.name in seen:
+            problems.append(
+                (("checks", i, "name"), f"duplicate check name {check.name!r}; names are unique")
+            )
+        seen.add(check.name)
+        if check.params.needs_baseline and suite.baseline is None:
+            problems.append(
+                (
+                    ("checks", i, "kind"),
+                    f"check kind {check.kind!r} compares against a baseline; "
+                    "add `baseline: CHECKPOINT` to the suite or pass --baseline",
+                )
+            )
+    return problems
+
+
+def describe_checks() -> list[dict]:
+    """Every registered check kind with its family, summary, example and parameters (`qa checks`)."""
+    rows = []
+    for kind, spec in sorted(load_all().items()):
+        rows.append(
+            {
+                "kind": kind,
+                "family": spec.family,
+                "summary": spec.summary,
+                "needs_baseline": spec.params.needs_baseline,
+                "example": dict(getattr(spec.params, "example", {})),
+                "parameters": err.describe_fields(spec.params),
+            }
+        )
+    return rows

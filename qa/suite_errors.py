@@ -1,0 +1,298 @@
+"""Line-aware YAML reading and one-line error messages, for the suite loader (qa.suite).
+
+YAML is composed into nodes first, so every key keeps the line it was written on; pydantic's
+error locations are then mapped back onto those lines. Messages follow pre-commit's clientlib:
+`FILE:LINE: KEY.PATH: expected ..., found ...`.
+"""
+
+import difflib
+import inspect
+import re
+import types
+import typing
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from qa.errors import InputError
+
+MISSING = object()
+Problem = tuple[tuple, str]  # (key path, message)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads exponent floats without a dot (1e-3) as numbers, as YAML 1.2."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
+    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: suite file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: expected a UTF-8 text file, found binary data") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the suite ({exc.strerror})") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise InputError(
+                f"{path}:1: expected a mapping with name, data and checks, found nothing"
+            )
+        lines: dict[tuple, int] = {}
+        _record(node, (), lines, loader, path, set())
+        return loader.construct_document(node), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise InputError(
+            f"{path}:{mark.line + 1}: invalid YAML: {exc.problem or exc.context}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _record(node, at: tuple, lines: dict, loader, path, active: set) -> None:
+    """Record the line of every key and item below `node`; reject duplicate keys."""
+    lines.setdefault(at, node.start_mark.line + 1)
+    if id(node) in active:  # a recursive alias: its lines are already recorded
+        return
+    active = active | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError(
+                    f"{path}:{line}: {dotted(at)}: expected a plain key, found a {key_node.id}"
+                )
+            if key_node.style is None:  # keys are text: `true:` is the key 'true', not a bool
+                key_node.tag = "tag:yaml.org,2002:str"
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise InputError(
+                    f"{path}:{line}: {dotted((*at, key))}: duplicate key (YAML would keep only the last)"
+                )
+            seen.add(key)
+            lines[(*at, key)] = line
+            _record(value_node, (*at, key), lines, loader, path, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record(item, (*at, i), lines, loader, path, active)
+
+
+def dotted(at: tuple) -> str:
+    """A key path as written in messages: checks[3].min."""
+    text = ""
+    for key in at:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else str(key)
+    return text or "(top level)"
+
+
+def found(value) -> str:
+    """A value as the `found ...` of a message."""
+    if value is MISSING or value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def first_line(path, problems: list[Problem], lines: dict[tuple, int]) -> str:
+    """The message of the problem written earliest in the file, as FILE:LINE: PATH: MESSAGE.
+
+    Unknown keys and kinds come first: a misspelt key also makes the key it meant missing.
+    """
+
+    def line_of(at: tuple) -> int:
+        while at not in lines and at:
+            at = at[:-1]
+        return lines.get(at, 1)
+
+    at, message = min(problems, key=lambda p: (not p[1].startswith("unknown "), line_of(p[0])))
+    where = f"{dotted(at)}: " if at else ""
+    return f"{path}:{line_of(at)}: {where}{message}"
+
+
+def problems(
+    exc: ValidationError, model: type[BaseModel], prefix: tuple, data, kind: str | None = None
+) -> list[Problem]:
+    """Turn pydantic's errors for `model` (validated at `prefix` in `data`) into problems.
+
+    Errors inside a union are grouped: the member that got deepest into the value explains
+    the error; members that failed at the same place are joined ("a list or 'all'").
+    """
+    groups: dict = {}
+    for n, error in enumerate(exc.errors()):
+        at, union_at = _clean((*prefix, *error["loc"]), data, error["type"])
+        groups.setdefault(union_at if union_at is not None else n, []).append((at, error))
+    out = []
+    for members in groups.values():
+        depth = max(len(at) for at, _ in members)
+        deepest = [(at, e) for at, e in members if len(at) == depth]
+        at, error = deepest[0]
+        wanted = [_expected(e) for _, e in deepest]
+        if len(deepest) > 1 and all(wanted):
+            message = (
+                f"expected {' or '.join(dict.fromkeys(wanted))}, found {found(error['input'])}"
+            )
+        else:
+            message = _message(error, model, at[len(prefix) :], kind)
+        out.append((at, message))
+    return out
+
+
+def _clean(loc: tuple, data, error_type: str) -> tuple[tuple, tuple | None]:
+    """Keep the parts of a pydantic location that are keys of the data (drop union tags)."""
+    at, value, union_at = [], data, None
+    for i, part in enumerate(loc):
+        if (isinstance(value, dict) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        ):
+            value = value[part]
+        elif i == len(loc) - 1 and error_type == "missing":
+            value = MISSING
+        else:
+            union_at = tuple(at) if union_at is None else union_at
+            continue
+        at.append(part)
+    return tuple(at), union_at
+
+
+_TYPES = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_BOUNDS = {
+    "greater_than_equal": "a number >= {ge}",
+    "greater_than": "a number > {gt}",
+    "less_than_equal": "a number <= {le}",
+    "less_than": "a number < {lt}",
+    "too_short": "at least {min_length} item(s)",
+    "too_long": "at most {max_length} item(s)",
+    "string_too_short": "at least {min_length} character(s)",
+    "literal_error": "{expected}",
+}
+
+
+def _expected(error: dict) -> str | None:
+    if error["type"] in _TYPES:
+        return _TYPES[error["type"]]
+    if error["type"] in _BOUNDS:
+        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+        return _BOUNDS[error["type"]].format(**ctx)
+    return None
+
+
+def _message(error: dict, model: type[BaseModel], at: tuple, kind: str | None) -> str:
+    kind_of = error["type"]
+    if kind_of == "missing":
+        return "missing required " + ("parameter" if kind and len(at) == 1 else "key")
+    if kind_of == "extra_forbidden":
+        return _unknown_key(at[-1], _model_at(model, at[:-1]), kind if len(at) == 1 else None)
+    wanted = _expected(error)
+    if wanted:
+        return f"expected {wanted}, found {found(error['input'])}"
+    text = error["msg"].removeprefix("Value error, ")
+    if kind_of in ("value_error", "assertion_error"):
+        return text
+    return f"{text[0].lower()}{text[1:]}, found {found(error['input'])}"
+
+
+def _unknown_key(key, model: type[BaseModel] | None, kind: str | None) -> str:
+    valid = [f.alias or name for name, f in model.model_fields.items()] if model else []
+    what = f"parameter {key!r} for {kind}" if kind else f"key {key!r}"
+    near = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"unknown {what}{hint} (valid: {', '.join(valid) or 'none'})"
+
+
+def _model_at(model: type[BaseModel], at: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at key path `at` below `model`."""
+    for part in at:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
+        if part not in fields:
+            return None
+        inner = _models_in(fields[part].annotation)
+        if not inner:
+            return None
+        model = inner[0]
+    return model
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def type_name(annotation) -> str:
+    """A readable name of a parameter's type: float, list[str], 'lower_bound' | 'point'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe_fields(model: type[BaseModel]) -> list[dict]:
+    """Each parameter of `model`: name, type, required, default, constraints, description."""
+    rows = []
+    for name, f in model.model_fields.items():
+        bounds = []
+        for m in f.metadata:
+            for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                if getattr(m, attr, None) is not None:
+                    bounds.append(f"{word} {getattr(m, attr)}")
+            if getattr(m, "min_length", None) is not None:
+                bounds.append(f"at least {m.min_length} item(s)")
+        required = f.is_required()
+        rows.append(
+            {
+                "name": f.alias or name,
+                "type": type_name(f.annotation),
+                "required": required,
+                "default": None if required else f.get_default(call_default_factory=True),
+                "constraints": ", ".join(bounds),
+                "description": f.description or "",
+            }
+        )
+    return rows

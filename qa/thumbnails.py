@@ -1,0 +1,60 @@
+"""Thumbnails of the files a data check flagged, embedded in its result for the reports.
+
+Report preparation, not a check: the engine runs it after the checks, so that the HTML
+report, rendered from the JSON alone, can show the images a data check failed on.
+"""
+
+import base64
+import io
+from pathlib import Path
+
+MAX_THUMBNAILS = 8
+SIZE = 64
+
+
+def thumbnail_uri(path: str | Path, size: int = SIZE) -> str | None:
+    """A PNG data URI of the image at `path`, at most `size` pixels a side; None if it does
+    not decode. Small images are enlarged by an integer factor with nearest-neighbour (so
+    pixels stay crisp); large ones are shrunk with a Lanczos filter."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except Exception:  # PIL raises many types for a bad file; it just gets no thumbnail
+        return None
+    longest = max(img.size)
+    if longest <= size:
+        factor = size // longest
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+    else:
+        img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def attach_thumbnails(outcomes, suite, roots: dict[str, Path]) -> None:
+    """Add details["thumbnails"] to each failing or warning data-family outcome with
+    details["failing_paths"]: up to MAX_THUMBNAILS {"path", "data_uri"}, in listed order.
+
+    `roots` maps a split to the folder its sample ids are relative to; a check reads the
+    split named by its `split` parameter (eval for train-versus-eval checks).
+    """
+    specs = {c.name: c for c in suite.checks}
+    for outcome in outcomes:
+        details = outcome.result.details
+        paths = details.get("failing_paths") if isinstance(details, dict) else None
+        if outcome.family != "data" or outcome.status not in ("fail", "warn") or not paths:
+            continue
+        root = roots.get(getattr(specs[outcome.name].params, "split", "eval"))
+        if root is None:
+            continue
+        thumbnails = []
+        for rel in paths:
+            uri = thumbnail_uri(Path(root) / rel)
+            if uri is not None:
+                thumbnails.append({"path": rel, "data_uri": uri})
+            if len(thumbnails) == MAX_THUMBNAILS:
+                break
+        details["thumbnails"] = thumbnails

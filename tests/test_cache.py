@@ -1,0 +1,118 @@
+"""The evidence cache: hits skip the model, any change recomputes, a bad entry is never trusted."""
+
+import numpy as np
+import pytest
+from test_engine_support import forward_counter, save_tiny, write_data, write_suite
+
+from qa import cache
+from qa.engine import run_suite
+
+CHECKS = "- {kind: top1_accuracy, min: 0.0}\n"
+N = 30  # images: three per class
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data = write_data(tmp_path / "eval", per_class=3)
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS)
+    ckpt = save_tiny(tmp_path / "cand.pt", seed=2)
+    return data, suite, ckpt, tmp_path / "cache"
+
+
+def _run(suite, ckpt, cache_dir, tmp_path):
+    """Run the suite; return the eval logits (from the saved predictions)."""
+    run_suite(
+        suite,
+        ckpt,
+        out=None,
+        cache_dir=cache_dir,
+        progress=False,
+        save_predictions_to=tmp_path / "pred.npz",
+    )
+    with np.load(tmp_path / "pred.npz") as saved:
+        return saved["candidate/eval/clean/logits"]
+
+
+def _entries(cache_dir):
+    return sorted(cache_dir.rglob("*.npz"))
+
+
+def test_a_second_run_reads_the_cache_and_never_calls_the_model(setup, tmp_path, monkeypatch):
+    _, suite, ckpt, cache_dir = setup
+    calls = forward_counter(monkeypatch)
+    first = _run(suite, ckpt, cache_dir, tmp_path)
+    assert sum(calls) == N and len(_entries(cache_dir)) == 1
+    calls.clear()
+    second = _run(suite, ckpt, cache_dir, tmp_path)
+    assert calls == []
+    np.testing.assert_array_equal(first, second)
+
+
+def test_no_cache_recomputes_and_writes_nothing(setup, tmp_path, monkeypatch):
+    _, suite, ckpt, cache_dir = setup
+    calls = forward_counter(monkeypatch)
+    _run(suite, ckpt, None, tmp_path)
+    _run(suite, ckpt, None, tmp_path)
+    assert sum(calls) == 2 * N and not cache_dir.exists()
+
+
+def test_another_checkpoint_misses(setup, tmp_path, monkeypatch):
+    _, suite, ckpt, cache_dir = setup
+    _run(suite, ckpt, cache_dir, tmp_path)
+    calls = forward_counter(monkeypatch)
+    _run(suite, save_tiny(tmp_path / "other.pt", seed=3), cache_dir, tmp_path)
+    assert sum(calls) == N and len(_entries(cache_dir)) == 2
+
+
+def test_changing_one_image_recomputes(setup, tmp_path, monkeypatch):
+    data, suite, ckpt, cache_dir = setup
+    before = _run(suite, ckpt, cache_dir, tmp_path)
+    image = sorted((data / "4").iterdir())[0]
+    from PIL import Image
+
+    with Image.open(image) as img:
+        pixels = np.asarray(img).copy()
+    Image.fromarray(255 - pixels).save(image)  # same file name, new content
+    calls = forward_counter(monkeypatch)
+    after = _run(suite, ckpt, cache_dir, tmp_path)
+    assert sum(calls) == N
+    changed = np.flatnonzero(np.abs(after - before).max(axis=1) > 1e-6)
+    assert changed.tolist() == [12]  # the first image of class 4
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "tamper", "wrong_ids"])
+def test_a_damaged_entry_is_recomputed_with_an_identical_result(
+    setup, tmp_path, monkeypatch, damage
+):
+    _, suite, ckpt, cache_dir = setup
+    before = _run(suite, ckpt, cache_dir, tmp_path)
+    (entry,) = _entries(cache_dir)
+    raw = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        entry.write_bytes(b"\0" * len(raw))
+    else:
+        with np.load(entry) as old:
+            logits, ids, checksum = old["logits"].copy(), old["ids"], old["checksum"]
+        if damage == "tamper":
+            logits[0, 0] += 1.0  # the stored checksum no longer matches
+        else:
+            ids = ids[::-1]
+        with open(entry, "wb") as f:
+            np.savez(f, logits=logits, ids=ids, checksum=checksum)
+    calls = forward_counter(monkeypatch)
+    after = _run(suite, ckpt, cache_dir, tmp_path)
+    assert sum(calls) == N
+    np.testing.assert_array_equal(after, before)
+    calls.clear()
+    _run(suite, ckpt, cache_dir, tmp_path)  # the rewritten entry is sound again
+    assert calls == []
+
+
+def test_the_key_covers_every_part(tmp_path):
+    parts = {"model": "a", "data": "b", "view": ["logits", None, None], "device": "cpu"}
+    key = cache.entry_key(parts)
+    assert cache.entry_key(dict(parts)) == key
+    for name in parts:
+        assert cache.entry_key({**parts, name: "changed"}) != key

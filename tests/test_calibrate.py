@@ -1,0 +1,83 @@
+"""`qa calibrate`: the fitted temperature is stored, applied on load, and repairs the NLL."""
+
+import pytest
+import torch
+from test_engine_support import save_tiny, tiny_module, write_data
+
+from qa.calibrate import calibrate_checkpoint
+from qa.errors import InputError
+from qa.models import load_model, read_checkpoint
+
+
+@pytest.fixture
+def overconfident(tmp_path):
+    module = tiny_module(seed=1)
+    with torch.no_grad():
+        module.fc.weight.mul_(50.0)  # same predictions, far too confident
+        module.fc.bias.mul_(50.0)
+    return save_tiny(tmp_path / "over.pt", module=module)
+
+
+def test_calibrate_writes_a_checkpoint_whose_temperature_repairs_the_nll(tmp_path, overconfident):
+    data = write_data(tmp_path / "val", per_class=6)
+    fitted = calibrate_checkpoint(overconfident, data, tmp_path / "cal.pt")
+    assert fitted["temperature"] > 1.0
+    assert fitted["after"]["nll"] < fitted["before"]["nll"]
+    ckpt = read_checkpoint(tmp_path / "cal.pt")
+    assert ckpt["temperature"] == pytest.approx(fitted["temperature"])
+    record = ckpt["provenance"]["calibration"]
+    assert record["n"] == 60 and record["data"] == str(data)
+    assert ckpt["provenance"]["config"] == {"seed": 0}  # the original provenance is kept
+    assert load_model(tmp_path / "cal.pt").temperature == pytest.approx(fitted["temperature"])
+
+
+def test_recalibrating_composes_temperatures(tmp_path, overconfident):
+    data = write_data(tmp_path / "val", per_class=6)
+    first = calibrate_checkpoint(overconfident, data, tmp_path / "a.pt")
+    second = calibrate_checkpoint(tmp_path / "a.pt", data, tmp_path / "b.pt")
+    assert second["previous_temperature"] == pytest.approx(first["temperature"])
+    assert second["temperature"] == pytest.approx(first["temperature"] * second["fitted_factor"])
+
+
+def test_too_small_calibration_data_says_the_minimum(tmp_path, overconfident):
+    data = write_data(tmp_path / "val", per_class=2)
+    with pytest.raises(InputError, match="20 images; fitting a temperature needs at least 50"):
+        calibrate_checkpoint(overconfident, data, tmp_path / "cal.pt")
+    assert not (tmp_path / "cal.pt").exists()
+
+
+def test_refuses_to_overwrite_its_input(tmp_path, overconfident):
+    with pytest.raises(InputError, match="refusing to overwrite"):
+        calibrate_checkpoint(overconfident, tmp_path, overconfident)
+
+
+def test_cli_prints_one_line_and_bad_data_is_exit_2(tmp_path, overconfident, capsys):
+    from qa.cli import main
+
+    data = write_data(tmp_path / "val", per_class=6)
+    assert (
+        main(
+            ["calibrate", str(overconfident), "--data", str(data), "--out", str(tmp_path / "c.pt")]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{tmp_path / 'c.pt'}: T=") and "NLL" in out and "\n" not in out
+    assert (
+        main(
+            [
+                "calibrate",
+                str(overconfident),
+                "--data",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "d.pt"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"error: {tmp_path / 'nope'}: data folder not found (expected a folder of class folders)"
+    )

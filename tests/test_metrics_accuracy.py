@@ -1,0 +1,146 @@
+"""Accuracy metrics and binomial intervals against hand-worked values and scikit-learn."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from qa.metrics import accuracy as acc
+from qa.metrics.intervals import binomial_interval
+
+
+def _wilson_by_hand(k: int, n: int, z: float) -> tuple[float, float]:
+    """Wilson score interval from its textbook formula, independent of scipy's binomtest."""
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "method", "expected"),
+    [
+        (8, 10, "wilson", (0.4902, 0.9433)),
+        (95, 100, "wilson", (0.8882, 0.9785)),
+        (8, 10, "clopper_pearson", (0.4439, 0.9748)),
+        (95, 100, "clopper_pearson", (0.8872, 0.9836)),
+        # Clopper-Pearson at the edges has a closed form: 1 - (alpha/2)^(1/n) and (alpha/2)^(1/n)
+        (0, 10, "clopper_pearson", (0.0, 1 - 0.025**0.1)),
+        (10, 10, "clopper_pearson", (0.025**0.1, 1.0)),
+    ],
+)
+def test_intervals_match_hand_worked_values(k, n, method, expected):
+    low, high = binomial_interval(k, n, 0.95, method)
+    assert low == pytest.approx(expected[0], abs=1e-4)
+    assert high == pytest.approx(expected[1], abs=1e-4)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_wilson_matches_the_textbook_formula(confidence):
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + confidence / 2)
+    for k, n in [(0, 7), (1, 7), (3, 7), (7, 7), (50, 120), (119, 120)]:
+        assert binomial_interval(k, n, confidence) == pytest.approx(
+            _wilson_by_hand(k, n, z), abs=1e-9
+        )
+
+
+@pytest.mark.parametrize("method", ["wilson", "clopper_pearson"])
+def test_interval_edges_are_exact_and_ordered(method):
+    assert binomial_interval(0, 20, 0.95, method)[0] == 0.0
+    assert binomial_interval(20, 20, 0.95, method)[1] == 1.0
+    for k in range(21):
+        low, high = binomial_interval(k, 20, 0.95, method)
+        assert 0.0 <= low <= k / 20 <= high <= 1.0
+    narrow, wide = binomial_interval(5, 20, 0.8, method), binomial_interval(5, 20, 0.99, method)
+    assert wide[0] < narrow[0] and narrow[1] < wide[1]
+    assert all(math.isnan(x) for x in binomial_interval(0, 0, 0.95, method))
+
+
+def test_clopper_pearson_is_wider_than_wilson_here():
+    wilson, exact = binomial_interval(30, 40), binomial_interval(30, 40, method="clopper_pearson")
+    assert exact[0] < wilson[0] and wilson[1] < exact[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((3, 2, 0.95, "wilson"), "0 <= k <= n"),
+        ((1, 2, 1.0, "wilson"), "confidence"),
+        ((1, 2, 0.95, "wald"), "method"),
+    ],
+)
+def test_interval_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        binomial_interval(*args)
+
+
+def _random(seed: int, n: int = 500, classes: int = 7):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    logits = rng.normal(size=(n, classes))
+    logits[np.arange(n), labels] += rng.uniform(0, 2)
+    return logits, labels
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_scikit_learn(seed):
+    logits, labels = _random(seed)
+    classes = logits.shape[1]
+    pred = acc.predictions(logits)
+    everything = list(range(classes))
+    assert acc.top_k_accuracy(logits, labels, 1) == pytest.approx(sk.accuracy_score(labels, pred))
+    for k in (2, 3, 6):
+        assert acc.top_k_accuracy(logits, labels, k) == pytest.approx(
+            sk.top_k_accuracy_score(labels, logits, k=k, labels=everything)
+        )
+    np.testing.assert_array_equal(
+        acc.confusion_matrix(labels, pred, classes),
+        sk.confusion_matrix(labels, pred, labels=everything),
+    )
+    recall, correct, support = acc.per_class_recall(labels, pred, classes)
+    np.testing.assert_allclose(recall, sk.recall_score(labels, pred, average=None))
+    np.testing.assert_array_equal(support, np.bincount(labels, minlength=classes))
+    np.testing.assert_array_equal(correct, np.round(recall * support))
+    assert acc.macro_f1(labels, pred, classes) == pytest.approx(
+        sk.f1_score(labels, pred, average="macro")
+    )
+    cm = sk.confusion_matrix(labels, pred, labels=everything)
+    rate, k, n = acc.confusion_rate(labels, pred, 2, 5)
+    assert (k, n) == (cm[2, 5], cm[2].sum())
+    assert rate == pytest.approx(cm[2, 5] / cm[2].sum())
+
+
+def test_macro_f1_leaves_out_classes_absent_from_labels_and_predictions_like_sklearn():
+    labels = np.array([0, 0, 1, 1, 3, 3])  # class 2 and 4 absent; 3 never predicted
+    pred = np.array([0, 1, 1, 1, 0, 0])
+    assert acc.macro_f1(labels, pred, 5) == pytest.approx(
+        sk.f1_score(labels, pred, average="macro", zero_division=0)
+    )
+    recall, _, support = acc.per_class_recall(labels, pred, 5)
+    assert support[2] == 0 and math.isnan(recall[2])
+    assert math.isnan(acc.macro_f1(labels[:0], pred[:0], 5))
+
+
+def test_ties_go_to_the_lower_class_index_like_argmax():
+    logits = np.zeros((3, 4))
+    labels = np.array([0, 1, 3])
+    np.testing.assert_array_equal(acc.topk_correct(logits, labels, 1), [True, False, False])
+    np.testing.assert_array_equal(acc.topk_correct(logits, labels, 2), [True, True, False])
+    assert acc.top_k_accuracy(logits, labels, 1) == pytest.approx(
+        np.mean(acc.predictions(logits) == labels)
+    )
+
+
+def test_topk_is_monotone_and_complete():
+    logits, labels = _random(11, classes=6)
+    values = [acc.top_k_accuracy(logits, labels, k) for k in range(1, 7)]
+    assert values == sorted(values) and values[-1] == 1.0
+    with pytest.raises(ValueError, match="positive int"):
+        acc.topk_correct(logits, labels, 0)
+
+
+def test_confusion_rate_of_an_absent_class_is_nan():
+    rate, k, n = acc.confusion_rate(np.array([0, 1]), np.array([1, 1]), 2, 1)
+    assert (k, n) == (0, 0) and math.isnan(rate)

@@ -1,0 +1,245 @@
+"""Reports render a finished result: JSON (versioned, redoable), terminal table, JUnit XML.
+
+Every renderer takes the JSON document (`json_report.to_dict`), never a RunReport, so each
+test here renders from `_doc()`; test_report_formats.py re-renders them from a saved file.
+"""
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from qa.checks import CheckResult, compare
+from qa.report import RunReport, fmt, json_report, junit, markdown, terminal, write_reports
+from qa.runner import CheckOutcome
+
+
+def _outcome(name, status, result, family="accuracy", severity="fail", slice_=None):
+    return CheckOutcome(name, name.split("#")[0], family, severity, status, result, slice_, 0.25)
+
+
+def _report() -> RunReport:
+    top1 = CheckResult(
+        "pass",
+        "top-1 accuracy lower 95% bound 0.9412 meets >= 0.9 (260/270)",
+        {
+            "accuracy": np.float64(0.962963),
+            "accuracy_low": 0.9412,
+            "accuracy_high": 0.9780,
+            "k": np.int64(260),
+            "n": 270,
+        },
+        {"metric": "accuracy_low", "op": ">=", "value": 0.9},
+    )
+    recall = CheckResult(
+        "fail",
+        "recall of worst class 8 lower 95% bound 0.6200 misses >= 0.7",
+        {"recall_low": 0.62},
+        {"metric": "recall_low", "op": ">=", "value": 0.7},
+        {"classes": [{"class": "8", "recall": np.float32(0.8)}]},
+    )
+    ece = CheckResult(
+        "fail",
+        "ECE 0.0800 misses <= 0.05",
+        {"ece": 0.08},
+        {"metric": "ece", "op": "<=", "value": 0.05},
+    )
+    nan = CheckResult("error", "macro-F1 is nan: cannot be compared", {"macro_f1": float("nan")})
+    skip = CheckResult("skip", "no baseline given")
+    return RunReport(
+        suite_name="release",
+        suite_path="suites/release.yaml",
+        verdict="fail",
+        exit_code=1,
+        strict=False,
+        started="2026-01-01T00:00:00.000+00:00",
+        finished="2026-01-01T00:00:02.000+00:00",
+        duration=2.0,
+        checkpoint={
+            "path": "candidate.pt",
+            "sha256": "ab" * 32,
+            "arch": "resnet18",
+            "class_names": ["0", "1"],
+            "provenance": {},
+        },
+        baseline=None,
+        environment={"python": "3.11", "device": "cpu"},
+        outcomes=[
+            _outcome("top1_accuracy", "pass", top1),
+            _outcome("per_class_recall", "fail", recall, slice_={"column": "cam", "equals": "A"}),
+            _outcome("ece", "warn", ece, family="calibration", severity="warn"),
+            _outcome("macro_f1", "error", nan),
+            _outcome("mcnemar", "skip", skip, family="regression"),
+        ],
+    )
+
+
+def _doc() -> dict:
+    return json_report.to_dict(_report())
+
+
+def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
+    data = json.loads(json_report.render(_doc()))
+    assert data["schema_version"] == 1 and data["verdict"] == "fail" and data["exit_code"] == 1
+    assert data["suite"] == {"name": "release", "path": "suites/release.yaml"}
+    assert data["summary"] == {"pass": 1, "fail": 1, "warn": 1, "error": 1, "skip": 1}
+    assert set(data["checks"][0]) == {
+        "name",
+        "kind",
+        "family",
+        "severity",
+        "status",
+        "message",
+        "metrics",
+        "threshold",
+        "details",
+        "slice",
+        "seconds",
+    }
+    for check in data["checks"]:
+        t = check["threshold"]
+        if t is None:
+            continue
+        passed = compare(check["metrics"][t["metric"]], t["op"], t["value"])
+        assert passed == (check["status"] == "pass"), check["name"]
+    assert data["checks"][0]["metrics"]["k"] == 260  # numpy scalars become numbers
+    assert data["checks"][1]["details"]["classes"][0]["recall"] == pytest.approx(0.8)
+    assert data["checks"][1]["slice"] == {"column": "cam", "equals": "A"}
+    assert data["checks"][3]["metrics"]["macro_f1"] is None  # NaN is not JSON
+    assert data["baseline"] is None
+
+
+GOLD = """\
+qa release: candidate.pt
+┏━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+┃ status ┃ check            ┃ family      ┃ decision      ┃ interval              ┃ message                            ┃
+┡━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+│ PASS   │ top1_accuracy    │ accuracy    │ 0.9412 >= 0.9 │ 0.963 [0.9412, 0.978] │ top-1 accuracy lower 95% bound     │
+│        │                  │             │               │                       │ 0.9412 meets >= 0.9 (260/270)      │
+│ FAIL   │ per_class_recall │ accuracy    │ 0.62 >= 0.7   │                       │ recall of worst class 8 lower 95%  │
+│        │                  │             │               │                       │ bound 0.6200 misses >= 0.7         │
+│ WARN   │ ece (warn)       │ calibration │ 0.08 <= 0.05  │                       │ ECE 0.0800 misses <= 0.05          │
+│ ERROR  │ macro_f1         │ accuracy    │ —             │                       │ macro-F1 is nan: cannot be         │
+│        │                  │             │               │                       │ compared                           │
+│ SKIP   │ mcnemar          │ regression  │ —             │                       │ no baseline given                  │
+└────────┴──────────────────┴─────────────┴───────────────┴───────────────────────┴────────────────────────────────────┘
+FAIL: a gate failed (1 pass, 1 fail, 1 warn, 1 error, 1 skip) - exit 1 in 2.0s
+"""
+
+
+def test_terminal_table_shows_status_numbers_and_the_verdict():
+    out = io.StringIO()
+    terminal.render(_doc(), Console(file=out, width=120, color_system=None))
+    assert "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines()) == GOLD
+
+
+def test_terminal_colours_follow_status():
+    out = io.StringIO()
+    terminal.render(
+        _doc(), Console(file=out, width=120, color_system="standard", force_terminal=True)
+    )
+    text = out.getvalue()
+    assert "\x1b[32mPASS" in text and "\x1b[31mFAIL" in text
+    assert "\x1b[33mWARN" in text and "\x1b[35mERROR" in text
+
+
+def test_junit_has_one_testcase_per_check_by_family():
+    root = ET.fromstring(junit.render(_doc()))
+    assert root.tag == "testsuite" and root.get("name") == "release"
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "5",
+        "1",
+        "1",
+        "1",
+    )
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert cases["ece"].get("classname") == "calibration"
+    failure = cases["per_class_recall"].find("failure")
+    assert failure.get("message").startswith("recall of worst class 8")
+    assert "recall_low = 0.62 (>= 0.7 required)" in failure.text
+    assert cases["macro_f1"].find("error") is not None
+    assert cases["mcnemar"].find("skipped").get("message") == "no baseline given"
+    assert cases["top1_accuracy"].find("failure") is None
+    assert "warn: ECE" in cases["ece"].find("system-out").text
+
+
+FILES = ["junit.xml", "result.html", "result.json", "summary.md"]
+
+
+def test_reports_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    paths = write_reports(_report(), out)
+    assert sorted(p.name for p in out.iterdir()) == FILES
+    before = {k: p.read_text() for k, p in paths.items()}
+    changed = _report()
+    changed.verdict = "pass"
+
+    def broken(doc):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(markdown, "render", broken)  # the last file rendered
+    with pytest.raises(RuntimeError):
+        write_reports(changed, out)
+    assert {k: p.read_text() for k, p in paths.items()} == before  # nothing rewritten
+    monkeypatch.undo()
+
+    original, written = Path.write_text, []
+
+    def third_write_fails(self, text, encoding=None):
+        if len(written) == 2:  # half of the third file, then the disk is full
+            original(self, text[: len(text) // 2], encoding=encoding)
+            raise OSError("disk full")
+        written.append(self)
+        return original(self, text, encoding=encoding)
+
+    monkeypatch.setattr("pathlib.Path.write_text", third_write_fails)
+    with pytest.raises(OSError):
+        write_reports(changed, out)
+    monkeypatch.undo()
+    assert {k: p.read_text() for k, p in paths.items()} == before  # not even the first two
+    assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary file left behind
+
+
+def test_markdown_names_the_failing_checks_first():
+    text = markdown.render(_doc())
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split("|")[1].split()[-1] for row in rows[1:]] == [
+        "fail",
+        "error",
+        "warn",
+        "pass",
+        "skip",
+    ]
+    assert "| per_class_recall | 0.62 >= 0.7 | recall of worst class 8" in rows[1]
+    assert text.startswith("### ✗ qa: release — **FAIL**")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.962963, "0.963"),
+        (0.05, "0.05"),
+        (260, "260"),
+        (None, "n/a"),
+        (float("nan"), "n/a"),
+        (True, "True"),
+        ([0.5, 1], "0.5, 1"),
+        (list(range(9)), "[9 values]"),
+        ("cam", "cam"),
+    ],
+)
+def test_numbers_read_the_same_in_every_report(value, text):
+    assert fmt.number(value) == text
+
+
+_T = {"metric": "a", "op": ">=", "value": 0.9}
+
+
+def test_decision_is_value_op_threshold_or_a_dash():
+    assert fmt.decision({"metrics": {"a": 0.81234}, "threshold": _T}) == "0.8123 >= 0.9"
+    assert fmt.decision({"metrics": {"a": None}, "threshold": _T}) == "n/a >= 0.9"
+    assert fmt.decision({"metrics": {}, "threshold": None}) == "—"

@@ -1,0 +1,122 @@
+"""The files a run writes: checkpoints with provenance and resumable state, and the metrics log.
+
+Everything stored is plain data and tensors, so `torch.load(weights_only=True)` reads it back.
+"""
+
+import datetime
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+from qa.errors import InputError
+from qa.io import atomic_path, write_text_atomic
+from qa.models import read_checkpoint, save_checkpoint
+
+TRAIN_STATE_KEYS = ("epoch", "optimizer", "scheduler", "rng", "best", "bad_epochs")
+
+
+def versions() -> dict:
+    """Versions of the software that produced a checkpoint."""
+    import torchvision
+
+    import qa
+
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),  # a TorchVersion would need unpickling code
+        "torchvision": str(torchvision.__version__),
+        "qa": qa.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the repository the run was started from, or None outside one."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def created() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def rng_state() -> dict:
+    """Every global random state training consumes, as tensors and lists."""
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def restore_rng(state: dict) -> None:
+    """Put back the random states saved by `rng_state`, so a resumed epoch replays exactly."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def read_resumable(path: str) -> dict:
+    """Read a checkpoint to --resume from: ours, and written with its training state."""
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("train_state")
+    config = ckpt.get("provenance", {}).get("config")
+    if not isinstance(state, dict) or not isinstance(config, dict):
+        raise InputError(
+            f"--resume {path}: the checkpoint has no training state to resume "
+            "(start a new run from it with --init)"
+        )
+    missing = sorted(set(TRAIN_STATE_KEYS) - set(state))
+    if missing:
+        raise InputError(f"--resume {path}: the training state lacks {missing}")
+    return ckpt
+
+
+def save_run(rundir: str | Path, ckpt: dict, best: bool) -> None:
+    """Write last.pt, and best.pt when this epoch is the best so far (both atomically)."""
+    rundir = Path(rundir)
+    save_checkpoint(rundir / "last.pt", ckpt)
+    if best:
+        with atomic_path(rundir / "best.pt") as tmp:
+            # best.pt is last.pt's bytes: a hard link avoids serialising them twice, and the
+            # next atomic save of last.pt replaces its name, not these bytes.
+            tmp.unlink()
+            try:
+                os.link(rundir / "last.pt", tmp)
+            except OSError:
+                shutil.copyfile(rundir / "last.pt", tmp)
+
+
+def start_metrics_log(path: str | Path, through_epoch: int) -> None:
+    """Keep the log's records up to `through_epoch` (a resumed run's), drop any later ones."""
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.is_file() and through_epoch > 0 else []
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short when a run was killed
+            continue
+        if record.get("epoch", 0) <= through_epoch:
+            kept.append(line)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def append_metrics(path: str | Path, record: dict) -> None:
+    """Append one epoch's metrics as a JSON line."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")

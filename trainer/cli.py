@@ -1,0 +1,94 @@
+"""`trainer`: argument parsing and exit codes only; the work lives in the other modules."""
+
+import argparse
+import os
+import sys
+import traceback
+from dataclasses import MISSING, fields
+
+from qa.errors import ExitCode, InputError, QAError
+from trainer.config import TrainConfig, flag_type
+
+BUG_REPORT = (
+    "internal error (a bug in trainer; please report it with this line, QA_DEBUG=1 shows more)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print usage and exit; we want one line and our exit code.
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `trainer` command line: data, describe, finetune."""
+    parser = _Parser(prog="trainer", description="Fine-tune torchvision classifiers for qa.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = commands.add_parser("data", help="write demo data")
+    data.add_argument("source", choices=["digits"], help="which data set")
+    data.add_argument("--out", required=True, help="folder to write train/ val/ test/ into")
+    data.add_argument("--size", type=int, default=32, help="image side in pixels")
+    data.add_argument("--seed", type=int, default=0, help="seed of the split")
+    data.add_argument("--classes", default=None, help="digits to keep, e.g. 0-4 or 0,1,7")
+
+    describe = commands.add_parser("describe", help="print a checkpoint's metadata")
+    describe.add_argument("checkpoint", help="a qa checkpoint (.pt)")
+    describe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    finetune = commands.add_parser("finetune", help="fine-tune a model on an ImageFolder")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        # SUPPRESS: only flags actually given reach the config, so --resume can tell them apart.
+        kwargs = {"default": argparse.SUPPRESS, "help": f.metadata["help"]}
+        if f.default is not MISSING and f.default is not None:
+            kwargs["help"] += f" (default: {f.default})"
+        if flag_type(f) is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(type=flag_type(f), choices=f.metadata.get("choices"))
+        finetune.add_argument(flag, **kwargs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `trainer` console script; returns the exit code (DESIGN.md's table)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    try:
+        return _dispatch(args)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt as exc:
+        print(" ".join(("interrupted", str(exc))).strip(), file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if os.environ.get("QA_DEBUG") == "1":
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: {BUG_REPORT}: {type(exc).__name__}: {first}", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        from trainer.digits import parse_classes, write_digits
+
+        counts = write_digits(args.out, args.size, args.seed, parse_classes(args.classes))
+        print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.command == "describe":
+        from trainer.describe import print_description
+
+        print_description(args.checkpoint, as_json=args.json)
+    else:
+        from trainer.finetune import finetune
+
+        flags = {k: v for k, v in vars(args).items() if k != "command"}
+        finetune(flags)
+    return int(ExitCode.OK)
