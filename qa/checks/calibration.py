@@ -52,6 +52,40 @@ def _metric(kind: str, logits: np.ndarray, labels: np.ndarray, p: CalibrationPar
     return cal.maximum_calibration_error(conf, correct, p.bins, p.binning)
 
 
+def _resampled(kind: str, logits: np.ndarray, labels: np.ndarray, p: CalibrationParams):
+    """The metric as a function of resampled index arrays, and whether it is vectorised.
+
+    The per-sample work (softmax, bins) is done once here, not once per bootstrap resample;
+    means and equal-width bin sums then vectorise across resamples with bincount.
+    """
+    n = len(labels)
+    probs = cal.softmax(logits)
+    if kind in ("nll", "brier"):
+        if kind == "nll":
+            per_sample = -cal.log_softmax(logits)[np.arange(n), labels]
+        else:
+            per_sample = ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(axis=1)
+        return (lambda i, axis=-1: per_sample[i].mean(axis=-1)), True
+    if kind in ("ece", "mce") and p.binning == "width":
+        conf, correct = cal.top_label(probs, labels)
+        bins = cal.bin_assignments(conf, p.bins, "width")
+
+        def binned(i: np.ndarray, axis: int = -1) -> np.ndarray:
+            i = np.atleast_2d(i)
+            size = len(i) * p.bins
+            codes = (bins[i] + p.bins * np.arange(len(i))[:, None]).ravel()
+            count = np.bincount(codes, minlength=size).reshape(len(i), p.bins)
+            conf_sum = np.bincount(codes, conf[i].ravel(), size).reshape(count.shape)
+            hits = np.bincount(codes, correct[i].ravel(), size).reshape(count.shape)
+            gap = np.abs(conf_sum - hits)  # = count * |mean confidence - accuracy| per bin
+            if kind == "ece":
+                return gap.sum(axis=1) / count.sum(axis=1)
+            return (gap / np.maximum(count, 1)).max(axis=1)
+
+        return binned, True
+    return (lambda i: _metric(kind, logits[i], labels[i], p)), False
+
+
 def temperature_fix(kind: str, evidence: Evidence, p: CalibrationParams) -> dict:
     """Fit a temperature on the calibration data and report the metric before and after it."""
     logits, labels = evidence.logits(CLEAN), evidence.labels
@@ -88,12 +122,9 @@ def _evaluate(kind: str, what: str, evidence: Evidence, p: CalibrationParams) ->
     if bad:
         return CheckResult("error", f"{bad} of {len(labels)} samples have NaN or infinite logits")
     value = _metric(kind, logits, labels, p)
+    statistic, vectorized = _resampled(kind, logits, labels, p)
     low, high = cal.bootstrap_interval(
-        lambda i: _metric(kind, logits[i], labels[i], p),
-        len(labels),
-        evidence.confidence,
-        p.resamples,
-        p.seed,
+        statistic, len(labels), evidence.confidence, p.resamples, p.seed, vectorized
     )
     metrics = {kind: value, f"{kind}_low": low, f"{kind}_high": high, "n": len(labels)}
     metrics["confidence"] = evidence.confidence
