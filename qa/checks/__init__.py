@@ -21,6 +21,7 @@ FAMILY_MODULES = (
     "qa.checks.accuracy",
     "qa.checks.calibration",
     "qa.checks.data",
+    "qa.checks.leakage",
     "qa.checks.regression",
     "qa.checks.robustness",
 )

@@ -4,9 +4,9 @@ Every check reads the data profile of a split (qa.profile: one row per image fil
 compiles its parameters into great-expectations expectations, validated through qa.gx over the
 profile itself or over a small frame derived from it (per-class counts, nearest perceptual-hash
 distances, a table of test statistics). A failing check names how many samples (or classes)
-failed and the first few, so a reader can open the files. Drift p-values shrink with sample
-size: on tens of thousands of images a KS test flags shifts too small to matter, so every
-result carries the test statistic (the effect size) beside its p-value.
+failed and the first few, so a reader can open the files. The checks that compare
+eval with training data (leakage, drift) live in qa.checks.leakage and share the plumbing here
+(profile_of, expect, rows_result, near_result, register_data).
 
 A check whose profile is missing says so: `skip` when the suite has no such split (the engine
 only profiles splits the suite declares), `error` for eval, which every suite has.
@@ -22,22 +22,14 @@ if TYPE_CHECKING:  # pandas is imported only where a data check runs
 
 from qa import gx
 from qa.checks import CheckParams, CheckResult, gate, register
-from qa.data import fingerprint_contains
 from qa.evidence import Evidence, View
-from qa.profile import (
-    COLUMNS,
-    PROFILE_EVAL,
-    PROFILE_TRAIN,
-    drift_tests,
-    nearest_frame,
-    profile_view,
-)
+from qa.profile import COLUMNS, nearest_frame, profile_view
 
 Split = Literal["eval", "train", "calibration"]
 SHOWN_IN_MESSAGE = 3
 
 
-class _Early(Exception):
+class Early(Exception):
     """Carries the skip or error result a check returns early (missing profile, GX error)."""
 
     def __init__(self, result: CheckResult):
@@ -45,34 +37,34 @@ class _Early(Exception):
         self.result = result
 
 
-def _profile(evidence: Evidence, split: str) -> "pd.DataFrame":
+def profile_of(evidence: Evidence, split: str) -> "pd.DataFrame":
     """The profile of `split`; a skip when the suite has no such split, an error for eval."""
     frame = evidence.profiles.get(split)
     if frame is not None:
         return frame
     if split == "eval":
-        raise _Early(CheckResult("error", "no data profile of the eval split was computed"))
-    raise _Early(CheckResult("skip", f"skip: the suite has no {split} split"))
+        raise Early(CheckResult("error", "no data profile of the eval split was computed"))
+    raise Early(CheckResult("skip", f"skip: the suite has no {split} split"))
 
 
-def _expect(frame: "pd.DataFrame", specs: list[tuple[str, dict]]) -> list[gx.Outcome]:
+def expect(frame: "pd.DataFrame", specs: list[tuple[str, dict]]) -> list[gx.Outcome]:
     """Validate (expectation name, kwargs) pairs over `frame`; an unevaluable one is an error."""
     outcomes = gx.run(frame, [gx.expectation(name, kwargs) for name, kwargs in specs])
     for o in outcomes:
         if o.exception:
             message = f"great-expectations could not evaluate {o.name}: {o.exception}"
-            raise _Early(CheckResult("error", message))
+            raise Early(CheckResult("error", message))
     return outcomes
 
 
-def _register(kind: str, params: type[CheckParams]):
+def register_data(kind: str, params: type[CheckParams]):
     """Register a data check; an early result (skip or error) is returned as the result."""
 
     def decorate(fn):
         def check(evidence: Evidence, p: CheckParams) -> CheckResult:
             try:
                 return fn(evidence, p)
-            except _Early as early:
+            except Early as early:
                 return early.result
 
         check.__doc__, check.__name__ = fn.__doc__, fn.__name__
@@ -98,22 +90,12 @@ class _RowParams(_DataParams):
     max_failed: int = Field(0, ge=0, description="most failing samples allowed")
 
 
-class _PairParams(CheckParams):
-    """A train-versus-eval check: reads both profiles."""
-
-    show: int = Field(10, ge=0, description="how many failing paths to list in the details")
-
-    def views(self) -> list[View]:
-        """The eval and train profiles (the engine gives train only if the suite has it)."""
-        return [PROFILE_EVAL, PROFILE_TRAIN]
-
-
 def _listing(items: list[str], n: int) -> str:
     shown = ", ".join(map(str, items[:SHOWN_IN_MESSAGE]))
     return shown + (f" and {n - SHOWN_IN_MESSAGE} more" if n > SHOWN_IN_MESSAGE else "")
 
 
-def _rows_result(
+def rows_result(
     frame: "pd.DataFrame", outcomes: list[gx.Outcome], p: CheckParams, what: str, limit: int = 0
 ) -> CheckResult:
     """Gate on the number of rows any expectation failed; list the first failing paths."""
@@ -136,12 +118,12 @@ class LabelSetParams(_DataParams):
     example: ClassVar[dict] = {}
 
 
-@_register("label_set", LabelSetParams)
+@register_data("label_set", LabelSetParams)
 def label_set(evidence: Evidence, p: LabelSetParams) -> CheckResult:
     """The split's label set equals the checkpoint's class names: none missing, none unknown."""
-    frame = _profile(evidence, p.split)
+    frame = profile_of(evidence, p.split)
     kwargs = {"column": "label", "value_set": list(evidence.class_names)}
-    equal, known = _expect(
+    equal, known = expect(
         frame,
         [("ExpectColumnDistinctValuesToEqualSet", kwargs), ("ExpectColumnValuesToBeInSet", kwargs)],
     )
@@ -168,7 +150,7 @@ def label_set(evidence: Evidence, p: LabelSetParams) -> CheckResult:
 def _class_counts(evidence: Evidence, split: str) -> "pd.DataFrame":
     """Samples per checkpoint class in `split`, zero for a class with none, in class order."""
     classes = list(evidence.class_names)
-    counts = _profile(evidence, split)["label"].value_counts().reindex(classes, fill_value=0)
+    counts = profile_of(evidence, split)["label"].value_counts().reindex(classes, fill_value=0)
     import pandas as pd
 
     return pd.DataFrame({"class": classes, "count": counts.to_numpy(dtype=np.int64)})
@@ -179,7 +161,7 @@ def _class_result(
 ) -> CheckResult:
     """Expect every class count >= `min_count`; the failing classes are listed."""
     kwargs = {"column": "count", "min_value": min_count}
-    (outcome,) = _expect(counts, [("ExpectColumnValuesToBeBetween", kwargs)])
+    (outcome,) = expect(counts, [("ExpectColumnValuesToBeBetween", kwargs)])
     bad = counts.iloc[outcome.failed_rows]
     failing = [f"{c} ({n})" for c, n in zip(bad["class"], bad["count"], strict=True)]
     metrics["n_failed"] = len(failing)
@@ -198,7 +180,7 @@ class MinSamplesParams(_DataParams):
     example: ClassVar[dict] = {"min": 1}
 
 
-@_register("min_samples_per_class", MinSamplesParams)
+@register_data("min_samples_per_class", MinSamplesParams)
 def min_samples_per_class(evidence: Evidence, p: MinSamplesParams) -> CheckResult:
     """Every checkpoint class has at least `min` samples in the split."""
     counts = _class_counts(evidence, p.split)
@@ -216,7 +198,7 @@ class ClassBalanceParams(_DataParams):
     example: ClassVar[dict] = {"max_ratio": 10.0}
 
 
-@_register("class_balance", ClassBalanceParams)
+@register_data("class_balance", ClassBalanceParams)
 def class_balance(evidence: Evidence, p: ClassBalanceParams) -> CheckResult:
     """The biggest class is at most `max_ratio` times the smallest (every class counted)."""
     counts = _class_counts(evidence, p.split)
@@ -249,10 +231,10 @@ class ImageSizeParams(_RowParams):
         return self
 
 
-@_register("image_size", ImageSizeParams)
+@register_data("image_size", ImageSizeParams)
 def image_size(evidence: Evidence, p: ImageSizeParams) -> CheckResult:
     """Every decodable image's width, height and mode are within the given bounds."""
-    frame = _profile(evidence, p.split)
+    frame = profile_of(evidence, p.split)
     specs = [
         ("ExpectColumnValuesToBeBetween", {"column": column, "min_value": low, "max_value": high})
         for column, low, high in (
@@ -263,7 +245,7 @@ def image_size(evidence: Evidence, p: ImageSizeParams) -> CheckResult:
     ]
     if p.modes is not None:
         specs.append(("ExpectColumnValuesToBeInSet", {"column": "mode", "value_set": p.modes}))
-    return _rows_result(frame, _expect(frame, specs), p, "are out of bounds", p.max_failed)
+    return rows_result(frame, expect(frame, specs), p, "are out of bounds", p.max_failed)
 
 
 class DecodableParams(_RowParams):
@@ -272,13 +254,13 @@ class DecodableParams(_RowParams):
     example: ClassVar[dict] = {}
 
 
-@_register("decodable", DecodableParams)
+@register_data("decodable", DecodableParams)
 def decodable(evidence: Evidence, p: DecodableParams) -> CheckResult:
     """Every file of the split can be read and decoded; undecodable ones are listed with why."""
-    frame = _profile(evidence, p.split)
+    frame = profile_of(evidence, p.split)
     kwargs = {"column": "decodes", "value_set": [True]}
-    outcomes = _expect(frame, [("ExpectColumnValuesToBeInSet", kwargs)])
-    result = _rows_result(frame, outcomes, p, "cannot be decoded", p.max_failed)
+    outcomes = expect(frame, [("ExpectColumnValuesToBeInSet", kwargs)])
+    result = rows_result(frame, outcomes, p, "cannot be decoded", p.max_failed)
     bad = frame.iloc[outcomes[0].failed_rows[: p.show]]
     result.details["errors"] = dict(zip(bad["path"], bad["error"], strict=True))
     return result
@@ -290,12 +272,12 @@ class DuplicateParams(_RowParams):
     example: ClassVar[dict] = {}
 
 
-@_register("exact_duplicates", DuplicateParams)
+@register_data("exact_duplicates", DuplicateParams)
 def exact_duplicates(evidence: Evidence, p: DuplicateParams) -> CheckResult:
     """No byte-identical files (same sha256) within the split; every copy counts as failing."""
-    frame = _profile(evidence, p.split)
-    outcomes = _expect(frame, [("ExpectColumnValuesToBeUnique", {"column": "sha256"})])
-    result = _rows_result(frame, outcomes, p, "are byte-identical copies", p.max_failed)
+    frame = profile_of(evidence, p.split)
+    outcomes = expect(frame, [("ExpectColumnValuesToBeUnique", {"column": "sha256"})])
+    result = rows_result(frame, outcomes, p, "are byte-identical copies", p.max_failed)
     dup = frame.iloc[outcomes[0].failed_rows]
     groups = dup.groupby("sha256", sort=False)["path"].apply(list).tolist()
     result.metrics["n_groups"] = len(groups)
@@ -303,13 +285,11 @@ def exact_duplicates(evidence: Evidence, p: DuplicateParams) -> CheckResult:
     return result
 
 
-def _near_result(
-    near: "pd.DataFrame", p: "NearDuplicateParams | NearLeakageParams", what: str
-) -> CheckResult:
+def near_result(near: "pd.DataFrame", p: CheckParams, what: str) -> CheckResult:
     """Expect every nearest distance above `max_distance`; list the offending pairs."""
     kwargs = {"column": "distance", "min_value": p.max_distance + 1}
-    outcomes = _expect(near, [("ExpectColumnValuesToBeBetween", kwargs)])
-    result = _rows_result(near, outcomes, p, what, p.max_failed)
+    outcomes = expect(near, [("ExpectColumnValuesToBeBetween", kwargs)])
+    result = rows_result(near, outcomes, p, what, p.max_failed)
     pairs = near.iloc[outcomes[0].failed_rows[: p.show]]
     result.details["pairs"] = [
         {"path": a, "nearest": b, "distance": int(d)}
@@ -328,127 +308,12 @@ class NearDuplicateParams(_RowParams):
     example: ClassVar[dict] = {}
 
 
-@_register("near_duplicates", NearDuplicateParams)
+@register_data("near_duplicates", NearDuplicateParams)
 def near_duplicates(evidence: Evidence, p: NearDuplicateParams) -> CheckResult:
     """No image has another of the split within `max_distance` bits of perceptual hash."""
-    frame = _profile(evidence, p.split)
+    frame = profile_of(evidence, p.split)
     near = nearest_frame(frame, frame, same_set=True)
-    return _near_result(near, p, f"have a near-duplicate (<= {p.max_distance} bits)")
-
-
-class _LeakParams(_PairParams):
-    """A train-versus-eval check gated on how many eval samples leaked."""
-
-    max_failed: int = Field(0, ge=0, description="most leaked eval samples allowed")
-
-
-class LeakageParams(_LeakParams):
-    """No eval file may be byte-identical to a training file."""
-
-    example: ClassVar[dict] = {}
-
-
-def _training_hashes(evidence: Evidence) -> tuple[str, Any]:
-    """Where training data identity comes from: the train split's profile, else the fingerprint."""
-    train = evidence.profiles.get("train")
-    if train is not None:
-        return "train split", set(train["sha256"].dropna())
-    provenance = (evidence.info.get("candidate") or {}).get("provenance") or {}
-    fingerprint = provenance.get("data_fingerprint")
-    if fingerprint is None:
-        raise _Early(
-            CheckResult(
-                "skip",
-                "skip: the suite has no train split and the checkpoint records no "
-                "training-data fingerprint",
-            )
-        )
-    return "checkpoint fingerprint", fingerprint
-
-
-@_register("leakage", LeakageParams)
-def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
-    """No eval file is byte-identical to a training file (train split, else the fingerprint)."""
-    frame = _profile(evidence, "eval")
-    source, train = _training_hashes(evidence)
-    if isinstance(train, set):
-        leaked = frame["sha256"].isin(train).to_numpy()
-    else:
-        try:
-            leaked = np.array(
-                [isinstance(h, str) and fingerprint_contains(train, h) for h in frame["sha256"]]
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            return CheckResult("error", f"the checkpoint's data fingerprint is unreadable: {exc!r}")
-    import pandas as pd
-
-    table = pd.DataFrame({"path": frame["path"], "leaked": leaked})
-    kwargs = {"column": "leaked", "value_set": [False]}
-    outcomes = _expect(table, [("ExpectColumnValuesToBeInSet", kwargs)])
-    result = _rows_result(table, outcomes, p, f"are in the training data ({source})", p.max_failed)
-    result.details["source"] = source
-    return result
-
-
-class NearLeakageParams(_LeakParams):
-    """No eval image may be within `max_distance` bits of perceptual hash of a train image."""
-
-    max_distance: int = Field(
-        4, ge=0, le=64, description="Hamming distance (of 64 bits) that counts as leaked"
-    )
-    example: ClassVar[dict] = {}
-
-
-@_register("near_leakage", NearLeakageParams)
-def near_leakage(evidence: Evidence, p: NearLeakageParams) -> CheckResult:
-    """No eval image is a near-duplicate (perceptual hash) of a train image."""
-    frame, train = _profile(evidence, "eval"), _profile(evidence, "train")
-    near = nearest_frame(frame, train, same_set=False)
-    return _near_result(near, p, f"have a train near-duplicate (<= {p.max_distance} bits)")
-
-
-class DriftParams(_PairParams):
-    """Train and eval must not differ by a two-sample test at `min_p_value`."""
-
-    min_p_value: float = Field(
-        0.01, gt=0, lt=1, description="smallest p-value accepted as 'same distribution'"
-    )
-    example: ClassVar[dict] = {}
-
-
-def _drift(evidence: Evidence, p: DriftParams, kind: str, what: str) -> CheckResult:
-    frame, train = _profile(evidence, "eval"), _profile(evidence, "train")
-    if kind == "pixel":
-        frame, train = frame[frame["decodes"]], train[train["decodes"]]
-    if frame.empty or train.empty:
-        return CheckResult("error", f"cannot test {what}: a split has no decodable samples")
-    tests = drift_tests(frame, train, kind)
-    kwargs = {"column": "p_value", "min_value": p.min_p_value}
-    (outcome,) = _expect(tests, [("ExpectColumnValuesToBeBetween", kwargs)])
-    metrics: dict[str, Any] = {"n_eval": len(frame), "n_train": len(train)}
-    for row in tests.itertuples():
-        metrics[f"{row.test}_statistic"] = float(row.statistic)
-        metrics[f"{row.test}_p_value"] = float(row.p_value)
-    metrics["min_p_value"] = float(tests["p_value"].min())
-    result = gate("min_p_value", metrics["min_p_value"], ">=", p.min_p_value, metrics, what)
-    failing = tests["test"].iloc[outcome.failed_rows].tolist()
-    result.metrics["n_failed"] = len(failing)
-    result.details = {"tests": tests.to_dict("records"), "failing_tests": failing}
-    if failing:
-        result.message += f" (train vs eval differ by {', '.join(failing)})"
-    return result
-
-
-@_register("label_drift", DriftParams)
-def label_drift(evidence: Evidence, p: DriftParams) -> CheckResult:
-    """Train and eval label distributions agree (chi-square test), gated on its p-value."""
-    return _drift(evidence, p, "label", "label-distribution chi-square p-value")
-
-
-@_register("pixel_drift", DriftParams)
-def pixel_drift(evidence: Evidence, p: DriftParams) -> CheckResult:
-    """Train and eval per-image pixel mean and std agree (KS tests), gated on the smaller p."""
-    return _drift(evidence, p, "pixel", "pixel-statistics KS smallest p-value")
+    return near_result(near, p, f"have a near-duplicate (<= {p.max_distance} bits)")
 
 
 class ExpectationParams(_DataParams):
@@ -468,11 +333,11 @@ class ExpectationParams(_DataParams):
         return self
 
 
-@_register("expectation", ExpectationParams)
+@register_data("expectation", ExpectationParams)
 def expectation(evidence: Evidence, p: ExpectationParams) -> CheckResult:
     """A great-expectations expectation named in the suite holds over the split's profile."""
-    frame = _profile(evidence, p.split)
-    (outcome,) = _expect(frame, [(p.expectation, p.kwargs)])
+    frame = profile_of(evidence, p.split)
+    (outcome,) = expect(frame, [(p.expectation, p.kwargs)])
     paths = frame["path"].iloc[outcome.failed_rows].tolist()
     metrics: dict[str, Any] = {"success": int(outcome.success)}
     if outcome.n_failed is not None:
