@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import ValidationError
 from sklearn.datasets import load_digits
 
-from qa.checks import REGISTRY
+from qa.checks import REGISTRY, load_all
 from qa.checks import data as checks
 from qa.data import fingerprint_from_hashes, scan_image_folder
 from qa.errors import InputError
@@ -23,7 +23,7 @@ from qa.evidence import Evidence
 from qa.profile import profile_samples
 from qa.suite import load_suite
 
-DATA_KINDS = sorted(k for k, spec in REGISTRY.items() if spec.family == "data")
+DATA_KINDS = sorted(k for k, spec in load_all().items() if spec.family == "data")
 
 
 def _write(root, images, labels, brighten=0):
