@@ -125,7 +125,9 @@ class DataConfig(_Strict):
 class Defaults(_Strict):
     """Settings shared by every check of the suite."""
 
-    confidence: float = Field(0.95, gt=0, lt=1, description="confidence of every interval")
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="confidence of every one-sided bound a gate compares"
+    )
     batch_size: int = Field(256, ge=1, description="inference batch size")
     interval: Literal[INTERVAL_METHODS] = Field("wilson", description="binomial interval method")
 

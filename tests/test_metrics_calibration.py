@@ -84,8 +84,8 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
     a = cal.bootstrap_interval(lambda i: x[i].mean(), 300, 0.95, seed=7)
     assert a == cal.bootstrap_interval(lambda i: x[i].mean(), 300, 0.95, seed=7)
     assert a[0] < x.mean() < a[1]
-    # for a mean, the percentile interval is close to the normal one: 1.96 * sd / sqrt(n)
-    assert a[1] - a[0] == pytest.approx(2 * 1.96 * x.std() / np.sqrt(300), rel=0.15)
+    # each end is a one-sided 95% bound: for a mean, close to the normal one, 1.645 sd / sqrt(n)
+    assert a[1] - a[0] == pytest.approx(2 * 1.645 * x.std() / np.sqrt(300), rel=0.15)
 
 
 def test_rejects_bad_binning_arguments():

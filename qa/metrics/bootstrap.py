@@ -6,23 +6,24 @@ for large evals, and the binned calibration errors' bias makes its acceleration 
 
 import numpy as np
 
+from qa.metrics.intervals import two_sided_level
+
 
 def bootstrap_bounds(
     statistic,
     data: tuple[np.ndarray, ...],
     confidence: float,
     *,
-    alternative: str = "two-sided",
     n_resamples: int = 1000,
     seed: int = 0,
     vectorized: bool = False,
     paired: bool = False,
     batch: int | None = None,
 ) -> tuple[float, float]:
-    """(low, high) of the percentile bootstrap interval of `statistic` over `data`.
+    """(lower, upper): one-sided `confidence` bounds of `statistic` over `data`, percentile.
 
-    alternative "less" gives a one-sided upper bound (low is -inf), "greater" a lower one.
-    `paired` resamples the arrays of `data` together (the same rows of each).
+    Both are the ends of the two-sided percentile interval at level 2c - 1, so each is the
+    bound a gate at confidence c compares. `paired` resamples the arrays of `data` together.
     """
     from scipy.stats import bootstrap
 
@@ -30,8 +31,7 @@ def bootstrap_bounds(
         data,
         statistic,
         n_resamples=n_resamples,
-        confidence_level=confidence,
-        alternative=alternative,
+        confidence_level=two_sided_level(confidence),
         method="percentile",
         vectorized=vectorized,
         paired=paired,

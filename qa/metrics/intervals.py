@@ -1,7 +1,9 @@
-"""Two-sided confidence intervals for a binomial proportion (k successes in n trials).
+"""Confidence bounds for a binomial proportion (k successes in n trials).
 
-Accuracy-type gates compare a bound of these intervals with the threshold, so a model is not
-passed on a lucky eval set: 0.93 measured on 100 images is a lower 95% bound near 0.86.
+Every gate in qa compares a one-sided bound at the suite's `confidence` c with its threshold,
+so a model whose true value sits exactly on the threshold passes with probability at most
+1 - c. `binomial_bounds` gives both one-sided c bounds at once: they are the ends of the
+two-sided interval at level 2c - 1 (a 90% interval carries two one-sided 95% bounds).
 Wilson is the default (well centred, never outside [0, 1]); Clopper-Pearson ("exact") is
 conservative: its coverage is at least the nominal confidence for every true proportion.
 """
@@ -12,6 +14,24 @@ INTERVAL_METHODS = ("wilson", "clopper_pearson")
 _SCIPY_METHOD = {"wilson": "wilson", "clopper_pearson": "exact"}
 
 
+def two_sided_level(confidence: float) -> float:
+    """The two-sided level whose ends are one-sided `confidence` bounds: 2c - 1."""
+    if not 0.5 < confidence < 1:
+        raise ValueError(f"Expected `confidence` in (0.5, 1), but got {confidence}")
+    return 2 * confidence - 1
+
+
+def binomial_bounds(
+    k: int, n: int, confidence: float = 0.95, method: str = "wilson"
+) -> tuple[float, float]:
+    """(lower, upper): one-sided `confidence` bounds for the proportion k/n, by `method`.
+
+    What gates compare: a `min` gate passes when the lower bound clears it, a `max` gate when
+    the upper bound does. With n = 0 nothing is known: (nan, nan), which no gate passes.
+    """
+    return binomial_interval(k, n, two_sided_level(confidence), method)
+
+
 def binomial_interval(
     k: int, n: int, confidence: float = 0.95, method: str = "wilson"
 ) -> tuple[float, float]:
@@ -19,7 +39,7 @@ def binomial_interval(
 
     Uses scipy.stats.binomtest(k, n).proportion_ci. With k = 0 the low end is exactly 0 and
     with k = n the high end is exactly 1. With n = 0 nothing is known: (nan, nan), which no
-    gate passes.
+    gate passes. Gates use `binomial_bounds`, which states its level as one-sided bounds.
     """
     if method not in _SCIPY_METHOD:
         raise ValueError(f"Expected `method` to be one of {INTERVAL_METHODS}, but got {method!r}")

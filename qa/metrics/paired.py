@@ -43,7 +43,6 @@ def paired_bootstrap_upper(
         statistic,
         (np.arange(n),),
         confidence,
-        alternative="less",
         n_resamples=n_resamples,
         seed=seed,
     )[1]
@@ -70,7 +69,6 @@ def accuracy_delta_upper(
         np.mean,
         (d,),
         confidence,
-        alternative="less",
         n_resamples=n_resamples,
         seed=seed,
         vectorized=True,
