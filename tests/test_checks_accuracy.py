@@ -36,29 +36,32 @@ def _correct_of(n: int, k: int, label: int = 0, wrong: int = 1) -> tuple[list, l
 
 
 def test_top1_gates_on_the_lower_bound_where_the_point_would_pass():
-    ev = _evidence(*_correct_of(100, 95))  # Wilson 95% of 95/100: (0.8882, 0.9785)
-    bound = _run("top1_accuracy", ev, min=0.9)
+    # one-sided 95% Wilson bounds of 95/100 (the two-sided 90% interval): (0.9008, 0.9755)
+    ev = _evidence(*_correct_of(100, 95))
+    bound = _run("top1_accuracy", ev, min=0.91)
     assert bound.status == "fail"
     assert bound.metrics["accuracy"] == pytest.approx(0.95)
-    assert bound.metrics["accuracy_low"] == pytest.approx(0.8882, abs=1e-4)
-    assert bound.metrics["accuracy_high"] == pytest.approx(0.9785, abs=1e-4)
+    assert bound.metrics["accuracy_low"] == pytest.approx(0.9008, abs=1e-4)
+    assert bound.metrics["accuracy_high"] == pytest.approx(0.9755, abs=1e-4)
     assert (bound.metrics["k"], bound.metrics["n"]) == (95, 100)
     assert bound.metrics["interval"] == "wilson" and bound.metrics["confidence"] == 0.95
-    assert bound.threshold == {"metric": "accuracy_low", "op": ">=", "value": 0.9}
+    assert bound.threshold == {"metric": "accuracy_low", "op": ">=", "value": 0.91}
     assert "lower 95% bound" in bound.message and "95/100" in bound.message
-    point = _run("top1_accuracy", ev, min=0.9, gate_on="point")
+    point = _run("top1_accuracy", ev, min=0.91, gate_on="point")
     assert point.status == "pass"
     assert point.threshold["metric"] == "accuracy"
-    assert _run("top1_accuracy", ev, min=0.88).status == "pass"
+    assert _run("top1_accuracy", ev, min=0.9).status == "pass"
 
 
 def test_interval_method_and_confidence_come_from_the_evidence():
     labels, pred = _correct_of(100, 95)
     exact = _run("top1_accuracy", _evidence(labels, pred, interval_method="clopper_pearson"), min=0)
-    assert exact.metrics["accuracy_low"] == pytest.approx(0.8872, abs=1e-4)
+    # the one-sided exact bound: the 5% quantile of Beta(95, 6)
+    assert exact.metrics["accuracy_low"] == pytest.approx(0.8977, abs=1e-4)
     assert exact.metrics["interval"] == "clopper_pearson"
     wide = _run("top1_accuracy", _evidence(labels, pred, confidence=0.99), min=0)
-    assert wide.metrics["accuracy_low"] < 0.8872 and wide.metrics["confidence"] == 0.99
+    assert wide.metrics["accuracy_low"] == pytest.approx(0.8724, abs=1e-4)  # Wilson, z = 2.326
+    assert wide.metrics["confidence"] == 0.99
 
 
 def test_topk_counts_a_true_class_ranked_second():
@@ -84,18 +87,18 @@ def _three_classes() -> Evidence:
 
 
 def test_per_class_recall_names_the_classes_below():
-    result = _run("per_class_recall", _three_classes(), min=0.8)
+    result = _run("per_class_recall", _three_classes(), min=0.82)
     assert result.status == "fail"
     assert result.metrics["worst_class"] == "fox"
     assert result.metrics["worst_recall"] == pytest.approx(0.6)
-    assert result.metrics["classes_below"] == 2  # dog's lower bound (0.786) is below 0.8 too
+    assert result.metrics["classes_below"] == 2  # dog's lower bound (0.8085) is below 0.82 too
     assert "2 of 3 classes" in result.message and "fox" in result.message
     assert "dog" in result.message and "cat" not in result.message
     rows = {r["class"]: r for r in result.details["classes"]}
     assert (rows["dog"]["k"], rows["dog"]["n"]) == (45, 50)
-    assert rows["dog"]["recall_low"] == pytest.approx(0.7864, abs=1e-3)
-    assert result.threshold == {"metric": "worst_recall_low", "op": ">=", "value": 0.8}
-    point = _run("per_class_recall", _three_classes(), min=0.8, gate_on="point")
+    assert rows["dog"]["recall_low"] == pytest.approx(0.8085, abs=1e-3)
+    assert result.threshold == {"metric": "worst_recall_low", "op": ">=", "value": 0.82}
+    point = _run("per_class_recall", _three_classes(), min=0.82, gate_on="point")
     assert point.status == "fail" and "dog" not in point.message
     assert _run("per_class_recall", _three_classes(), min=0.7, classes=["cat", "dog"]).status == (
         "pass"
@@ -134,19 +137,20 @@ def test_bootstrap_of_macro_f1_resamples_the_statistic_itself():
     # the percentile interval of a seeded loop over resamples with the reference metric
     draws = np.random.default_rng(1).integers(0, 300, (2000, 300))
     reference = [macro_f1(labels[i], pred[i], 4) for i in draws]
-    assert low == pytest.approx(np.quantile(reference, 0.025), abs=0.01)
-    assert high == pytest.approx(np.quantile(reference, 0.975), abs=0.01)
+    # one-sided 95% bounds: the 5% and 95% quantiles of the resampled macro-F1
+    assert low == pytest.approx(np.quantile(reference, 0.05), abs=0.01)
+    assert high == pytest.approx(np.quantile(reference, 0.95), abs=0.01)
     assert bootstrap_macro_f1(labels, labels, 4, 0.95, 200, 0) == (1.0, 1.0)
 
 
 def test_confusion_rate_gates_the_upper_bound():
     labels = [0] * 100 + [1] * 20
-    pred = [0] * 96 + [1] * 4 + [1] * 20  # 4 of 100 cats called dogs: Wilson (0.0157, 0.0984)
+    pred = [0] * 96 + [1] * 4 + [1] * 20  # 4 of 100 cats called dogs: Wilson (0.0181, 0.0862)
     ev = _evidence(labels, pred)
     result = _run("confusion_rate", ev, true="cat", predicted="dog", max=0.05)
     assert result.status == "fail"
     assert result.metrics["confusion_rate"] == pytest.approx(0.04)
-    assert result.metrics["confusion_rate_high"] == pytest.approx(0.0984, abs=1e-4)
+    assert result.metrics["confusion_rate_high"] == pytest.approx(0.0862, abs=1e-4)
     assert result.threshold == {"metric": "confusion_rate_high", "op": "<=", "value": 0.05}
     assert "upper 95% bound" in result.message
     point = _run("confusion_rate", ev, true="cat", predicted="dog", max=0.05, gate_on="point")

@@ -37,11 +37,32 @@ def _run(kind: str, evidence: Evidence, **params):
 def test_calibrated_model_passes(kind, limit, binning):
     result = _run(kind, _evidence(1.0), max=limit, binning=binning, bins=10)
     assert result.status == "pass", result.message
-    # binned calibration errors are biased upwards, and resampling adds to the bias, so the
-    # percentile interval need not bracket the point estimate; it is ordered and tight here
-    low, high = result.metrics[f"{kind}_low"], result.metrics[f"{kind}_high"]
-    assert 0 <= low < high < limit
+    assert 0 <= result.metrics[f"{kind}_high"] < limit
     assert result.threshold == {"metric": f"{kind}_high", "op": "<=", "value": limit}
+
+
+def test_a_calibrated_model_is_never_failed_for_the_plug_in_bias():
+    # 270 samples over 15 bins: the plug-in ECE of a perfectly calibrated model sits near 0.07
+    # and its bootstrap bound above 0.10, which failed every seed; now it passes or, where 270
+    # samples cannot certify 0.10 with these confidences, says so
+    statuses = [_run("ece", _evidence(1.0, n=270, seed=s), max=0.10).status for s in range(8)]
+    assert "fail" not in statuses and "pass" in statuses, statuses
+
+
+def test_an_unreachable_threshold_is_inconclusive_and_says_how_many_samples_would_do():
+    result = _run("ece", _evidence(1.0, n=270), max=0.03)
+    assert result.status == "error"
+    assert result.message.startswith("inconclusive: 270 samples cannot certify ece <= 0.03")
+    needed = int(result.message.split("about ")[1].split(" samples")[0].replace(",", ""))
+    assert needed > 270
+    assert result.metrics["calibrated_upper_80"] > 0.03
+
+
+def test_a_badly_miscalibrated_model_fails_plainly():
+    result = _run("ece", _evidence(3.0, n=2000), max=0.05)
+    assert result.status == "fail"
+    assert result.metrics["ece_high"] > result.metrics["ece"] > 0.05
+    assert result.metrics["rmsce_low"] > 0.05
 
 
 def test_overconfident_model_fails_and_the_temperature_repairs_it():

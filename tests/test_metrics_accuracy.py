@@ -144,3 +144,23 @@ def test_topk_is_monotone_and_complete():
 def test_confusion_rate_of_an_absent_class_is_nan():
     rate, k, n = acc.confusion_rate(np.array([0, 1]), np.array([1, 1]), 2, 1)
     assert (k, n) == (0, 0) and math.isnan(rate)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_binomial_bounds_are_one_sided_at_the_confidence(confidence):
+    from scipy.stats import beta
+
+    from qa.metrics.intervals import binomial_bounds
+
+    # Clopper-Pearson's one-sided bounds are Beta quantiles at 1 - c and c
+    low, high = binomial_bounds(37, 50, confidence, "clopper_pearson")
+    assert low == pytest.approx(beta.ppf(1 - confidence, 37, 14), rel=1e-9)
+    assert high == pytest.approx(beta.ppf(confidence, 38, 13), rel=1e-9)
+
+
+def test_binomial_bounds_refuse_a_confidence_that_bounds_nothing():
+    from qa.metrics.intervals import binomial_bounds
+
+    for confidence in (0.5, 0.3, 1.0):
+        with pytest.raises(ValueError, match=r"Expected `confidence` in \(0.5, 1\)"):
+            binomial_bounds(5, 10, confidence)

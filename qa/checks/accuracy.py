@@ -1,11 +1,14 @@
 """Accuracy family: is the model good enough on the eval data?
 
-Every proportion (top-1, top-k, per-class recall, confusion rate) comes with a two-sided
-binomial interval at the suite's confidence, by the suite's method (`defaults.interval`,
-carried to the checks as `evidence.interval_method`). By default a `min` gate compares the
-interval's lower end and a `max` gate its upper end, so a small eval set cannot pass a model
-on luck; `gate_on: point` compares the point estimate instead. Macro-F1 is not a proportion:
-its interval is a seeded percentile bootstrap over samples (scipy.stats.bootstrap).
+Every proportion (top-1, top-k, per-class recall, confusion rate) comes with one-sided
+binomial bounds at the suite's confidence c (the ends of the two-sided 2c - 1 interval), by
+the suite's method (`defaults.interval`, carried to the checks as `evidence.interval_method`).
+By default a `min` gate compares the lower bound and a `max` gate the upper bound, so a model
+whose true value sits on the threshold passes with probability at most 1 - c; `gate_on:
+point` compares the point estimate instead. Macro-F1 is not a proportion: its bounds come
+from a seeded percentile bootstrap over samples (scipy.stats.bootstrap). A per-class gate
+passes only when every class's bound clears the threshold, so a worst class sitting on it
+passes with probability at most 1 - c too; no multiplicity correction is needed for that.
 Metrics use binomial notation: k of n samples.
 """
 
@@ -18,7 +21,7 @@ from pydantic import Field, model_validator
 from qa.checks import CheckParams, CheckResult, gate, register
 from qa.evidence import CLEAN, Evidence
 from qa.metrics import accuracy as acc
-from qa.metrics.intervals import binomial_interval
+from qa.metrics.intervals import binomial_bounds
 
 MAX_LISTED = 10  # classes named in one message; the rest are in the details
 
@@ -113,7 +116,7 @@ def _bound_words(gate_on: str, confidence: float) -> str:
 
 def _proportion(name: str, k: int, n: int, evidence: Evidence) -> dict:
     """The metrics of one proportion: point, interval, counts, and how the interval was made."""
-    low, high = binomial_interval(k, n, evidence.confidence, evidence.interval_method)
+    low, high = binomial_bounds(k, n, evidence.confidence, evidence.interval_method)
     return {
         name: k / n if n else float("nan"),
         f"{name}_low": low,

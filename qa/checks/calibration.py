@@ -1,10 +1,17 @@
 """Calibration family: can the model's confidence be trusted?
 
 Computed from the clean logits the engine already has (no extra inference). Every result
-carries a bootstrap interval, the reliability-diagram bins, and the temperature that would
+carries a one-sided upper bound at the suite's confidence, the reliability-diagram bins, and
+the temperature that would
 fix the model, fitted on a calibration split (`data.calibration` in the suite) or, when there
 is none, on a seeded half of eval and judged on the other half, so the fix is never scored
 on the data it was fitted to.
+
+ECE and classwise ECE gate on a bound free of the plug-in estimate's upward bias (see
+qa.metrics.calibration_bounds); when the eval set is too small for even a perfectly calibrated
+model to clear `max`, the result is an error that says so and how many samples would do,
+rather than a plain fail. MCE, Brier and NLL gate on a percentile bootstrap bound; the plug-in
+MCE is biased upwards too, which makes its gate conservative.
 """
 
 from typing import ClassVar, Literal
@@ -15,6 +22,7 @@ from pydantic import Field
 from qa.checks import CheckParams, CheckResult, gate, register
 from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import calibration as cal
+from qa.metrics import calibration_bounds as cal_bounds
 
 CALIBRATION_VIEW = View(split="calibration")
 MIN_CALIBRATION_SAMPLES = 50
@@ -27,7 +35,7 @@ class CalibrationParams(CheckParams):
     bins: int = Field(15, ge=1, le=1000, description="number of confidence bins")
     binning: Literal["width", "mass"] = Field("width", description="equal-width or equal-mass bins")
     gate_on: Literal["point", "upper_bound"] = Field(
-        "upper_bound", description="compare the point estimate or the bootstrap upper bound"
+        "upper_bound", description="compare the one-sided upper bound or the point estimate"
     )
     resamples: int = Field(1000, ge=100, description="bootstrap resamples")
     seed: int = Field(0, description="bootstrap and hold-out seed")
@@ -116,21 +124,59 @@ def temperature_fix(kind: str, evidence: Evidence, p: CalibrationParams) -> dict
     }
 
 
+# The binned ECEs gate on bounds free of the plug-in's bias (qa.metrics.calibration_bounds);
+# MCE, Brier and NLL on a percentile bootstrap of the metric itself.
+BOUNDED = {"ece": cal_bounds.top_label_groups, "classwise_ece": cal_bounds.classwise_groups}
+
+
+def _upper(kind: str, logits, labels, p: CalibrationParams, confidence: float) -> dict:
+    """The metric's point estimate and its one-sided upper bound, with what else explains it."""
+    value = _metric(kind, logits, labels, p)
+    if kind in BOUNDED:
+        groups = BOUNDED[kind](cal.softmax(logits), labels)
+        bounds = cal_bounds.calibration_error_bounds(groups, p.bins, p.binning, confidence)
+        return {kind: value, f"{kind}_high": bounds.pop("ece_upper"), **bounds}
+    statistic, vectorized = _resampled(kind, logits, labels, p)
+    low, high = cal.bootstrap_interval(
+        statistic, len(labels), confidence, p.resamples, p.seed, vectorized
+    )
+    return {kind: value, f"{kind}_low": low, f"{kind}_high": high}
+
+
+def _inconclusive(kind: str, logits, metrics: dict, p: CalibrationParams) -> str | None:
+    """Why the eval set is too small for `max`, when even a calibrated model would miss it."""
+    if kind not in BOUNDED:
+        return None
+    probs, n = cal.softmax(logits), metrics["n"]
+    reference = cal_bounds.calibrated_upper(
+        probs, BOUNDED[kind], p.bins, p.binning, metrics["confidence"], seed=p.seed
+    )
+    metrics["calibrated_upper_80"] = reference
+    if reference <= p.max:
+        return None
+    needed = int(np.ceil(n * (reference / p.max) ** 2 / 100) * 100)
+    return (
+        f"inconclusive: {n} samples cannot certify {kind} <= {p.max:g} with these confidences "
+        f"(a perfectly calibrated model's upper bound exceeds it 1 time in 5 or more, at "
+        f"{reference:.3f}); about {needed:,} samples would, or fewer bins"
+    )
+
+
 def _evaluate(kind: str, what: str, evidence: Evidence, p: CalibrationParams) -> CheckResult:
     logits, labels = evidence.logits(CLEAN), evidence.labels
     bad = int((~np.isfinite(logits)).any(axis=1).sum())
     if bad:
         return CheckResult("error", f"{bad} of {len(labels)} samples have NaN or infinite logits")
-    value = _metric(kind, logits, labels, p)
-    statistic, vectorized = _resampled(kind, logits, labels, p)
-    low, high = cal.bootstrap_interval(
-        statistic, len(labels), evidence.confidence, p.resamples, p.seed, vectorized
-    )
-    metrics = {kind: value, f"{kind}_low": low, f"{kind}_high": high, "n": len(labels)}
-    metrics["confidence"] = evidence.confidence
+    metrics = _upper(kind, logits, labels, p, evidence.confidence)
+    metrics |= {"n": len(labels), "confidence": evidence.confidence}
     deciding = kind if p.gate_on == "point" else f"{kind}_high"
     bound = "" if p.gate_on == "point" else f" upper {evidence.confidence:.0%} bound"
     result = gate(deciding, metrics[deciding], "<=", p.max, metrics, f"{what}{bound}")
+    if result.status == "fail" and p.gate_on != "point":
+        result.message += f" ({what} {metrics[kind]:.4f})"
+        reason = _inconclusive(kind, logits, metrics, p)
+        if reason is not None:
+            result.status, result.message = "error", f"{reason}; {result.message}"
     conf, correct = cal.top_label(cal.softmax(logits), labels)
     fix = temperature_fix(kind, evidence, p)
     result.details = {

@@ -29,6 +29,27 @@ def mcnemar_exact(worse: int, better: int, alternative: str = "less") -> float:
     return float(binomtest(worse, n, 0.5, alternative=side).pvalue)
 
 
+def drop_pvalue(worse: int, better: int, n: int, margin: float = 0.0) -> float:
+    """One-sided p-value that the candidate's accuracy is lower than the baseline's by > margin.
+
+    H0: drop <= margin, where drop = P(baseline-only correct) - P(candidate-only correct) on n
+    paired samples. margin 0 is McNemar's exact test; a positive margin uses Tango's (1998)
+    score test, whose null variance comes from the restricted maximum-likelihood estimate of
+    P(candidate-only correct). Written here because neither scipy nor statsmodels offers a
+    paired non-inferiority test with a margin.
+    """
+    from scipy.stats import norm
+
+    if margin == 0:
+        return mcnemar_exact(worse, better, "less")
+    a = 2 * n
+    b = -worse - better + (2 * n - worse + better) * margin
+    c = -better * margin * (1 - margin)
+    q = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    variance = n * (2 * q + margin * (1 - margin))
+    return float(norm.sf((worse - better - n * margin) / np.sqrt(variance)))
+
+
 def paired_bootstrap_upper(
     statistic, n: int, confidence: float, n_resamples: int = 2000, seed: int = 0
 ) -> float:
@@ -99,8 +120,8 @@ def minimum_detectable_effect(
 
     Connor's (1987) sample-size relation n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2,
     solved for d at the given n, where psi is the expected fraction of discordant pairs.
-    Returns inf when even a drop of psi (every discordant pair against the candidate) would
-    not be detected.
+    Returns inf when even a drop of psi (every discordant pair against the candidate, the
+    largest drop there can be) would not be detected.
     """
     from scipy.optimize import brentq
     from scipy.stats import norm
@@ -114,7 +135,7 @@ def minimum_detectable_effect(
             d * d
         ) - n
 
-    hi = min(np.sqrt(discordance), 1.0)
+    hi = min(discordance, 1.0)  # a drop cannot exceed the share of discordant pairs
     if gap(hi) > 0:
         return float("inf")
     return float(brentq(gap, 1e-9, hi))

@@ -1,0 +1,171 @@
+"""One-sided confidence bounds for binned calibration errors, free of the plug-in's bias.
+
+The plug-in ECE, sum_b w_b |m_b| (w_b the share of samples in bin b, m_b their mean gap
+between confidence and correctness), is biased upwards: |m_b| of a perfectly calibrated bin
+is the absolute value of pure noise, about 0.8 of its standard error. The bias depends on how
+the confidences spread over the bins, so a percentile bootstrap of the plug-in fails
+well-calibrated models and compares two models' ECEs unfairly. qa bounds the error two ways
+and keeps the smaller bound, each at (1 + c) / 2 so that together they hold at c:
+
+- Plug-in plus its noise: for the true signs s_b of the gaps, sum_b w_b |m_b| >= sum_b w_b s_b
+  m_b, an unbiased estimate of the ECE with variance sum_b w_b^2 v_b (v_b the variance of
+  m_b). So ECE_plugin + z * sqrt(sum_b w_b^2 v_b) is an upper bound. Tight for confident
+  models, whose samples crowd into a few full bins.
+- The debiased RMS calibration error: sum_b w_b (m_b^2 - v_b) is unbiased for the squared RMS
+  error sum_b w_b delta_b^2 (Kumar, Liang & Ma 2019), and RMS >= ECE by Jensen's inequality.
+  Its bound inverts a normal test whose variance, sum_b w_b^2 (4 delta_b^2 v_b + 2 v_b^2), is
+  taken at the hypothesised error (delta_b^2 = max(observed, theta^2)), so a low draw cannot
+  also shrink the variance it is judged by. Tight when the samples spread over many bins.
+
+Several groups (classwise ECE: one one-vs-rest group per class) are averaged; their standard
+errors are added, which can only widen the bound when the groups are correlated.
+Written here because no maintained library bounds calibration errors; the bench
+bench/false_alarm.py simulates each bound on its threshold.
+"""
+
+import numpy as np
+from scipy.stats import norm
+
+from qa.metrics.calibration import bin_assignments
+
+Groups = list[tuple[np.ndarray, np.ndarray]]  # [(confidence, correct)] per group
+
+
+def bin_moments(confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning: str):
+    """Per bin: share of samples w, mean gap m (confidence - correct), variance v of m.
+
+    v is Kumar et al.'s unbiased estimate, acc (1 - acc) / (count - 1) with acc the bin's
+    accuracy; a bin holding one sample takes the Bernoulli variance of its confidence,
+    c (1 - c), which makes m^2 - v unbiased for a calibrated bin (Kumar et al. drop such bins).
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    bins = bin_assignments(confidence, n_bins, binning)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    size = np.maximum(count, 1)
+    accuracy = np.bincount(bins, correct, n_bins) / size
+    mean = np.bincount(bins, confidence, n_bins) / size - accuracy
+    single = np.bincount(bins, confidence * (1 - confidence), n_bins)
+    variance = np.where(count >= 2, accuracy * (1 - accuracy) / np.maximum(count - 1, 1), single)
+    return count / len(correct), mean, variance
+
+
+def _moments(groups: Groups, n_bins: int, binning: str) -> np.ndarray:
+    """(groups, 3, bins): w, m, v of every group."""
+    return np.array([bin_moments(c, y, n_bins, binning) for c, y in groups])
+
+
+def plugin_upper(moments: np.ndarray, z: float) -> float:
+    """Mean over groups of the plug-in ECE, plus z times its summed standard errors."""
+    w, m, v = moments[:, 0], moments[:, 1], moments[:, 2]
+    plugin = (w * np.abs(m)).sum(axis=1).mean()
+    se = np.sqrt((w * w * v).sum(axis=1)).mean()
+    return float(plugin + z * se)
+
+
+def _squared(moments: np.ndarray) -> tuple[float, np.ndarray]:
+    w, m, v = moments[:, 0], moments[:, 1], moments[:, 2]
+    per_bin = m * m - v
+    return float((w * per_bin).sum(axis=1).mean()), per_bin
+
+
+def _spread(moments: np.ndarray, per_bin: np.ndarray, theta: float) -> float:
+    """Standard error of the debiased squared error if the RMS error were `theta`."""
+    w, v = moments[:, 0], moments[:, 2]
+    var = (w * w * (4 * np.maximum(per_bin, theta * theta) * v + 2 * v * v)).sum(axis=1)
+    return float(np.sqrt(var).mean())
+
+
+def rms_bounds(moments: np.ndarray, z: float) -> tuple[float, float, float]:
+    """(debiased RMS error, lower, upper): the bounds invert the normal test at level z."""
+    squared, per_bin = _squared(moments)
+
+    def above(theta: float) -> float:  # > 0: an RMS error of theta is rejected as too large
+        return theta * theta - squared - z * _spread(moments, per_bin, theta)
+
+    def below(theta: float) -> float:  # > 0: an RMS error of theta is rejected as too small
+        return squared - z * _spread(moments, per_bin, theta) - theta * theta
+
+    grid = np.linspace(0.0, 1.0, 201)
+    kept = [t for t in grid if above(t) <= 0]
+    upper = _bisect(above, float(kept[-1]), min(float(kept[-1] + grid[1]), 1.0)) if kept else 0.0
+    lower = _bisect(below, 0.0, 1.0) if below(0.0) > 0 else 0.0
+    return float(np.sqrt(max(squared, 0.0))), lower, upper
+
+
+def _bisect(fn, low: float, high: float) -> float:
+    """Where fn's sign changes in [low, high] (to 1e-12), or `high` if it does not."""
+    start = fn(low) > 0
+    if (fn(high) > 0) == start:
+        return high
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if (fn(mid) > 0) == start else (low, mid)
+    return high
+
+
+def calibration_error_bounds(groups: Groups, n_bins: int, binning: str, confidence: float):
+    """Bounds of the (mean over groups of the) binned calibration error at `confidence`.
+
+    Returns {"ece_upper": the smaller of the two upper bounds (module docstring), "rmsce",
+    "rmsce_low", "rmsce_high": the debiased RMS error and its own bounds at `confidence`}.
+    """
+    moments = _moments(groups, n_bins, binning)
+    z_half = float(norm.ppf((1 + confidence) / 2))
+    rms_half = rms_bounds(moments, z_half)
+    rms, low, high = rms_bounds(moments, float(norm.ppf(confidence)))
+    upper = min(plugin_upper(moments, z_half), rms_half[2])
+    return {"ece_upper": upper, "rmsce": rms, "rmsce_low": low, "rmsce_high": high}
+
+
+def rms_increase_lower(
+    candidate: Groups, baseline: Groups, n_bins: int, binning: str, confidence: float
+) -> float:
+    """Lower `confidence` bound of RMS(candidate) - RMS(baseline): each side at (1 + c) / 2.
+
+    The candidate's lower bound minus the baseline's upper bound, so the increase is overstated
+    only when one of two bounds at (1 + c) / 2 misses: at most 1 - c together, whatever the
+    two models' confidence profiles.
+    """
+    z_half = float(norm.ppf((1 + confidence) / 2))
+    _, cand_low, _ = rms_bounds(_moments(candidate, n_bins, binning), z_half)
+    _, _, base_high = rms_bounds(_moments(baseline, n_bins, binning), z_half)
+    return cand_low - base_high
+
+
+def top_label_groups(probs: np.ndarray, labels: np.ndarray) -> Groups:
+    """The one group of top-label calibration: confidence of the predicted class, hit or not."""
+    return [(probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(np.float64))]
+
+
+def classwise_groups(probs: np.ndarray, labels: np.ndarray) -> Groups:
+    """One one-vs-rest group per class: that class's probability, and whether it is the label."""
+    return [(probs[:, k], (labels == k).astype(np.float64)) for k in range(probs.shape[1])]
+
+
+def calibrated_upper(
+    probs: np.ndarray,
+    grouping,
+    n_bins: int,
+    binning: str,
+    confidence: float,
+    *,
+    draws: int = 20,
+    quantile: float = 0.8,
+    seed: int = 0,
+) -> float:
+    """The `quantile` of `ece_upper` for a perfectly calibrated model with these probabilities.
+
+    Labels are drawn from the model's own probabilities, so the model is calibrated by
+    construction: if even then the bound clears a threshold less often than `quantile`, the
+    eval set is too small to certify that threshold (what a gate reports as inconclusive).
+    """
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(probs, axis=1)
+    uppers = []
+    for _ in range(draws):
+        u = rng.random((len(probs), 1)) * cumulative[:, -1:]
+        labels = np.minimum((cumulative < u).sum(axis=1), probs.shape[1] - 1)
+        groups = grouping(probs, labels)
+        uppers.append(calibration_error_bounds(groups, n_bins, binning, confidence)["ece_upper"])
+    return float(np.quantile(uppers, quantile))
