@@ -93,3 +93,17 @@ def test_rejects_bad_binning_arguments():
         cal.bin_assignments(CONF, 2, "quantile")
     with pytest.raises(ValueError, match="Expected `n_bins` to be a positive int, but got 0"):
         cal.bin_assignments(CONF, 0)
+
+
+def test_equal_mass_bins_do_not_depend_on_the_order_of_tied_confidences():
+    rng = np.random.default_rng(0)
+    conf = np.round(rng.uniform(0.5, 1.0, 300), 2)  # many ties, as softmax of few logits gives
+    correct = rng.random(300) < conf
+    values = []
+    for _ in range(20):
+        order = rng.permutation(300)
+        values.append(cal.expected_calibration_error(conf[order], correct[order], 10, "mass"))
+    assert max(values) - min(values) < 1e-12  # summation order only
+    bins = cal.bin_assignments(conf, 10, "mass")
+    for c in np.unique(conf):
+        assert len(set(bins[conf == c])) == 1  # equal confidences share a bin

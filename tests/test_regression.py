@@ -176,7 +176,7 @@ def test_tango_score_test_reduces_to_mcnemar_and_matches_a_hand_value():
     # by hand: n=100, b=10, c=2, margin 0.05: 2n q^2 + (-12 + 192 * 0.05) q - 2 * 0.05 * 0.95 = 0
     a, b, c = 200, -12 + 192 * 0.05, -2 * 0.05 * 0.95
     q = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
-    z = (10 - 2 - 5) / np.sqrt(100 * (2 * q + 0.05 * 0.95))
+    z = (10 - 2 - 5 - 1) / np.sqrt(100 * (2 * q + 0.05 * 0.95))  # continuity-corrected
     assert paired.drop_pvalue(10, 2, 100, 0.05) == pytest.approx(norm.sf(z), rel=1e-12)
 
 

@@ -4,7 +4,8 @@ Equal-width bins follow torchmetrics' MulticlassCalibrationError: bin i holds co
 [i/B, (i+1)/B), so the numbers agree with that independent implementation (a confidence of
 exactly 1.0 joins the last bin here, where torchmetrics gives it a bin of its own).
 Equal-mass (adaptive) bins split the samples sorted by confidence into B near-equal groups
-(Nguyen & O'Connor 2015), which keeps every bin populated when confidences crowd near 1.
+(Nguyen & O'Connor 2015), which keeps every bin populated when confidences crowd near 1;
+tied confidences share a bin, so the split never depends on the samples' order.
 """
 
 import numpy as np
@@ -37,10 +38,12 @@ def bin_assignments(confidence: np.ndarray, n_bins: int, binning: str = "width")
     if binning == "width":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
         return np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
-    bins = np.empty(len(confidence), dtype=np.int64)
-    for i, chunk in enumerate(np.array_split(np.argsort(confidence, kind="stable"), n_bins)):
-        bins[chunk] = i
-    return bins
+    # Equal mass by value, not by position: each bin starts at the confidence found where
+    # the sorted samples would split evenly, and equal confidences always share a bin, so
+    # the result does not depend on the order of tied samples.
+    ordered = np.sort(confidence)
+    starts = np.cumsum([len(c) for c in np.array_split(ordered, n_bins)])[:-1]
+    return np.searchsorted(ordered[starts], confidence, side="right")
 
 
 def reliability(

@@ -35,8 +35,10 @@ def drop_pvalue(worse: int, better: int, n: int, margin: float = 0.0) -> float:
     H0: drop <= margin, where drop = P(baseline-only correct) - P(candidate-only correct) on n
     paired samples. margin 0 is McNemar's exact test; a positive margin uses Tango's (1998)
     score test, whose null variance comes from the restricted maximum-likelihood estimate of
-    P(candidate-only correct). Written here because neither scipy nor statsmodels offers a
-    paired non-inferiority test with a margin.
+    P(candidate-only correct), with a continuity correction of one pair (like McNemar's):
+    uncorrected, it is too liberal in the far tail that Holm's correction across many classes
+    reads (simulated: 0.0069 instead of 0.005 at 200 samples a class). Written here because
+    neither scipy nor statsmodels offers a paired non-inferiority test with a margin.
     """
     from scipy.stats import norm
 
@@ -47,7 +49,7 @@ def drop_pvalue(worse: int, better: int, n: int, margin: float = 0.0) -> float:
     c = -better * margin * (1 - margin)
     q = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
     variance = n * (2 * q + margin * (1 - margin))
-    return float(norm.sf((worse - better - n * margin) / np.sqrt(variance)))
+    return float(norm.sf((worse - better - n * margin - 1) / np.sqrt(variance)))
 
 
 def paired_bootstrap_upper(
