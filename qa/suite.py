@@ -258,14 +258,17 @@ def _names(raw: list) -> list[str | None]:
     """Each entry's final name: its own, or its kind's with #2, #3... for repeats."""
     given = [e.get("name") if isinstance(e, dict) else None for e in raw]
     used = {n for n in given if isinstance(n, str)}
+    tried: dict[str, int] = {}  # per kind, the last number tried: every smaller one is taken
     names = []
     for entry, name in zip(raw, given, strict=True):
         if name is None and isinstance(entry, dict) and isinstance(entry.get("kind"), str):
-            kind, n = entry["kind"], 1
-            name = kind
+            kind = entry["kind"]
+            n = tried.get(kind, 0) + 1
+            name = kind if n == 1 else f"{kind}#{n}"
             while name in used:
                 n += 1
                 name = f"{kind}#{n}"
+            tried[kind] = n
             used.add(name)
         names.append(name)
     return names
