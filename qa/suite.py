@@ -29,6 +29,9 @@ A kind that compares against a baseline (`needs_baseline`) is an error in a suit
 `baseline:`, unless the caller passes one (`load_suite(path, baseline=...)`, from --baseline).
 
 Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...` (qa.errors.InputError).
+A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
+at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
+number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.read_yaml).
 """
 
 import difflib
