@@ -29,6 +29,9 @@ A kind that compares against a baseline (`needs_baseline`) is an error in a suit
 `baseline:`, unless the caller passes one (`load_suite(path, baseline=...)`, from --baseline).
 
 Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...` (qa.errors.InputError).
+A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
+at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
+number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.read_yaml).
 """
 
 import difflib
@@ -260,14 +263,17 @@ def _names(raw: list) -> list[str | None]:
     """Each entry's final name: its own, or its kind's with #2, #3... for repeats."""
     given = [e.get("name") if isinstance(e, dict) else None for e in raw]
     used = {n for n in given if isinstance(n, str)}
+    tried: dict[str, int] = {}  # per kind, the last number tried: every smaller one is taken
     names = []
     for entry, name in zip(raw, given, strict=True):
         if name is None and isinstance(entry, dict) and isinstance(entry.get("kind"), str):
-            kind, n = entry["kind"], 1
-            name = kind
+            kind = entry["kind"]
+            n = tried.get(kind, 0) + 1
+            name = kind if n == 1 else f"{kind}#{n}"
             while name in used:
                 n += 1
                 name = f"{kind}#{n}"
+            tried[kind] = n
             used.add(name)
         names.append(name)
     return names

@@ -7,6 +7,7 @@ error locations are then mapped back onto those lines. Messages follow pre-commi
 
 import difflib
 import inspect
+import math
 import re
 import types
 import typing
@@ -21,8 +22,83 @@ MISSING = object()
 Problem = tuple[tuple, str]  # (key path, message)
 
 
+MAX_SUITE_BYTES = 256 << 10  # parsing is pure Python: this much takes about a second
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads exponent floats without a dot (1e-3) as numbers, as YAML 1.2."""
+    """SafeLoader that reads exponent floats without a dot (1e-3) as numbers, as YAML 1.2, and
+    bounds the work a hostile file can ask for before anything is built from it.
+
+    Every node's size and depth with aliases expanded are measured while composing, from its
+    children's (memoised per node), so an alias bomb of a few hundred bytes is refused in time
+    linear in the file instead of after gigabytes; a recursive alias is refused outright.
+    """
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.depth = 0
+        self.expanded: dict[int, tuple[int, int]] = {}  # id(node): (nodes, depth), aliases expanded
+
+    def compose_node(self, parent, index):
+        """Compose one node, refusing deep nesting, recursive aliases and too many nodes."""
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if id(node) not in self.expanded:  # the anchor is still being composed
+                raise yaml.composer.ComposerError(
+                    None, None, "found a recursive alias (a node inside itself)", mark
+                )
+            return node
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _too_deep(self.peek_event().start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self._measure(node)
+        return node
+
+    def _measure(self, node) -> None:
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        sizes = [self.expanded[id(child)] for child in children]
+        nodes = 1 + sum(n for n, _ in sizes)
+        depth = 1 + max((d for _, d in sizes), default=0)
+        if nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"more than {MAX_NODES} values once aliases are expanded",
+                node.start_mark,
+            )
+        if depth > MAX_DEPTH:
+            raise _too_deep(node.start_mark)
+        self.expanded[id(node)] = (nodes, depth)
+
+    def construct_object(self, node, deep=False):
+        """Construct one node; a scalar its tag cannot hold (2024-13-45) is a marked error."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            reason = str(exc).split(";")[0]
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {found(node.value)} as !!{tag} ({reason})",
+                node.start_mark,
+            ) from None
+
+
+def _too_deep(mark) -> yaml.YAMLError:
+    return yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
 
 
 _Loader.add_implicit_resolver(
@@ -33,16 +109,21 @@ _Loader.add_implicit_resolver(
 
 
 def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
-    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError."""
+    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError.
+
+    Refused as bad input, never a crash: a file over MAX_SUITE_BYTES, characters YAML forbids
+    (NUL), nesting deeper than MAX_DEPTH, more than MAX_NODES values with aliases expanded,
+    and any non-finite number (.inf, .nan), which no gate could compare against.
+    """
+    text = _read_text(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: suite file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: expected a UTF-8 text file, found binary data") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the suite ({exc.strerror})") from None
-    loader = _Loader(text)
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise InputError(
+            f"{path}:{line}: invalid YAML: unacceptable character #x{exc.character:04x}: "
+            f"{exc.reason}"
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -50,7 +131,7 @@ def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
                 f"{path}:1: expected a mapping with name, data and checks, found nothing"
             )
         lines: dict[tuple, int] = {}
-        _record(node, (), lines, loader, path, set())
+        _record(node, (), lines, loader, path)
         return loader.construct_document(node), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -63,13 +144,36 @@ def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
         loader.dispose()
 
 
-def _record(node, at: tuple, lines: dict, loader, path, active: set) -> None:
-    """Record the line of every key and item below `node`; reject duplicate keys."""
+def _read_text(path: str | Path) -> str:
+    """The suite file's text, read no further than MAX_SUITE_BYTES (suites are a few KiB)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{path}: suite file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the suite ({exc.strerror})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise InputError(
+            f"{path}: expected a suite of at most {MAX_SUITE_BYTES >> 10} KiB, found a larger file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: expected a UTF-8 text file, found binary data") from None
+
+
+def _record(node, at: tuple, lines: dict, loader, path) -> None:
+    """Record the line of every key and item below `node`; reject duplicate keys and
+    non-finite numbers. Aliases are followed: _Loader has bounded their expansion."""
     lines.setdefault(at, node.start_mark.line + 1)
-    if id(node) in active:  # a recursive alias: its lines are already recorded
-        return
-    active = active | {id(node)}
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:float":
+        if not math.isfinite(loader.construct_object(node)):
+            raise InputError(
+                f"{path}:{node.start_mark.line + 1}: {dotted(at)}: "
+                f"expected a finite number, found {node.value}"
+            )
+    elif isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
@@ -88,10 +192,10 @@ def _record(node, at: tuple, lines: dict, loader, path, active: set) -> None:
                 )
             seen.add(key)
             lines[(*at, key)] = line
-            _record(value_node, (*at, key), lines, loader, path, active)
+            _record(value_node, (*at, key), lines, loader, path)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record(item, (*at, i), lines, loader, path, active)
+            _record(item, (*at, i), lines, loader, path)
 
 
 def dotted(at: tuple) -> str:

@@ -6,18 +6,25 @@ Okabe-Ito palette (distinguishable with colour-vision deficiency) and every seri
 differs in dash pattern or marker, so figures read in greyscale too.
 """
 
-from html import escape
+import html
+
+from qa.report.fmt import printable
 
 CANDIDATE, BASELINE, GAP = "#0072B2", "#E69F00", "#D55E00"
 DASHES = {"candidate": "", "baseline": "6 4"}
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
+def _escape(text) -> str:
+    """Text for SVG markup: printable (fmt.printable), then HTML-escaped."""
+    return html.escape(printable(text))
+
+
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+        f'width="{width}" height="{height}" role="img" aria-label="{_escape(title)}">'
+        f"<title>{_escape(title)}</title>{''.join(body)}</svg>"
     )
 
 
@@ -29,11 +36,11 @@ def _axes(x0: int, y0: int, w: int, h: int, xlabel: str, ylabel: str) -> list[st
             f'<text x="{x0 - 4}" y="{y0 + h - t * h + 4}" text-anchor="end" {FONT}>{t:g}</text>'
         )
     out.append(
-        f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle" {FONT}>{escape(xlabel)}</text>'
+        f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle" {FONT}>{_escape(xlabel)}</text>'
     )
     out.append(
         f'<text x="{x0 - 34}" y="{y0 + h / 2}" text-anchor="middle" {FONT} '
-        f'transform="rotate(-90 {x0 - 34} {y0 + h / 2})">{escape(ylabel)}</text>'
+        f'transform="rotate(-90 {x0 - 34} {y0 + h / 2})">{_escape(ylabel)}</text>'
     )
     return out
 
@@ -54,21 +61,21 @@ def heatmap(
     cell = max(14, min(36, 420 // max(k, 1)))
     x0, y0 = 70, 30
     body = [
-        f'<text x="{x0 + k * cell / 2}" y="14" text-anchor="middle" {FONT}>{escape(across)}</text>'
+        f'<text x="{x0 + k * cell / 2}" y="14" text-anchor="middle" {FONT}>{_escape(across)}</text>'
     ]
     for i, row in enumerate(matrix):
         total = sum(row) or 1
         y = y0 + i * cell
         body.append(
-            f'<text x="{x0 - 4}" y="{y + cell / 2 + 4}" text-anchor="end" {FONT}>{escape(labels[i][:10])}</text>'
+            f'<text x="{x0 - 4}" y="{y + cell / 2 + 4}" text-anchor="end" {FONT}>{_escape(labels[i][:10])}</text>'
         )
         for j, count in enumerate(row):
             rate = count / total
             light = 97 - 70 * rate
             body.append(
                 f'<rect x="{x0 + j * cell}" y="{y}" width="{cell}" height="{cell}" '
-                f'fill="hsl(210,70%,{light:.0f}%)"><title>{escape(labels[i])} as '
-                f"{escape(columns[j])}: {count} ({rate:.1%})</title></rect>"
+                f'fill="hsl(210,70%,{light:.0f}%)"><title>{_escape(labels[i])} as '
+                f"{_escape(columns[j])}: {count} ({rate:.1%})</title></rect>"
             )
             if count and cell >= 20:
                 ink = "#fff" if light < 55 else "#111"
@@ -79,7 +86,7 @@ def heatmap(
     for j, name in enumerate(columns):
         x = x0 + j * cell + cell / 2
         body.append(
-            f'<text x="{x}" y="{y0 + k * cell + 14}" text-anchor="middle" {FONT}>{escape(name[:6])}</text>'
+            f'<text x="{x}" y="{y0 + k * cell + 14}" text-anchor="middle" {FONT}>{_escape(name[:6])}</text>'
         )
     return _svg(x0 + k * cell + 10, y0 + k * cell + 24, body, title)
 
@@ -161,11 +168,11 @@ def delta_bars(rows: list[dict], title: str = "Per-class recall delta") -> str:
         x, bw = (mid, d * scale) if d >= 0 else (mid + d * scale, -d * scale)
         fill = GAP if r.get("regressed") else CANDIDATE
         body.append(
-            f'<text x="{x0 - 4}" y="{y + bar - 4}" text-anchor="end" {FONT}>{escape(str(r["class"])[:10])}</text>'
+            f'<text x="{x0 - 4}" y="{y + bar - 4}" text-anchor="end" {FONT}>{_escape(str(r["class"])[:10])}</text>'
         )
         body.append(
             f'<rect x="{x:.1f}" y="{y}" width="{max(bw, 0.5):.1f}" height="{bar}" fill="{fill}">'
-            f"<title>{escape(str(r['class']))}: {d:+.3f}</title></rect>"
+            f"<title>{_escape(str(r['class']))}: {d:+.3f}</title></rect>"
         )
         mark = " ✗ regressed" if r.get("regressed") else ""
         body.append(f'<text x="{x0 + w + 4}" y="{y + bar - 4}" {FONT}>{d:+.3f}{mark}</text>')

@@ -1,13 +1,33 @@
 """Number and decision formatting shared by every text renderer (terminal, HTML, Markdown).
 
 One place, so that the same check reads the same in every report: 4 significant digits for
-fractions, integers as written, `n/a` for a number the JSON result could not hold (NaN).
+fractions, integers as written, `n/a` for a number the JSON result could not hold (NaN); and
+text from the user (suite, check and class names, messages, paths) made printable the same way.
 """
 
 import math
+import re
 
 SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "error": "?", "skip": "–"}
 WORST_FIRST = ("fail", "error", "warn", "pass", "skip")
+# Control characters but tab and newline, and what XML 1.0 or UTF-8 cannot hold: lone
+# surrogates (undecodable bytes of a folder name) and the non-characters U+FFFE, U+FFFF.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text) -> str:
+    """`text` as a string with every unprintable character written as a visible escape (`\\x1b`).
+
+    Names and messages come from suites, folder names and saved results: an escape sequence
+    must not drive the terminal, a NUL must not make junit.xml unparsable, and a lone
+    surrogate must not make a report unwritable. Tab and newline are kept.
+    """
+    return _UNPRINTABLE.sub(_escape, str(text))
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def number(value) -> str:

@@ -8,7 +8,7 @@ per-sample detail stays in the JSON result, which keeps the page small at any ev
 from importlib.resources import files
 
 from qa.report import figures
-from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, number
+from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, number, printable
 
 MAX_TABLE_ROWS = 25
 MAX_THUMBNAILS = 12
@@ -86,9 +86,15 @@ def _check_view(check: dict) -> dict:
 def render(doc: dict) -> str:
     """The report page for a schema-version-1 result document."""
     from jinja2 import Environment, select_autoescape
+    from markupsafe import Markup
 
     env = Environment(
-        autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # every value printed is made printable (a lone surrogate could not even be written);
+        # the figures are markup already, made printable as they were built
+        finalize=lambda value: value if isinstance(value, Markup) else printable(value),
     )
     template = env.from_string(
         files("qa.report").joinpath("templates/report.html.j2").read_text("utf-8")

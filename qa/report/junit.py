@@ -4,9 +4,13 @@ Rendered from the JSON result. classname is the check's family, name the check's
 failed gate is a <failure>, a check that could not be evaluated an <error>, a skipped one
 <skipped>, each with the check's message. A `warn` is a passing testcase whose message is
 kept in <system-out>, since JUnit has no warning state and a warning does not block.
+Every attribute and text goes through fmt.printable: a control character in a name (which
+XML 1.0 cannot hold, even escaped) is written as a visible escape, so the file always parses.
 """
 
 import xml.etree.ElementTree as ET
+
+from qa.report.fmt import printable
 
 TAGS = {"fail": "failure", "error": "error", "skip": "skipped"}
 
@@ -40,6 +44,10 @@ def render(doc: dict) -> str:
         if tag != "skipped":
             child.set("type", c["kind"])
             child.text = _decision(c) or c["message"]
+    for element in suite.iter():
+        element.attrib = {k: printable(v) for k, v in element.attrib.items()}
+        if element.text is not None:
+            element.text = printable(element.text)
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -2,33 +2,60 @@
 
 Rendered from the JSON result. Failing checks come first (then errors, warnings, passes,
 skips): the reader of a pull request wants to know what blocks the merge.
+
+Names, messages and paths come from suites, folder names and saved results, and GitHub renders
+this file: every such string is written as literal text (`_text`, `_code`), so a check named
+`<img src=x onerror=...>` or `[click](https://...)` shows as written, and `|` or a newline
+cannot break the table.
 """
 
-from qa.report.fmt import SYMBOLS, WORST_FIRST, decision
+import re
+
+from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, printable
+
+# Markdown punctuation that can start a link, image, emphasis, code span, math or table cell.
+# An `_` between two letters or digits cannot (`per_class_recall` stays as written).
+_MARKDOWN = re.compile(r"[\\`*\[\]|~$]|_(?![^\W_])|(?<![^\W_])_")
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _text(value) -> str:
+    """User-derived text as one line of literal Markdown (safe in a table cell)."""
+    text = printable(value).replace("\n", " ").replace("\t", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;")  # no tag, entity or autolink
+    return _MARKDOWN.sub(lambda m: "\\" + m.group(), text)
+
+
+def _code(value) -> str:
+    """User-derived text as a code span: fenced by more backticks than it holds, on one line."""
+    text = printable(value).replace("\n", " ").replace("\t", " ")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def render(doc: dict) -> str:
     """A short Markdown summary: verdict line, one table row per check, worst first."""
     s = doc["summary"]
     ckpt = doc["checkpoint"] or {}
+    baseline = doc.get("baseline")
+    counts = (
+        f"{s['pass']} passed, {s['fail']} failed, {s['warn']} warned, {s['error']} errors"
+        f", {s['skip']} skipped"
+    )
     lines = [
-        f"### {SYMBOLS[doc['verdict']]} qa: {doc['suite']['name']} — **{doc['verdict'].upper()}**",
+        f"### {SYMBOLS[doc['verdict']]} qa: {_text(doc['suite']['name'])} — "
+        f"**{doc['verdict'].upper()}**",
         "",
-        f"`{ckpt.get('path')}` (sha256 `{str(ckpt.get('sha256', ''))[:12]}`)"
-        + (f" against baseline `{doc['baseline']['path']}`" if doc.get("baseline") else "")
-        + f" · {s['pass']} passed, {s['fail']} failed, {s['warn']} warned, {s['error']} errors"
-        + f", {s['skip']} skipped · {doc['duration']:.1f} s",
+        f"{_code(ckpt.get('path'))} (sha256 {_code(str(ckpt.get('sha256', ''))[:12])})"
+        + (f" against baseline {_code(baseline['path'])}" if baseline else "")
+        + f" · {_text(counts)} · {doc['duration']:.1f} s",
         "",
         "| status | check | deciding number | message |",
         "|---|---|---|---|",
     ]
     for c in sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"])):
         lines.append(
-            f"| {SYMBOLS[c['status']]} {c['status']} | {_cell(c['name'])} "
-            f"| {_cell(decision(c))} | {_cell(c['message'])} |"
+            f"| {SYMBOLS[c['status']]} {c['status']} | {_text(c['name'])} "
+            f"| {_text(decision(c))} | {_text(c['message'])} |"
         )
     return "\n".join(lines) + "\n"

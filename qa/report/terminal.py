@@ -2,7 +2,9 @@
 
 Rendered from the JSON result. Each row shows the status (coloured), the check, its family,
 the deciding comparison (`value op threshold`), the interval around the point estimate when
-the check computed one, and the message; a one-line verdict follows. Tested by rendering into
+the check computed one, and the message; a one-line verdict follows. Every cell is a rich
+`Text`, never markup: a check or class named `[/x]` or `[bold red]` prints as written, and
+control characters print as escapes (fmt.printable). Tested by rendering into
 `Console(file=io.StringIO(), width=120, color_system=None)`.
 """
 
@@ -10,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qa.report.fmt import decision, number
+from qa.report.fmt import decision, number, printable
 
 NARROW = 110
 STYLES = {"pass": "green", "fail": "red", "warn": "yellow", "error": "magenta", "skip": "dim"}
@@ -24,7 +26,9 @@ VERDICT_WORDS = {
 def render(doc: dict, console: Console) -> None:
     """Print the table of checks and the verdict line of a result document to `console`."""
     table = Table(
-        title=f"qa {doc['suite']['name']}: {(doc['checkpoint'] or {}).get('path')}",
+        title=_text(
+            f"qa {doc['suite']['name']}: {(doc['checkpoint'] or {}).get('path')}", "table.title"
+        ),
         title_justify="left",
     )
     # Below NARROW columns the family and interval give way, so the message stays readable.
@@ -37,12 +41,12 @@ def render(doc: dict, console: Console) -> None:
     for c in doc["checks"]:
         cells = {
             "status": Text(c["status"].upper(), style=STYLES.get(c["status"], "")),
-            "check": c["name"] + ("" if c["severity"] == "fail" else " (warn)"),
-            "family": c["family"],
-            "decision": decision(c),
-            "interval": interval(c),
+            "check": _text(f"{c['name']}{'' if c['severity'] == 'fail' else ' (warn)'}"),
+            "family": _text(c["family"]),
+            "decision": _text(decision(c)),
+            "interval": _text(interval(c)),
         }
-        table.add_row(*(cells[k] for k in columns), c["message"])
+        table.add_row(*(cells[k] for k in columns), _text(c["message"]))
     console.print(table)
     console.print(verdict_line(doc))
 
@@ -53,9 +57,14 @@ def verdict_line(doc: dict) -> Text:
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)  # the JSON summary's order
     words = VERDICT_WORDS.get(doc["verdict"], doc["verdict"])
     return Text(
-        f"{words} ({tally}) - exit {doc['exit_code']} in {doc['duration']:.1f}s",
+        printable(f"{words} ({tally}) - exit {doc['exit_code']} in {doc['duration']:.1f}s"),
         style=f"bold {STYLES.get(doc['verdict'], '')}",
     )
+
+
+def _text(value, style: str = "") -> Text:
+    """User-derived text as a rich Text: printed literally, never read as markup."""
+    return Text(printable(value), style=style)
 
 
 def interval(check: dict) -> str:
