@@ -241,3 +241,18 @@ def test_a_manifest_row_naming_an_unusable_file(tiny_digits, tmp_path, target, s
     with pytest.raises(InputError) as caught:
         read_manifest(manifest, val)
     assert str(caught.value).startswith(f"{manifest}:5: column 'path': {val / 'extra.png'}: {says}")
+
+
+def test_a_training_file_gone_after_the_scan_is_named(tiny_digits, tmp_path, monkeypatch):
+    import trainer.data
+
+    scan = trainer.data.scan_image_folder
+
+    def scan_then_lose_one(root):
+        classes, samples = scan(root)
+        samples[0].path.unlink()  # as if another process deleted it in between
+        return classes, samples
+
+    monkeypatch.setattr(trainer.data, "scan_image_folder", scan_then_lose_one)
+    with pytest.raises(InputError, match="cannot read \\(No such file or directory\\)"):
+        trainer.data.load_splits(tiny_digits)
