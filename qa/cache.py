@@ -20,7 +20,7 @@ import numpy as np
 
 from qa.io import atomic_path, write_text_atomic
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: images decode by their real range (16-bit greyscale no longer clips)
 DEFAULT_DIR = ".qa-cache"
 
 

@@ -7,12 +7,15 @@ check can tell, from the checkpoint alone, whether an eval image was seen in tra
 import hashlib
 import io
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.errors import InputError
+from qa.preprocess import decode_rgb
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 # Up to this many files the fingerprint keeps every hash (32 bytes each); beyond, a Bloom filter.
@@ -31,29 +34,109 @@ class Sample:
 def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
     """List an ImageFolder tree (`root/<class>/<image>`): class names sorted, samples sorted.
 
-    Raises InputError for a missing folder, a folder with no class folders, or a class folder
-    with no images, naming the folder.
+    Nothing that could be evidence is dropped silently. Symbolic links are followed (images
+    or class folders kept elsewhere count), and InputError names the first entry that cannot
+    be read (a broken link, a link loop, a folder without permission), an image-named entry
+    that is not a readable regular file, an image outside any class folder, a folder or file
+    reached a second time through links, a missing root, or a class folder with no images.
+    Hidden entries of the root (.git, .DS_Store) and non-image files are ignored.
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: data folder not found (expected a folder of class folders)")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    seen: dict[str, Path] = {}  # real path -> the path it was first reached by
+    _claim(seen, os.path.realpath(root), root)
+    classes = []
+    for entry in _listing(root):
+        if entry.name.startswith("."):
+            continue
+        if stat.S_ISDIR(_stat(entry).st_mode):
+            classes.append(entry.name)
+        elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+            raise InputError(
+                f"{entry.path}: image outside any class folder (expected {root}/<class>/<image>)"
+            )
     if not classes:
         raise InputError(f"{root}: expected one folder per class, found no class folders")
     samples: list[Sample] = []
-    for label, name in enumerate(classes):
-        files = sorted(
-            p
-            for p in (root / name).rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+    for label, name in enumerate(sorted(classes)):
+        files = _class_images(root / name, seen)
         if not files:
             raise InputError(
                 f"{root / name}: class folder has no images "
                 f"(expected files ending in {', '.join(IMAGE_EXTENSIONS)})"
             )
         samples.extend(Sample(f, label) for f in files)
-    return classes, samples
+    return sorted(classes), samples
+
+
+def _class_images(folder: Path, seen: dict[str, Path]) -> list[Path]:
+    """Every image under `folder`, sorted, following links; InputError for any it cannot use."""
+    _claim(seen, os.path.realpath(folder), folder)
+    files, pending = [], [folder]
+    while pending:
+        current = pending.pop()
+        real_current = os.path.realpath(current)
+        for entry in _listing(current):
+            path, mode = current / entry.name, _stat(entry).st_mode
+            # A link's real path is its target's; any other entry's follows from its folder's.
+            real = (
+                os.path.realpath(path)
+                if entry.is_symlink()
+                else os.path.join(real_current, entry.name)
+            )
+            if stat.S_ISDIR(mode):
+                _claim(seen, real, path)
+                pending.append(path)
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                _check_readable_file(path, mode)
+                _claim(seen, real, path)
+                files.append(path)
+    return sorted(files)
+
+
+def _listing(folder: Path) -> list[os.DirEntry]:
+    """The entries of `folder`, or InputError when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda e: e.name)  # so errors name the same entry each run
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror})") from None
+
+
+def _stat(path: Path | os.DirEntry, where: str = "") -> os.stat_result:
+    """`path`'s status through any symbolic links, or InputError (prefixed by `where`) saying
+    why it cannot be reached: not found, a broken link, a link loop, no permission."""
+    try:
+        return path.stat()
+    except OSError as exc:
+        if not isinstance(exc, FileNotFoundError):
+            reason = f"cannot read ({exc.strerror})"
+        elif path.is_symlink():
+            reason = f"broken symbolic link to {os.readlink(path)}"
+        else:
+            reason = "not found"
+        raise InputError(f"{where}{os.fspath(path)}: {reason}") from None
+
+
+def _check_readable_file(path: Path, mode: int, where: str = "") -> None:
+    """InputError unless `path` (of stat `mode`) is a regular file this process may read."""
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"{where}{path}: expected an image file, found {kind}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{where}{path}: cannot read (Permission denied)")
+
+
+def _claim(seen: dict[str, Path], real: str, path: Path) -> None:
+    """Record that `path` leads to `real`; InputError if an earlier path already led there,
+    since its images would then count twice."""
+    first = seen.setdefault(real, path)
+    if first != path:
+        raise InputError(
+            f"{path}: leads to {first} again (a symbolic link loop or a second link), "
+            "so the same images would count twice"
+        )
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -62,12 +145,16 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def image_problem(data: bytes) -> str | None:
-    """Return why these bytes are not a decodable image, or None when they decode."""
+    """Return why these bytes are not an image qa can use, or None when they decode.
+
+    Decoded as inference decodes them (qa.preprocess.decode_rgb), so a file accepted here
+    cannot fail, or decode differently, later.
+    """
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img.load()
+            decode_rgb(img)
     except Exception as exc:  # PIL raises many types for bad files; all mean "unreadable"
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -164,35 +251,47 @@ def load_dataset(spec) -> Dataset:
 
 
 def read_manifest(manifest: str | Path, root: str | Path | None = None) -> Dataset:
-    """Read a CSV manifest: columns `path` and `label`, any others kept as metadata.
+    """Read a CSV manifest (UTF-8, with or without Excel's byte-order mark): columns `path` and
+    `label`, any others kept as metadata.
 
     Paths are relative to `root` (default: the manifest's folder). Every problem is one line
-    naming the file, the line and the column: a missing column, a short row, an empty cell, a
-    file that does not exist.
+    naming the file, the line and the column: a missing or repeated column, a short row, an
+    empty cell, a file that cannot be read, a file listed twice (after normalising the path
+    and following links), which would count its evidence twice.
     """
     import csv
 
     manifest = Path(manifest)
     root = Path(root) if root is not None else manifest.parent
     try:
-        with open(manifest, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows, ends = [], []
+            for row in reader:
+                rows.append(row)
+                ends.append(reader.line_num)
     except FileNotFoundError:
         raise InputError(f"{manifest}: manifest not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{manifest}: cannot read the manifest as CSV ({exc})") from None
     if not rows:
         raise InputError(f"{manifest}:1: expected a header with columns path,label, found nothing")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in ("path", "label") if c not in header]
-    if missing:
-        raise InputError(
-            f"{manifest}:1: expected columns path,label, found {','.join(header)} "
-            f"(missing {','.join(missing)})"
-        )
+    header = _manifest_header(manifest, rows[0])
     if len(rows) == 1:
-        raise InputError(f"{manifest}:2: expected at least one row of data, found nothing")
-    records = [_manifest_row(manifest, root, header, n, row) for n, row in enumerate(rows[1:], 2)]
+        raise InputError(
+            f"{manifest}:{ends[0] + 1}: expected at least one row of data, found nothing"
+        )
+    starts = [end + 1 for end in ends[:-1]]  # a quoted cell may span lines: name a row's first
+    records, listed = [], {}
+    for line, row in zip(starts, rows[1:], strict=True):
+        rel, label, meta, real = _manifest_row(manifest, root, header, line, row)
+        first = listed.setdefault(real, (line, rel))
+        if first[0] != line:
+            same = "" if first[1] == rel else f" ({first[1]}, the same file)"
+            raise InputError(
+                f"{manifest}:{line}: column 'path': {rel} repeats line {first[0]}{same}"
+            )
+        records.append((rel, label, meta))
     classes = sorted({label for _, label, _ in records})
     index = {c: i for i, c in enumerate(classes)}
     extra = [c for c in header if c not in ("path", "label")]
@@ -206,8 +305,28 @@ def read_manifest(manifest: str | Path, root: str | Path | None = None) -> Datas
     )
 
 
+def _manifest_header(manifest: Path, row: list[str]) -> list[str]:
+    """The manifest's column names (its first record, so line 1), or InputError for a missing
+    or repeated one."""
+    header = [h.strip() for h in row]
+    missing = [c for c in ("path", "label") if c not in header]
+    if missing:
+        raise InputError(
+            f"{manifest}:1: expected columns path,label, found {','.join(header)} "
+            f"(missing {','.join(missing)})"
+        )
+    for i, name in enumerate(header):
+        if name and name in header[:i]:
+            raise InputError(
+                f"{manifest}:1: column {name!r}: expected once in the header, found it "
+                f"as columns {header.index(name) + 1} and {i + 1}"
+            )
+    return header
+
+
 def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row: list[str]):
-    """One manifest row as (relative path, label, metadata), or InputError naming the cell."""
+    """One manifest row as (relative path, label, metadata, real path of the file), or
+    InputError naming the cell."""
     if len(row) != len(header):
         raise InputError(f"{manifest}:{line}: expected {len(header)} fields, found {len(row)}")
     cells = dict(zip(header, (c.strip() for c in row), strict=True))
@@ -217,9 +336,10 @@ def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row:
                 f"{manifest}:{line}: column {column!r}: expected a value, found nothing"
             )
     rel = Path(cells["path"]).as_posix()
-    if not (root / rel).is_file():
-        raise InputError(f"{manifest}:{line}: column 'path': {root / rel} not found")
-    return rel, cells["label"], {c: v for c, v in cells.items() if c not in ("path", "label")}
+    where = f"{manifest}:{line}: column 'path': "
+    _check_readable_file(root / rel, _stat(root / rel, where).st_mode, where)
+    meta = {c: v for c, v in cells.items() if c not in ("path", "label")}
+    return rel, cells["label"], meta, os.path.realpath(root / rel)
 
 
 def content_fingerprint(dataset: Dataset) -> str:

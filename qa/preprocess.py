@@ -1,9 +1,12 @@
 """Preprocessing as a checkpoint records it, turned into torchvision transforms.
 
-Two stages, kept apart on purpose: `to_unit_tensor` decodes, resizes and crops to a float
-image in [0, 1] (where perturbations act, so a corruption means the same for every model);
-`normalize` is the model's own last step.
+Three stages, kept apart on purpose: `load_rgb` decodes a file to float RGB in [0, 1] (the
+one decoder, shared by every view of an image); `to_unit_tensor` resizes and crops it (where
+perturbations act, so a corruption means the same for every model); `normalize` is the
+model's own last step.
 """
+
+import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,7 +26,7 @@ def make_preprocessing(
 
 
 def to_unit_tensor(preprocessing: dict):
-    """PIL image -> float32 CHW tensor in [0, 1], RGB, resized and centre-cropped."""
+    """Decoded image (`load_rgb`) -> float32 CHW tensor in [0, 1], resized and centre-cropped."""
     import torch
     from torchvision.transforms import v2
 
@@ -44,9 +47,44 @@ def normalize(preprocessing: dict):
     return v2.Normalize(mean=list(preprocessing["mean"]), std=list(preprocessing["std"]))
 
 
-def load_rgb(path):
-    """Open an image file as RGB (grayscale and palette images are converted)."""
+def load_rgb(path) -> np.ndarray:
+    """Open an image file and decode it with `decode_rgb`: float32 RGB (H, W, 3) in [0, 1]."""
     from PIL import Image
 
     with Image.open(path) as img:
-        return img.convert("RGB")
+        return decode_rgb(img)
+
+
+def decode_rgb(img) -> np.ndarray:
+    """A PIL image's pixels as float32 RGB (H, W, 3) in [0, 1], scaled by its mode's real range.
+
+    Every view of an image (inference, training, profile statistics, perceptual hashes,
+    thumbnails) decodes through here, so no two can see different pixels. 8-bit modes (1, L,
+    P, RGB, CMYK, YCbCr, ...) go through PIL's RGB conversion and / 255; PIL itself reduces
+    16-bit RGB and RGBA to 8 bits. Integer greyscale (I;16*, and I, which PIL also gives
+    16-bit PGM files) is / 65535, where PIL's RGB conversion would clip it at 255. Float
+    greyscale (F) is taken as already in [0, 1]. Alpha is dropped, not composited, as
+    torchvision's default loader does, so images match a typical training pipeline. Values
+    outside the mode's range (32-bit integers, floats beyond [0, 1] or NaN) raise ValueError:
+    any guessed range would show the model another image.
+    """
+    if img.mode == "F" or img.mode.startswith("I"):
+        grey = np.asarray(img)
+        top = 1.0 if img.mode == "F" else 65535
+        lowest, highest = grey.min(), grey.max()
+        if not (lowest >= 0 and highest <= top):  # also false for NaN
+            raise ValueError(
+                f"mode {img.mode} pixel values from {lowest} to {highest}, "
+                f"expected 0 to {top} (8-bit, 16-bit, or floats in [0, 1])"
+            )
+        unit = grey.astype(np.float32) / np.float32(top)
+        return np.repeat(unit[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+
+
+def rgb8(pixels: np.ndarray):
+    """Decoded pixels (`decode_rgb`) as an 8-bit RGB PIL image, for perceptual hashes and
+    thumbnails; an 8-bit source comes back exactly."""
+    from PIL import Image
+
+    return Image.fromarray(np.round(pixels * 255).astype(np.uint8))

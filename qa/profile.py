@@ -1,9 +1,10 @@
 """Data profiles: one row of facts per image file, the table every data check reads.
 
 A profile is computed once per split (the engine plans it as a view and caches it) by reading
-each file exactly once: its bytes give the sha256, the decoded image gives size, mode, pixel
-statistics and a perceptual hash. A file that cannot be read or decoded is a row with
-`decodes` false and the reason in `error`: a finding for the checks, never a crash here.
+each file exactly once: its bytes give the sha256, its header size and mode, and its pixels,
+decoded as inference decodes them (qa.preprocess.decode_rgb), give statistics and a
+perceptual hash. A file that cannot be read or decoded is a row with `decodes` false and the
+reason in `error`: a finding for the checks, never a crash here.
 """
 
 import io
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # pandas is imported only where a profile is built or read
 
 from qa.data import Sample, sha256_bytes
 from qa.evidence import View
+from qa.preprocess import decode_rgb, rgb8
 
 COLUMNS = (
     "path",
@@ -51,20 +53,6 @@ PROFILE_EVAL = profile_view("eval")
 PROFILE_TRAIN = profile_view("train")
 
 
-def _pixels01(img) -> np.ndarray:
-    """The image's pixel values on [0, 1], whatever its mode's storage."""
-    if img.mode in ("P", "PA"):  # palette indices mean nothing as intensities
-        img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
-    arr = np.asarray(img)
-    if arr.dtype == bool:
-        return arr.astype(np.float32)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if img.mode.startswith("I"):  # 16-bit PNGs and TIFFs decode as I or I;16
-        return arr.astype(np.float32) / 65535.0
-    return arr.astype(np.float32)
-
-
 def profile_file(path: str) -> dict:
     """Every per-file fact of the profile, from one read of the file at `path`.
 
@@ -87,10 +75,9 @@ def profile_file(path: str) -> dict:
         with Image.open(io.BytesIO(data)) as img:
             row.update(width=img.width, height=img.height, mode=img.mode)
             row["channels"] = len(img.getbands())
-            img.load()
-            pixels = _pixels01(img)
+            pixels = decode_rgb(img)  # the decoder inference uses: the same pixels
             row.update(pixel_mean=float(pixels.mean()), pixel_std=float(pixels.std()))
-            row["phash"] = str(imagehash.phash(img))
+            row["phash"] = str(imagehash.phash(rgb8(pixels)))
     except Exception as exc:  # PIL raises many types for bad files; all mean "undecodable"
         # PIL names the in-memory file by its address: drop it, so profiles are reproducible
         reason = re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc))

@@ -8,19 +8,21 @@ import base64
 import io
 from pathlib import Path
 
+from qa.preprocess import load_rgb, rgb8
+
 MAX_THUMBNAILS = 8
 SIZE = 64
 
 
 def thumbnail_uri(path: str | Path, size: int = SIZE) -> str | None:
     """A PNG data URI of the image at `path`, at most `size` pixels a side; None if it does
-    not decode. Small images are enlarged by an integer factor with nearest-neighbour (so
-    pixels stay crisp); large ones are shrunk with a Lanczos filter."""
+    not decode. The pixels are those inference sees (qa.preprocess.load_rgb). Small images are
+    enlarged by an integer factor with nearest-neighbour (so pixels stay crisp); large ones are
+    shrunk with a Lanczos filter."""
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        img = rgb8(load_rgb(path))
     except Exception:  # PIL raises many types for a bad file; it just gets no thumbnail
         return None
     longest = max(img.size)

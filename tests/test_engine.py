@@ -168,7 +168,7 @@ def test_manifest_columns_become_slices(tmp_path, data, candidate):
         ("path,label\n0/digit-0010.png,\n", r"eval\.csv:2: column 'label': expected a value"),
         (
             "path,label\n0/digit-0010.png,0\nnope.png,1\n",
-            r"eval\.csv:3: column 'path': .*nope\.png not found",
+            r"eval\.csv:3: column 'path': .*nope\.png: not found",
         ),
     ],
 )

@@ -65,7 +65,10 @@ def load_splits(root: str | Path) -> Splits:
 
 
 def _checked_hash(path: Path) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     problem = image_problem(data)
     if problem is not None:
         raise InputError(f"{path}: not a readable image ({problem})")
