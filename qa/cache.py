@@ -8,10 +8,11 @@ bytes), the view, the preprocessing, the device type, and qa's version with CACH
 entry is never stale: any change makes a new key. Entries are `.npz` files written atomically,
 holding the logits, the sample ids they belong to and a sha256 of the logits' bytes. A read
 that fails to load, or whose shape, ids or checksum disagree, is a miss (and the entry is
-removed), never trusted. Batch size and worker count are not part of the key: they do not
+removed where the folder allows it), never trusted. Batch size and worker count are not part of the key: they do not
 change what is computed.
 """
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -52,7 +53,7 @@ def read_entry(cache_dir: str | Path, key: str, ids: list[str]) -> np.ndarray | 
         with np.load(path, allow_pickle=False) as entry:
             logits, stored_ids, checksum = entry["logits"], entry["ids"], str(entry["checksum"])
     except Exception:  # a truncated or corrupt file fails in many ways; all mean "recompute"
-        path.unlink(missing_ok=True)
+        _discard(path)
         return None
     sound = (
         logits.dtype == np.float32
@@ -63,9 +64,16 @@ def read_entry(cache_dir: str | Path, key: str, ids: list[str]) -> np.ndarray | 
         and checksum == _checksum(logits)
     )
     if not sound:
-        path.unlink(missing_ok=True)
+        _discard(path)
         return None
     return logits
+
+
+def _discard(path: Path) -> None:
+    """Remove an unsound entry if the folder allows it. In a read-only cache it stays: it is
+    a miss every time, and the recomputed view's write reports the folder (one warning)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def write_entry(cache_dir: str | Path, key: str, logits: np.ndarray, ids: list[str]) -> None:
@@ -103,7 +111,7 @@ def read_table(cache_dir: str | Path, key: str) -> dict[str, list] | None:
     except Exception:  # truncated, not JSON, wrong shape: all mean "recompute"
         sound = False
     if not sound:
-        path.unlink(missing_ok=True)
+        _discard(path)
         return None
     return columns
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import InputError
+from qa.io import check_writable
 
 MIN_SAMPLES = 50
 
@@ -34,6 +35,7 @@ def calibrate_checkpoint(
 
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: refusing to overwrite the input checkpoint; choose another --out")
+    check_writable(out, "--out")  # now, not after the inference pass
     ckpt = read_checkpoint(checkpoint)
     model = load_model(checkpoint)  # reads the file again: simple, and calibrate is rare
     dataset = load_dataset(DataSpec(path=str(data)))
@@ -70,5 +72,8 @@ def calibrate_checkpoint(
     ckpt = {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "train_state")}
     ckpt["temperature"] = model.temperature * t
     ckpt["provenance"] = {**dict(ckpt.get("provenance", {})), "calibration": record}
-    save_checkpoint(out, ckpt)
+    try:
+        save_checkpoint(out, ckpt)  # atomic: a kill or a full disk leaves no partial file
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the checkpoint ({exc})") from None
     return {"temperature": ckpt["temperature"], **record}

@@ -2,7 +2,9 @@
 
     qa run SUITE CHECKPOINT [options]   gate a checkpoint: exit 0 pass, 1 gate failed; writes
                                         result.json, junit.xml, result.html, summary.md under
-                                        --out, and appends summary.md to $GITHUB_STEP_SUMMARY
+                                        --out, all or none (a run stopped by exit 2 or 3 writes
+                                        them describing the error), and appends summary.md to
+                                        $GITHUB_STEP_SUMMARY
     qa report RESULT.json --format F    re-render a saved result as html, md, junit or terminal
                                         (stdout, or --out FILE written atomically); runs nothing
     qa validate SUITE                   check a suite's schema ("ok: N checks")
@@ -13,7 +15,9 @@
 
 Exit codes (DESIGN.md): 0 every gate passed, 1 a gate failed or could not be evaluated,
 2 unusable input (one line `error: ...` on stderr), 3 internal error (a bug: one line asking
-for a report; the traceback only with QA_DEBUG=1). Imports are lazy so that `--help`,
+for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
+(2); reports that cannot be written once the gates are decided are one line on stderr, and
+the exit code stays the verdict's. Imports are lazy so that `--help`,
 `validate`, `checks` and `report` start instantly and never import torch.
 """
 
@@ -83,21 +87,30 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args))
-    except InputError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return int(ExitCode.BAD_INPUT)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # QAError without an input meaning lands here too: a bug
+    except Exception as exc:
+        return _fail(exc)[0]
+
+
+def _fail(exc: Exception) -> tuple[int, str]:
+    """Print the one-line error for `exc`; return its exit code and that line (sans `error: `).
+
+    InputError is bad input (2); anything else, a QAError without an input meaning too, is a
+    bug (3): one line asking for a report, the traceback only with QA_DEBUG=1.
+    """
+    if isinstance(exc, InputError):
+        code, line = ExitCode.BAD_INPUT, _one_line(exc)
+    else:
         if os.environ.get("QA_DEBUG") == "1":
             import traceback
 
-            traceback.print_exc()
-        summary = f"{type(exc).__name__}: {_one_line(exc)}"
-        print(f"error: {BUG_REPORT}: {summary}", file=sys.stderr)
+            traceback.print_exception(exc)
+        line = f"{BUG_REPORT}: {type(exc).__name__}: {_one_line(exc)}"
         code = exc.exit_code if isinstance(exc, QAError) else ExitCode.INTERNAL
-        return int(code)
+    print(f"error: {line}", file=sys.stderr)
+    return int(code), line
 
 
 def _calibrate(args) -> int:
@@ -113,38 +126,84 @@ def _calibrate(args) -> int:
 
 
 def _run(args) -> int:
-    from rich.console import Console
+    import time
 
+    from qa.io import check_writable
+    from qa.report import json_report, now
+
+    check_writable(args.out, "--out", folder=True)  # else no report could say what went wrong
+    started, clock = now(), time.perf_counter()
+    try:
+        report = _gate(args)
+    except Exception as exc:  # exit 2 or 3: the reports describe the error, not an earlier run
+        code, line = _fail(exc)
+        doc = json_report.error_document(
+            args.suite,
+            args.checkpoint,
+            code,
+            line,
+            started=started,
+            duration=time.perf_counter() - clock,
+            strict=args.strict,
+            device=args.device,
+        )
+        _publish(doc, args.out)
+        return code
+    doc = json_report.to_dict(report)
+    _show(doc, args.quiet)
+    _publish(doc, args.out)
+    return report.exit_code
+
+
+def _gate(args):
+    """The finished RunReport of `qa run` (the reports are written by the caller)."""
     from qa.engine import run_suite
-    from qa.report import append_step_summary, json_report, terminal
 
-    report = run_suite(
+    return run_suite(
         args.suite,
         args.checkpoint,
         baseline=args.baseline,
         device=args.device,
         batch_size=args.batch_size,
         workers=args.workers,
-        out=args.out,
+        out=None,
         cache_dir=None if args.no_cache else args.cache_dir,
         save_predictions_to=args.save_predictions,
         trust=args.trust_checkpoint,
         strict=args.strict,
         progress=not args.quiet,
     )
-    doc = json_report.to_dict(report)
+
+
+def _show(doc: dict, quiet: bool) -> None:
+    from rich.console import Console
+
+    from qa.report import terminal
+
     console = Console()
-    if args.quiet:
+    if quiet:
         console.print(terminal.verdict_line(doc))
     else:
         terminal.render(doc, console)
+
+
+def _publish(doc: dict, out: str) -> None:
+    """Write the report set under `out` and append the summary to $GITHUB_STEP_SUMMARY.
+
+    Neither failure changes the exit code: the verdict (or the error) already decided it.
+    """
+    from qa.report import ReportWriteError, append_step_summary, write_report_set
+
+    try:
+        write_report_set(doc, out)
+    except ReportWriteError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:
             append_step_summary(doc, step_summary)
         except OSError as exc:  # the gate's decision stands; only the job page misses it
             print(f"warning: $GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
-    return report.exit_code
 
 
 def _report(args) -> int:
@@ -152,24 +211,41 @@ def _report(args) -> int:
 
     from rich.console import Console
 
-    from qa.io import write_text_atomic
+    from qa.io import check_writable, write_text_atomic
     from qa.report import html, json_report, junit, markdown, terminal
 
+    if args.out is not None:
+        check_writable(args.out, "--out")
     doc = json_report.load(args.result)
+    if args.format == "terminal" and args.out is None:
+        _render_or_refuse(args.result, terminal.render, doc, Console())
+        return ExitCode.OK
     if args.format == "terminal":
-        if args.out is None:
-            terminal.render(doc, Console())
-            return ExitCode.OK
         buffer = io.StringIO()
-        terminal.render(doc, Console(file=buffer, width=120, color_system=None))
+        console = Console(file=buffer, width=120, color_system=None)
+        _render_or_refuse(args.result, terminal.render, doc, console)
         text = buffer.getvalue()
     else:
-        text = {"html": html, "md": markdown, "junit": junit}[args.format].render(doc)
+        renderer = {"html": html, "md": markdown, "junit": junit}[args.format].render
+        text = _render_or_refuse(args.result, renderer, doc)
     if args.out is None:
         sys.stdout.write(text)
     else:
         write_text_atomic(args.out, text)
     return ExitCode.OK
+
+
+def _render_or_refuse(path: str, render, doc: dict, *extra):
+    """`render(doc, *extra)`; a document `load` accepted that still cannot be rendered (a
+    hand-made `details` the figures cannot draw, say) is the file's fault: InputError."""
+    from jinja2 import TemplateError
+
+    try:
+        return render(doc, *extra)
+    except (LookupError, TypeError, ValueError, AttributeError, TemplateError) as exc:
+        raise InputError(
+            f"{path}: cannot be rendered as a qa result ({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
 
 
 def _validate(args) -> int:

@@ -26,7 +26,7 @@ from qa.data import content_fingerprint, labels_for, load_dataset
 from qa.errors import InputError
 from qa.evidence import CLEAN, Evidence, View
 from qa.inference import SEED, Perturb, Split, infer, infer_adversarial
-from qa.io import atomic_path
+from qa.io import atomic_path, check_writable
 from qa.models import LoadedModel
 
 __all__ = ["SEED", "Perturb", "Split", "build_evidence", "infer", "run_suite"]
@@ -275,8 +275,13 @@ def save_predictions(path: str | Path, evidence: Evidence, splits: dict[str, Spl
         if view.kind == "adversarial":
             what = view.perturbation
         payload[f"{view.model}/{view.split}/{what}/logits"] = logits
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **payload)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a kill leaves no partial file
+            np.savez(f, **payload)
+    except OSError as exc:
+        raise InputError(
+            f"--save-predictions {path}: cannot write the predictions ({exc})"
+        ) from None
 
 
 def run_suite(
@@ -296,8 +301,9 @@ def run_suite(
 ):
     """Everything `qa run` does, as one call: load, plan, infer, check, decide, write reports.
 
-    Returns the finished RunReport (its `exit_code` is what the CLI exits with); the reports
-    (result.json, junit.xml) are written under `out` unless it is None.
+    Returns the finished RunReport (its `exit_code` is what the CLI exits with); the report
+    set (qa.report.write_reports) is written under `out` unless it is None. Both output paths
+    are checked first, so that an unwritable one fails in a moment, not after inference.
     """
     import time
 
@@ -308,6 +314,10 @@ def run_suite(
     from qa.suite import load_suite
     from qa.thumbnails import attach_thumbnails
 
+    if out is not None:
+        check_writable(out, "--out", folder=True)
+    if save_predictions_to is not None:
+        check_writable(save_predictions_to, "--save-predictions")
     started, clock = now(), time.perf_counter()
     suite = load_suite(suite_path, baseline=baseline)
     dev = resolve_device(device)

@@ -116,3 +116,53 @@ def test_the_key_covers_every_part(tmp_path):
     assert cache.entry_key(dict(parts)) == key
     for name in parts:
         assert cache.entry_key({**parts, name: "changed"}) != key
+
+
+def _read_only(monkeypatch, folder):
+    """Make `folder` and what is under it read-only: by mode, and, since root ignores modes,
+    by failing what a read-only folder refuses (removing and creating files)."""
+    import tempfile
+    from pathlib import Path
+
+    def inside(path) -> bool:
+        path = Path(path)
+        return path == folder or folder in path.parents
+
+    real_unlink, real_mkstemp = Path.unlink, tempfile.mkstemp
+
+    def unlink(self, missing_ok=False):
+        if inside(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and inside(dir):
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    for d in [folder, *folder.iterdir()]:
+        d.chmod(0o555)
+
+
+def test_a_corrupt_entry_in_a_read_only_cache_warns_once_and_is_recomputed(
+    setup, tmp_path, monkeypatch, capsys
+):
+    _, suite, ckpt, cache_dir = setup
+    before = _run(suite, ckpt, cache_dir, tmp_path)
+    (entry,) = _entries(cache_dir)
+    entry.write_bytes(b"\0" * 64)  # corrupt, and it cannot be removed or rewritten
+    _read_only(monkeypatch, cache_dir)
+    calls = forward_counter(monkeypatch)
+    capsys.readouterr()
+    try:
+        after = _run(suite, ckpt, cache_dir, tmp_path)
+    finally:
+        for d in [cache_dir, *cache_dir.iterdir()]:
+            d.chmod(0o755)
+    assert sum(calls) == N
+    np.testing.assert_array_equal(after, before)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: cannot write the cache entry"), err
+    assert entry.read_bytes() == b"\0" * 64

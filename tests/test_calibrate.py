@@ -81,3 +81,72 @@ def test_cli_prints_one_line_and_bad_data_is_exit_2(tmp_path, overconfident, cap
         err
         == f"error: {tmp_path / 'nope'}: data folder not found (expected a folder of class folders)"
     )
+
+
+def _calibrate(overconfident, data, out):
+    from qa.cli import main
+
+    return main(["calibrate", str(overconfident), "--data", str(data), "--out", str(out)])
+
+
+def test_an_out_that_is_a_folder_is_exit_2_before_any_inference(
+    tmp_path, overconfident, capsys, monkeypatch
+):
+    import qa.engine
+
+    def never(*args, **kwargs):
+        raise AssertionError("inference ran before --out was checked")
+
+    monkeypatch.setattr(qa.engine, "infer", never)
+    data = write_data(tmp_path / "val", per_class=6)
+    assert _calibrate(overconfident, data, tmp_path) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --out {tmp_path}: expected a file name, found a folder\n"
+    )
+
+
+def test_a_read_only_out_folder_is_exit_2(tmp_path, overconfident, capsys, monkeypatch):
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root ignores modes: answer as the kernel would for anyone else
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: p != folder and real(p, m))
+    try:
+        assert _calibrate(overconfident, tmp_path, folder / "cal.pt") == 2
+    finally:
+        folder.chmod(0o755)
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: --out {folder / 'cal.pt'}: expected a writable folder, found {folder} read-only\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "interruption", [OSError(28, "No space left on device"), KeyboardInterrupt]
+)
+def test_a_write_that_stops_halfway_leaves_no_checkpoint(
+    tmp_path, overconfident, capsys, monkeypatch, interruption
+):
+    real_save = torch.save
+
+    def half_then_stop(obj, f, *args, **kwargs):
+        real_save({"half": torch.zeros(3)}, f)
+        raise interruption
+
+    monkeypatch.setattr(torch, "save", half_then_stop)
+    data = write_data(tmp_path / "val", per_class=6)
+    out = tmp_path / "cal" / "c.pt"
+    code = _calibrate(overconfident, data, out)
+    assert list(out.parent.iterdir()) == []  # neither the checkpoint nor a temporary file
+    assert code == (130 if interruption is KeyboardInterrupt else 2)
+    if code == 2:
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"error: --out {out}: cannot write the checkpoint (")
+            and err.count("\n") == 1
+        )

@@ -1,5 +1,6 @@
 """`qa` end to end through `qa.cli.main`: every exit code, one-line errors, lazy imports."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,8 @@ BAD_SUITES = {
 def test_a_malformed_suite_is_exit_2_with_one_line(tmp_path, ckpt, capsys, case):
     suite = tmp_path / "bad.yaml"
     suite.write_text(BAD_SUITES[case])
-    for argv in (["validate", str(suite)], ["run", str(suite), str(ckpt), "--quiet"]):
+    run = ["run", str(suite), str(ckpt), "--quiet", "--out", str(tmp_path / "reports")]
+    for argv in (["validate", str(suite)], run):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {suite}:") and err.count("\n") == 1, err
@@ -133,8 +135,12 @@ def test_an_internal_error_is_exit_3_with_one_line_and_a_traceback_only_when_deb
     assert "ZeroDivisionError: division by zero in the engine" in err
     monkeypatch.setenv("QA_DEBUG", "1")
     assert _run(tmp_path, suite, ckpt) == 3
-    assert "Traceback (most recent call last)" in capsys.readouterr().err
-    assert not (tmp_path / "reports").exists()  # no report from a run that did not finish
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    result = json.loads((tmp_path / "reports" / "result.json").read_text())
+    assert result["verdict"] == "error" and result["exit_code"] == 3  # the error, not a verdict
+    assert result["error"]["kind"] == "internal" and "ZeroDivisionError" in err
+    assert f"error: {result['error']['message']}\n" in err
 
 
 def test_validate_checks_and_describe(tmp_path, ckpt, capsys):

@@ -88,7 +88,10 @@ def test_a_hand_trained_state_dict_is_gated_through_the_suites_architecture(tmp_
     )
     assert code == 0, capsys.readouterr()
     no_spec = write_suite(tmp_path / "bare.yaml", data, checks)
-    assert main(["run", str(no_spec), str(tmp_path / "mine.pt"), "--no-cache", "--quiet"]) == 2
+    out = ["--out", str(tmp_path / "r")]  # where the error report goes
+    assert (
+        main(["run", str(no_spec), str(tmp_path / "mine.pt"), "--no-cache", "--quiet", *out]) == 2
+    )
     err = capsys.readouterr().err
     assert (
         err.count("\n") == 1 and "add `model: {arch: NAME, arch_kwargs: {num_classes: N}}`" in err
@@ -139,7 +142,8 @@ def test_a_pickled_module_is_refused_unless_trusted(tmp_path, data, reference, c
     with pytest.raises(UntrustedCheckpointError, match="--trust-checkpoint"):
         load_any(tmp_path / "whole.pt")
     suite = write_suite(tmp_path / "s.yaml", data, "- {kind: top1_accuracy, min: 0}\n", SPEC)
-    assert main(["run", str(suite), str(tmp_path / "whole.pt"), "--no-cache", "--quiet"]) == 2
+    out = ["--out", str(tmp_path / "r")]  # where the error report goes
+    assert main(["run", str(suite), str(tmp_path / "whole.pt"), "--no-cache", "--quiet", *out]) == 2
     assert "refusing to load" in capsys.readouterr().err
     _, logits = _logits(tmp_path, data, tmp_path / "whole.pt", trust=True)
     np.testing.assert_allclose(logits, reference, rtol=1e-5, atol=1e-5)

@@ -14,7 +14,16 @@ import pytest
 from rich.console import Console
 
 from qa.checks import CheckResult, compare
-from qa.report import RunReport, fmt, json_report, junit, markdown, terminal, write_reports
+from qa.report import (
+    ReportWriteError,
+    RunReport,
+    fmt,
+    json_report,
+    junit,
+    markdown,
+    terminal,
+    write_reports,
+)
 from qa.runner import CheckOutcome
 
 
@@ -84,7 +93,8 @@ def _doc() -> dict:
 
 def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
     data = json.loads(json_report.render(_doc()))
-    assert data["schema_version"] == 1 and data["verdict"] == "fail" and data["exit_code"] == 1
+    assert data["schema_version"] == 2 and data["verdict"] == "fail" and data["exit_code"] == 1
+    assert data["error"] is None  # a finished run
     assert data["suite"] == {"name": "release", "path": "suites/release.yaml"}
     assert data["summary"] == {"pass": 1, "fail": 1, "warn": 1, "error": 1, "skip": 1}
     assert set(data["checks"][0]) == {
@@ -197,7 +207,7 @@ def test_reports_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
         return original(self, text, encoding=encoding)
 
     monkeypatch.setattr("pathlib.Path.write_text", third_write_fails)
-    with pytest.raises(OSError):
+    with pytest.raises(ReportWriteError, match="disk full"):
         write_reports(changed, out)
     monkeypatch.undo()
     assert {k: p.read_text() for k, p in paths.items()} == before  # not even the first two
@@ -243,3 +253,82 @@ def test_decision_is_value_op_threshold_or_a_dash():
     assert fmt.decision({"metrics": {"a": 0.81234}, "threshold": _T}) == "0.8123 >= 0.9"
     assert fmt.decision({"metrics": {"a": None}, "threshold": _T}) == "n/a >= 0.9"
     assert fmt.decision({"metrics": {}, "threshold": None}) == "—"
+
+
+def _failing_replace(monkeypatch, fail_at: int, also_fail=lambda src: False):
+    """Make the `fail_at`-th os.replace (1-based) raise, and any whose source `also_fail`s."""
+    import os
+
+    original, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_at or also_fail(str(src)):
+            raise OSError(28, "No space left on device")
+        return original(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
+def test_a_failed_rename_leaves_every_file_of_the_previous_run(tmp_path, monkeypatch, fail_at):
+    out = tmp_path / "out"
+    paths = write_reports(_report(), out)
+    before = {k: p.read_text() for k, p in paths.items()}
+    changed = _report()
+    changed.verdict, changed.exit_code = "pass", 0
+    _failing_replace(monkeypatch, fail_at)
+    with pytest.raises(ReportWriteError) as caught:
+        write_reports(changed, out)
+    assert {k: p.read_text() for k, p in paths.items()} == before  # all the old run's
+    assert "No space left on device" in str(caught.value)
+    assert "holds the previous reports, if any, unchanged" in str(caught.value)
+    assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary or backup left
+    monkeypatch.undo()
+    write_reports(changed, out)  # and the next write replaces the whole set
+    assert json.loads(paths["json"].read_text())["verdict"] == "pass"
+    assert "PASS" in paths["markdown"].read_text()
+
+
+def test_a_failed_rename_into_an_empty_folder_leaves_it_empty(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not ours")
+    _failing_replace(monkeypatch, 3)
+    with pytest.raises(ReportWriteError):
+        write_reports(_report(), out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # the two renamed files removed
+
+
+def test_without_hard_links_the_previous_files_are_copied_and_restored(tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "out"
+    paths = write_reports(_report(), out)
+    before = {k: p.read_text() for k, p in paths.items()}
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    _failing_replace(monkeypatch, 4)
+    changed = _report()
+    changed.verdict, changed.exit_code = "pass", 0
+    with pytest.raises(ReportWriteError):
+        write_reports(changed, out)
+    assert {k: p.read_text() for k, p in paths.items()} == before
+    assert sorted(p.name for p in out.iterdir()) == FILES
+
+
+def test_when_the_previous_files_cannot_be_put_back_the_error_names_the_new_ones(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    write_reports(_report(), out)
+    _failing_replace(monkeypatch, 3, also_fail=lambda src: src.endswith(".previous"))
+    with pytest.raises(ReportWriteError) as caught:
+        write_reports(_report(), out)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "result.json, junit.xml (this run's) could not be put back; the other" in message

@@ -89,7 +89,7 @@ BAD = {
     "not json": "{oops",
     "foreign json": '{"name": "left-pad", "version": "1.3.0"}',
     "a list": "[1, 2]",
-    "future schema": '{"schema_version": 2}',
+    "future schema": '{"schema_version": 3}',
     "incomplete": '{"schema_version": 1, "suite": {}}',
 }
 
@@ -105,13 +105,90 @@ def test_an_unusable_result_is_exit_2_with_one_line(tmp_path, capsys, case):
     assert captured.out == ""
 
 
+def _mutated(change):
+    doc = _doc()
+    change(doc)
+    return json.dumps(doc)
+
+
+MALFORMED = {  # (document text, format, what the one line names): each crashed the renderer
+    "nested too deeply": ("[" * 100_000, "md", "not a qa result: JSON nested too deeply"),
+    "version true": (
+        _mutated(lambda d: d.update(schema_version=True)),
+        "md",
+        "schema_version: expected one of (1, 2) (what this qa reads), found true",
+    ),
+    "summary lacks a count": (
+        _mutated(lambda d: d["summary"].pop("skip")),
+        "md",
+        "summary.skip: missing required key",
+    ),
+    "suite name a number": (
+        _mutated(lambda d: d["suite"].update(name=5)),
+        "junit",
+        "suite.name: expected a string, found 5",
+    ),
+    "duration null": (
+        _mutated(lambda d: d.update(duration=None)),
+        "md",
+        "duration: expected a number, found nothing",
+    ),
+    "metrics a list": (
+        _mutated(lambda d: d["checks"][0].update(metrics=[1])),
+        "md",
+        "checks[0].metrics: expected a mapping, found a list",
+    ),
+    "checkpoint null": (
+        _mutated(lambda d: d.update(checkpoint=None)),
+        "html",
+        "checkpoint: expected a mapping, found nothing",
+    ),
+    "details the figures cannot draw": (
+        _mutated(lambda d: d["checks"][0].update(details={"reliability": "high"})),
+        "html",
+        "cannot be rendered as a qa result (",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_result_is_exit_2_with_one_line_naming_the_key(tmp_path, capsys, case):
+    text, fmt, expected = MALFORMED[case]
+    path = tmp_path / "result.json"
+    path.write_text(text)
+    assert main(["report", str(path), "--format", fmt]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {path}: {expected}"), captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_a_schema_version_1_result_is_still_read(saved, capsys):
+    doc = json.loads(saved.read_text())
+    doc["schema_version"] = 1
+    del doc["error"]
+    saved.write_text(json.dumps(doc))
+    assert main(["report", str(saved), "--format", "md"]) == 0
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_report_out_a_folder_is_exit_2_with_one_line(saved, tmp_path, capsys):
+    assert main(["report", str(saved), "--format", "md", "--out", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --out {tmp_path}: expected a file name, found a folder\n"
+    )
+
+
 def test_a_check_with_an_unknown_status_is_refused(tmp_path, capsys):
     doc = _doc()
     doc["checks"][1]["status"] = "maybe"
     path = tmp_path / "result.json"
     path.write_text(json.dumps(doc))
     assert main(["report", str(path)]) == 2
-    assert "checks[1].status: expected one of" in capsys.readouterr().err
+    assert (
+        "checks[1].status: expected 'pass', 'fail', 'warn', 'error' or 'skip', found 'maybe'"
+        in capsys.readouterr().err
+    )
 
 
 def test_report_never_imports_torch(saved):

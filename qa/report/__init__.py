@@ -1,22 +1,23 @@
 """Reports: the finished result of a run as plain data, and the renderers that only render it.
 
-`RunReport` is built once by the engine and turned into the schema-v1 document once
-(`json_report.to_dict`); every renderer (`json_report`, `junit`, `terminal`, `html`,
-`markdown`) takes that document and computes nothing, so `qa report result.json` re-renders
-any format from a saved result. `write_reports` renders every file first, writes each to a
-temporary file beside its target and renames them all only when every write succeeded: a
-failure leaves the previous reports (or none), never half of one.
+`RunReport` is built once by the engine and turned into the result document once
+(`json_report.to_dict`; a run that stopped on an error gets `json_report.error_document`);
+every renderer (`json_report`, `junit`, `terminal`, `html`, `markdown`) takes that document
+and computes nothing, so `qa report result.json` re-renders any format from a saved result.
+`write_report_set` renders every file first, then replaces result.json, junit.xml,
+result.html and summary.md together: a failure leaves the previous set (or none), never a
+mix of two runs and never half of a file.
 """
 
 import datetime
 import math
 import platform
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.io import atomic_path
+from qa.errors import InputError
+from qa.io import IncompleteReplace, atomic_paths
 from qa.runner import CheckOutcome
 
 REPORT_FILES = {
@@ -110,15 +111,41 @@ def render_all(doc: dict) -> dict[str, str]:
     return {fmt: renderers[fmt].render(doc) for fmt in REPORT_FILES}
 
 
+class ReportWriteError(InputError):
+    """The report set could not be written; the message says what the folder holds now."""
+
+
 def write_reports(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
-    """Render result.json, junit.xml, result.html and summary.md, then write them all or none."""
+    """Write the report set of a finished run (see write_report_set)."""
     from qa.report import json_report
 
-    texts = render_all(json_report.to_dict(report))
+    return write_report_set(json_report.to_dict(report), out_dir)
+
+
+def write_report_set(doc: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Render result.json, junit.xml, result.html and summary.md from `doc`, then replace the
+    four files together or not at all.
+
+    Raises ReportWriteError, one line: the cause and whether the folder still holds the
+    previous set (or none) or, should putting it back fail too, which files are new.
+    """
+    texts = render_all(doc)
     paths = {fmt: Path(out_dir) / REPORT_FILES[fmt] for fmt in texts}
-    with ExitStack() as renames:  # every rename waits until every temporary file is whole
-        for fmt, text in texts.items():
-            renames.enter_context(atomic_path(paths[fmt])).write_text(text, encoding="utf-8")
+    try:
+        with atomic_paths(list(paths.values())) as temporaries:
+            for tmp, text in zip(temporaries, texts.values(), strict=True):
+                tmp.write_text(text, encoding="utf-8")
+    except IncompleteReplace as exc:
+        new = ", ".join(p.name for p in exc.replaced)
+        raise ReportWriteError(
+            f"--out {out_dir}: the reports could not be written ({exc.__cause__}); "
+            f"{new} (this run's) could not be put back; the other files are unchanged"
+        ) from None
+    except OSError as exc:
+        raise ReportWriteError(
+            f"--out {out_dir}: the reports could not be written ({exc}); "
+            "the folder holds the previous reports, if any, unchanged"
+        ) from None
     return paths
 
 

@@ -1,11 +1,14 @@
 """The JSON report (`result.json`): every decision of a run, with the numbers to redo it by hand.
 
-Schema, version 1 (a change that removes or renames a field bumps `schema_version`):
+Schema, version 2 (a change that removes or renames a field bumps `schema_version`; version 2
+added `error` and the error document; `load` reads versions 1 and 2):
 
-    schema_version  1
+    schema_version  2
     suite           {"name": str, "path": str}
-    verdict         "pass" | "fail" | "error"   ("error": no gate failed, one could not be evaluated)
-    exit_code       0 (pass) | 1 (gate failed or not evaluated)
+    verdict         "pass" | "fail" | "error"   ("error": no gate failed, one could not be
+                    evaluated; or the run stopped on an error, see `error`)
+    exit_code       0 (pass) | 1 (gate failed or not evaluated) | 2 (bad input) | 3 (internal
+                    error): 2 and 3 only in an error document
     strict          bool: whether a `warn` counted as a failure
     started, finished   ISO 8601 UTC timestamps; duration  seconds (float)
     checkpoint      {"path", "sha256" (of the file's bytes), "arch", "class_names" (index order),
@@ -15,6 +18,8 @@ Schema, version 1 (a change that removes or renames a field bumps `schema_versio
     environment     {"python", "torch", "torchvision", "qa", "platform", "device"}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
+    error           null when the run finished; else {"kind": "input" | "internal", "message":
+                    the one line `qa run` printed}
     summary         {"pass": n, "fail": n, "warn": n, "error": n, "skip": n}
     checks          one object per check, in suite order:
         name, kind, family      the check as the suite names it; family is the check's module
@@ -29,46 +34,36 @@ Schema, version 1 (a change that removes or renames a field bumps `schema_versio
         slice                   {"column", "equals" | "in"} the check was restricted to, or null
         seconds                 time the check took
 
+An error document (`error_document`) is what a run that stopped with exit 2 or 3 leaves, so
+that no report of an earlier run survives it: verdict "error", the exit code, `error`, suite
+name = the suite file's stem, checkpoint {"path"} only, baseline null, overview {}, and one
+check, `qa run` (kind and family "run", status "error", the message), so that JUnit and the
+other reports show an errored test rather than an empty, green suite.
+
 NumPy scalars and arrays are written as numbers and lists; NaN and infinities (not valid JSON)
 are written as null.
 """
 
 import json
 import math
+import platform
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from qa.errors import InputError
-from qa.report import RunReport
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+from qa.errors import ExitCode, InputError
+from qa.report import RunReport, now
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 STATUSES = ("pass", "fail", "warn", "error", "skip")
-DOC_KEYS = (
-    "suite",
-    "verdict",
-    "exit_code",
-    "started",
-    "duration",
-    "checkpoint",
-    "summary",
-    "checks",
-)
-CHECK_KEYS = (
-    "name",
-    "kind",
-    "family",
-    "severity",
-    "status",
-    "message",
-    "metrics",
-    "threshold",
-    "seconds",
-)
+ERROR_CHECK = "qa run"
 
 
 def to_dict(report: RunReport) -> dict:
-    """The report as schema-version-1 data (see the module docstring)."""
+    """The report as a schema-version-2 document (see the module docstring)."""
     counts = {s: sum(o.status == s for o in report.outcomes) for s in STATUSES}
     return jsonable(
         {
@@ -84,6 +79,7 @@ def to_dict(report: RunReport) -> dict:
             "baseline": report.baseline,
             "environment": report.environment,
             "overview": report.overview,
+            "error": None,
             "summary": counts,
             "checks": [
                 {
@@ -102,17 +98,155 @@ def to_dict(report: RunReport) -> dict:
     )
 
 
+def error_document(
+    suite_path: str,
+    checkpoint_path: str,
+    exit_code: int,
+    message: str,
+    *,
+    started: str,
+    duration: float,
+    strict: bool,
+    device: str,
+) -> dict:
+    """The document of a run that stopped with exit 2 (bad input) or 3 (internal error).
+
+    Written in place of the reports so that none of an earlier run survives; `message` is
+    the one line the command printed. Needs no torch: the error may be that it cannot load.
+    """
+    import qa
+
+    kind = "input" if exit_code == ExitCode.BAD_INPUT else "internal"
+    check = {
+        "name": ERROR_CHECK,
+        "kind": "run",
+        "family": "run",
+        "severity": "fail",
+        "status": "error",
+        "message": message,
+        "metrics": {},
+        "threshold": None,
+        "details": {"error": kind},
+        "slice": None,
+        "seconds": duration,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "suite": {"name": Path(suite_path).stem, "path": str(suite_path)},
+        "verdict": "error",
+        "exit_code": int(exit_code),
+        "strict": strict,
+        "started": started,
+        "finished": now(),
+        "duration": duration,
+        "checkpoint": {"path": str(checkpoint_path)},
+        "baseline": None,
+        "environment": {
+            "python": platform.python_version(),
+            "qa": qa.__version__,
+            "platform": platform.platform(),
+            "device": device,
+        },
+        "overview": {},
+        "error": {"kind": kind, "message": message},
+        "summary": {s: int(s == "error") for s in STATUSES},
+        "checks": [check],
+    }
+
+
 def render(doc: dict) -> str:
     """A result document (`to_dict`) as indented JSON text (strict JSON: no NaN)."""
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Suite(_Strict):
+    name: str
+    path: str
+
+
+class _Checkpoint(_Strict):
+    path: str
+    sha256: str | None = None  # absent from an error document
+    arch: str | None = None
+
+
+class _Baseline(_Strict):
+    path: str
+    sha256: str
+    arch: str
+
+
+class _Threshold(_Strict):
+    metric: str
+    op: str
+    value: float | None
+
+
+class _Check(_Strict):
+    name: str
+    kind: str
+    family: str
+    severity: Literal["fail", "warn"]
+    status: Literal["pass", "fail", "warn", "error", "skip"]
+    message: str
+    metrics: dict[str, Any] | None
+    threshold: _Threshold | None
+    details: dict[str, Any] | None = None
+    slice: dict[str, Any] | None = None
+    seconds: float | None
+
+
+class _Summary(_Strict):
+    pass_: int = Field(alias="pass")  # `pass` is a Python keyword
+    fail: int
+    warn: int
+    error: int
+    skip: int
+
+
+class _Overview(_Strict):
+    class_names: list[str] = []
+    confusion_matrix: list[list[float]] | None = None
+    n: int | None = None
+
+
+class _Error(_Strict):
+    kind: Literal["input", "internal"]
+    message: str
+
+
+class _Document(_Strict):
+    """What the renderers read of a result document; anything else is kept as it is."""
+
+    suite: _Suite
+    verdict: Literal["pass", "fail", "error"]
+    exit_code: int
+    strict: bool = False
+    started: str
+    finished: str | None = None
+    duration: float
+    checkpoint: _Checkpoint
+    baseline: _Baseline | None = None
+    environment: dict[str, Any] = {}
+    overview: _Overview = _Overview()
+    error: _Error | None = None
+    summary: _Summary
+    checks: list[_Check]
 
 
 def load(path: str | Path) -> dict:
     """Read a saved result.json back as its document, so any report can be re-rendered from it.
 
     Raises InputError (exit 2), one line naming the file, for a missing or unreadable file,
-    text that is not JSON, JSON that is not a qa result, or another schema version.
+    text that is not JSON, JSON that is not a qa result, a schema version this qa does not
+    read, or a key the reports need that is missing or of the wrong type.
     """
+    from qa.suite_errors import dotted, found, problems
+
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -120,32 +254,26 @@ def load(path: str | Path) -> dict:
         raise InputError(f"{p}: result file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(f"{p}: not a qa result: JSON nested too deeply") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: cannot read the result: {exc}") from None
     if not isinstance(doc, dict) or "schema_version" not in doc:
-        raise InputError(f"{p}: not a qa result: expected an object with schema_version")
-    if doc["schema_version"] != SCHEMA_VERSION:
         raise InputError(
-            f"{p}: schema_version {doc['schema_version']!r} is not supported "
-            f"(this qa reads {SCHEMA_VERSION})"
+            f"{p}: not a qa result: expected an object with schema_version, found {found(doc)}"
         )
-    _require(p, "", doc, DOC_KEYS)
-    if not isinstance(doc["checks"], list):
-        raise InputError(f"{p}: checks: expected a list, found {type(doc['checks']).__name__}")
-    for i, check in enumerate(doc["checks"]):
-        _require(p, f"checks[{i}].", check, CHECK_KEYS)
-        if check["status"] not in STATUSES:
-            raise InputError(f"{p}: checks[{i}].status: expected one of {STATUSES}")
+    version = doc["schema_version"]
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise InputError(
+            f"{p}: schema_version: expected one of {READABLE_VERSIONS} (what this qa reads), "
+            f"found {found(version)}"
+        )
+    try:
+        _Document.model_validate(doc)
+    except ValidationError as exc:
+        at, message = problems(exc, _Document, (), doc)[0]
+        raise InputError(f"{p}: {dotted(at)}: {message}") from None
     return doc
-
-
-def _require(path: Path, where: str, obj: Any, keys: tuple[str, ...]) -> None:
-    """Raise InputError unless `obj` is an object holding every key in `keys`."""
-    if not isinstance(obj, dict):
-        raise InputError(f"{path}: {where or 'document'}: expected an object")
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        raise InputError(f"{path}: {where}{missing[0]}: missing from the result")
 
 
 def jsonable(value: Any) -> Any:

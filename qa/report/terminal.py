@@ -56,6 +56,8 @@ def verdict_line(doc: dict) -> Text:
     counts = doc["summary"]
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)  # the JSON summary's order
     words = VERDICT_WORDS.get(doc["verdict"], doc["verdict"])
+    if doc.get("error"):  # an error document: the run stopped before any gate was decided
+        words = f"ERROR: the run stopped ({doc['error']['kind']} error)"
     return Text(
         printable(f"{words} ({tally}) - exit {doc['exit_code']} in {doc['duration']:.1f}s"),
         style=f"bold {STYLES.get(doc['verdict'], '')}",
