@@ -7,8 +7,8 @@ decisions: a pass for threshold gates (the model is not better than the threshol
 for regression gates (the candidate is not worse than the baseline beyond the tolerance).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -171,7 +171,9 @@ def calibration_scenarios(temperature: float = 1.6, spread: float = 2.0) -> list
         Scenario(kind, f"{what} {truth[kind]:.4f}", {"max": truth[kind]}, draw, "pass")
         for kind in ("ece", "mce", "classwise_ece", "brier", "nll")
     ]
-    scenarios.append(Scenario("ece", "overconfident by 0.10 everywhere", {"max": 0.1}, _gap, "pass"))
+    scenarios.append(
+        Scenario("ece", "overconfident by 0.10 everywhere", {"max": 0.1}, _gap, "pass")
+    )
     return scenarios
 
 
@@ -259,9 +261,7 @@ REGRESSION = [
     Scenario(
         "negative_flip_rate", "flip rate 0.05", {"max": 0.05}, _paired(_pair(0.05, 0.03)), "pass"
     ),
-    Scenario(
-        "per_class_regression", "every class equal", {}, _paired(_pair(0.05, 0.05)), "fail"
-    ),
+    Scenario("per_class_regression", "every class equal", {}, _paired(_pair(0.05, 0.05)), "fail"),
     Scenario(
         "per_class_regression",
         "every class drops 0.05 = tolerance",

@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from boundaries import ACCURACY, REGRESSION, calibration_scenarios  # noqa: E402
-from boundary_robustness import SCENARIOS as ROBUSTNESS  # noqa: E402
+from boundaries import ACCURACY, REGRESSION, calibration_scenarios
+from boundary_robustness import SCENARIOS as ROBUSTNESS
 
-from qa.checks import load_all  # noqa: E402
+from qa.checks import load_all
 
 CONFIDENCE = 0.95
 

@@ -24,7 +24,6 @@ bench/false_alarm.py simulates each bound on its threshold.
 """
 
 import numpy as np
-from scipy.stats import norm
 
 from qa.metrics.calibration import bin_assignments
 
@@ -110,6 +109,8 @@ def calibration_error_bounds(groups: Groups, n_bins: int, binning: str, confiden
     Returns {"ece_upper": the smaller of the two upper bounds (module docstring), "rmsce",
     "rmsce_low", "rmsce_high": the debiased RMS error and its own bounds at `confidence`}.
     """
+    from scipy.stats import norm
+
     moments = _moments(groups, n_bins, binning)
     z_half = float(norm.ppf((1 + confidence) / 2))
     rms_half = rms_bounds(moments, z_half)
@@ -127,6 +128,8 @@ def rms_increase_lower(
     only when one of two bounds at (1 + c) / 2 misses: at most 1 - c together, whatever the
     two models' confidence profiles.
     """
+    from scipy.stats import norm
+
     z_half = float(norm.ppf((1 + confidence) / 2))
     _, cand_low, _ = rms_bounds(_moments(candidate, n_bins, binning), z_half)
     _, _, base_high = rms_bounds(_moments(baseline, n_bins, binning), z_half)
