@@ -112,8 +112,7 @@ def unpickle(blob: FileBytes) -> Any:
         why = _needs_code(exc, blob.data)
         if why:
             raise UntrustedCheckpointError(
-                f"{blob.path}: refusing to load: {why}, which only Python's full unpickler reads "
-                "and that can run code from the file; expected a qa checkpoint or a state_dict"
+                f"{blob.path}: refusing to load: {why}; expected a qa checkpoint or a state_dict"
             ) from None
         if tarfile.is_tarfile(io.BytesIO(blob.data)):  # torch.load reads these from real files only
             raise InputError(
@@ -150,13 +149,15 @@ def load_trusted(blob: FileBytes, kind: str) -> Any:
 def _needs_code(exc: Exception, data: bytes) -> str | None:
     """Why a failed safe load could only succeed by running code from the file, or None."""
     text = str(exc).lower()
+    unpickler = "only Python's full unpickler reads it, and that runs code from the file"
     if "torchscript" in text:
-        return "a TorchScript archive"
+        return "it is a TorchScript archive, whose own code runs when it is loaded"
     if "unsupported operand" in text and _LEGACY_MAGIC in data[:64]:
-        return "a legacy (torch<1.6) pickle"
+        return f"it is a legacy (torch<1.6) pickle; {unpickler}"
     if type(exc).__name__ == "UnpicklingError" and any(s in text for s in _NAMES_CODE):
         named = re.search(r"GLOBAL (\S+) (?:was|whose)", str(exc))
-        return f"the file names {named.group(1)}" if named else "the file builds Python objects"
+        what = f"it names {named.group(1)}" if named else "it builds Python objects"
+        return f"{what}; {unpickler}"
     return None
 
 

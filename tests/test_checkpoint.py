@@ -24,7 +24,7 @@ from qa.models import (
     read_checkpoint,
     save_checkpoint,
 )
-from qa.preprocess import make_preprocessing
+from qa.preprocess import load_rgb, make_preprocessing, to_unit_tensor
 from qa.suite import load_suite
 from qa.torchfile import load_torch_file
 from trainer.init import load_init
@@ -291,3 +291,25 @@ def test_a_checkpoint_replaced_while_loading_never_poisons_the_cache(
     cached = build_evidence(suite, b, None, [CLEAN], cache_dir=cache, progress=False).logits()
     fresh = build_evidence(suite, b, None, [CLEAN], cache_dir=None, progress=False).logits()
     np.testing.assert_array_equal(cached, fresh)
+
+
+def test_half_precision_weights_load_in_the_architectures_dtype(tmp_path):
+    path = save_tiny(tmp_path / "half.pt", module=tiny_module(seed=3).half())
+    model = load_model(path)
+    assert model.module.fc.weight.dtype == torch.float32
+    x = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = tiny_module(seed=3).half().float()(x)
+        np.testing.assert_array_equal(model.module(x).numpy(), expected.numpy())
+
+
+def test_the_recorded_interpolation_is_the_one_used(data):
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    image = load_rgb(next(data.rglob("*.png")))
+    recorded = {**make_preprocessing(8, resize=9), "interpolation": "nearest"}
+    resized = F.resize(F.to_image(image), 9, interpolation=InterpolationMode.NEAREST)
+    expected = F.to_dtype(F.center_crop(resized, 8), torch.float32, scale=True)
+    assert torch.equal(to_unit_tensor(recorded)(image), expected)
+    assert not torch.equal(to_unit_tensor(make_preprocessing(8, resize=9))(image), expected)
