@@ -8,9 +8,10 @@ Untrusted bytes only ever reach `torch.load(weights_only=True)` (`unpickle`): te
 containers, never code. Everything else runs code from the file and needs trust (`load_trusted`):
 a pickle of arbitrary objects; a TorchScript archive (its methods run at load and can write
 files, e.g. `torch.save` to any path); a torch.export archive (`torch.export.load` unpickles
-members flagged `use_pickle` and sample inputs with `weights_only=False`, and imports modules
-its graph's pytree specs name). torch's warnings, log records and its advice to retry with
-`weights_only=False` never reach the user: every failure is one line of our own.
+members flagged `use_pickle` with `weights_only=False`, falls back to it for sample inputs,
+unpickles custom objects, and imports the modules its graph's pytree specs name, so no check
+of the members could make one safe). torch's warnings, log records and its advice to retry
+with `weights_only=False` never reach the user: every failure is one line of our own.
 """
 
 import contextlib
