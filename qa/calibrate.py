@@ -30,14 +30,14 @@ def calibrate_checkpoint(
     from qa.engine import Split, default_workers, infer, resolve_device
     from qa.evidence import CLEAN
     from qa.metrics import calibration as cal
-    from qa.models import load_model, read_checkpoint, save_checkpoint
+    from qa.models import loaded_model, read_checkpoint, save_checkpoint
     from qa.suite import DataSpec
 
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: refusing to overwrite the input checkpoint; choose another --out")
     check_writable(out, "--out")  # now, not after the inference pass
     ckpt = read_checkpoint(checkpoint)
-    model = load_model(checkpoint)  # reads the file again: simple, and calibrate is rare
+    model = loaded_model(ckpt, checkpoint)  # the weights just read, not the file read again
     dataset = load_dataset(DataSpec(path=str(data)))
     labels = labels_for(dataset, model.class_names)
     if len(labels) < MIN_SAMPLES:

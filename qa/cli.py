@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", default=".qa-cache", help="default: .qa-cache")
     run.add_argument("--save-predictions", metavar="PATH", help="write ids, labels, logits (npz)")
     run.add_argument(
-        "--trust-checkpoint", action="store_true", help="allow a pickled module (runs its code)"
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a pickled module, TorchScript or torch.export archive (runs code from the file)",
     )
     run.add_argument("--strict", action="store_true", help="a warning fails the run")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table")

@@ -1,21 +1,14 @@
-"""The checkpoint format: the trainer writes it, the engine reads it.
+"""Loading models: qa's checkpoint format (validated by qa.checkpoint_meta), and every other
+format qa accepts: plain state_dicts and, only with --trust-checkpoint, pickled modules,
+TorchScript and torch.export archives.
 
-A checkpoint is a plain dict saved with `torch.save`, readable with `weights_only=True`:
-
-    format            "qa-checkpoint"
-    format_version    1
-    arch, arch_kwargs torchvision architecture name and its constructor arguments
-    class_names       in index order
-    preprocessing     {"resize", "crop", "mean", "std", "interpolation"}
-    state_dict        the weights
-    provenance        config, metrics, versions, git commit, creation time, data fingerprint
-    temperature       optional: divides the logits (set by calibration)
-    train_state       optional: optimiser, scheduler, RNG states and epoch, for --resume
+A file is read once (qa.torchfile): a LoadedModel's digest is the sha256 of the bytes its
+weights came from. Architectures are torchvision's, by name, built with random weights and
+never downloaded; a checkpoint's weights (shapes, dtypes) and class names must fit the
+architecture it names, or loading is one InputError line.
 """
 
 import difflib
-import hashlib
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from qa import suite_errors as err
+from qa.checkpoint_meta import FORMAT, FORMAT_VERSION, kind_of, validate_checkpoint
 from qa.errors import InputError, UntrustedCheckpointError
 from qa.io import atomic_path
+from qa.torchfile import KINDS, FileBytes, archive_kind, load_trusted, read_file, unpickle
 
-FORMAT = "qa-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("arch", "arch_kwargs", "class_names", "preprocessing", "state_dict")
+# Constructor arguments that would ask torchvision for pretrained weights: a checkpoint
+# carries its own weights, and qa never downloads.
+PRETRAINED_KWARGS = ("weights", "weights_backbone", "pretrained", "pretrained_backbone")
+TRUST_HINT = "pass --trust-checkpoint to load it anyway, if you trust its author"
 
 
 @dataclass
@@ -54,7 +51,11 @@ def classification_architectures() -> list[str]:
 
 
 def build_model(arch: str, arch_kwargs: dict | None = None) -> nn.Module:
-    """Construct a torchvision classification architecture by name, with random weights."""
+    """Construct a torchvision classification architecture by name, with random weights.
+
+    Unknown names, pretrained-weight arguments and keyword arguments the architecture rejects
+    are InputError: the name and arguments come from a file or the command line.
+    """
     import torchvision
 
     known = classification_architectures()
@@ -62,7 +63,22 @@ def build_model(arch: str, arch_kwargs: dict | None = None) -> nn.Module:
         near = difflib.get_close_matches(arch, known, n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise InputError(f"unknown architecture {arch!r} (expected a torchvision model name{hint})")
-    return torchvision.models.get_model(arch, weights=None, **(arch_kwargs or {}))
+    kwargs = dict(arch_kwargs or {})
+    for key in PRETRAINED_KWARGS:
+        if key in kwargs:
+            raise InputError(
+                f"arch_kwargs.{key}: expected no pretrained weights (qa never downloads; the "
+                f"checkpoint carries its weights), found {err.found(kwargs[key])}"
+            )
+    try:
+        return torchvision.models.get_model(arch, weights=None, **kwargs)
+    except Exception as exc:
+        if not kwargs:
+            raise
+        # the arguments are the file's data: valid ones never fail (TypeError, ValueError, ...)
+        raise InputError(
+            f"arch_kwargs: expected arguments {arch} accepts, found {kwargs} ({_first_line(exc)})"
+        ) from None
 
 
 def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -87,15 +103,6 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
     return name
 
 
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, streamed: the identity of a checkpoint in caches and reports."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _tensors_for_saving(value: Any) -> Any:
     # numpy arrays are not loadable with weights_only=True; tensors are.
     if isinstance(value, np.ndarray):
@@ -108,39 +115,12 @@ def _tensors_for_saving(value: Any) -> Any:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
-    """Write a checkpoint dict atomically, stamping the format and version."""
-    missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
-    if missing:
-        raise ValueError(f"checkpoint is missing {missing}")
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **checkpoint}
+    """Write a checkpoint dict atomically, stamping the format and version; it must validate."""
+    payload = validate_checkpoint(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, **checkpoint}, path
+    )
     with atomic_path(path) as tmp:
         torch.save(_tensors_for_saving(payload), tmp)
-
-
-def load_torch_file(path: str | Path) -> Any:
-    """Unpickle a torch file with `weights_only=True`: tensors and plain containers, never code.
-
-    The one safe loader for our checkpoints, plain state_dicts and torchvision weight files;
-    refuses, with one line naming the file, a missing file, a file that is not a torch archive
-    and one that would need arbitrary unpickling (UntrustedCheckpointError).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # "Unsupported global" (or "unsupported GLOBAL ... is blocked", for os, subprocess and
-        # the like): the file names something to import. Any other unpickling error (torch's
-        # message mentions weights_only for every one) is a damaged or foreign file.
-        if "unsupported global" in str(exc).lower():
-            raise UntrustedCheckpointError(
-                f"{path}: refusing to load: the file needs arbitrary unpickling (code execution); "
-                "expected a qa checkpoint or a state_dict"
-            ) from None
-        raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -149,25 +129,7 @@ def read_checkpoint(path: str | Path) -> dict:
     Refuses, with one line naming the file, a missing file, a file that is not a torch
     archive, one that would need arbitrary unpickling, and a dict that is not our format.
     """
-    path = Path(path)
-    return validate_checkpoint(load_torch_file(path), path)
-
-
-def validate_checkpoint(obj: Any, path: str | Path) -> dict:
-    """Return `obj` if it is one of our checkpoints (format, version, keys), else InputError."""
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise InputError(
-            f"{path}: expected a qa checkpoint (format {FORMAT!r}), found {_kind(obj)}"
-        )
-    if obj.get("format_version", 0) > FORMAT_VERSION:
-        raise InputError(
-            f"{path}: checkpoint format version {obj['format_version']} is newer than this qa "
-            f"reads ({FORMAT_VERSION}); upgrade qa"
-        )
-    missing = [k for k in REQUIRED_KEYS if k not in obj]
-    if missing:
-        raise InputError(f"{path}: qa checkpoint is missing keys {missing}")
-    return obj
+    return validate_checkpoint(unpickle(read_file(path)), path)
 
 
 def model_from_checkpoint(ckpt: dict, path: str | Path = "") -> nn.Module:
@@ -175,36 +137,75 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "") -> nn.Module:
 
     The module is built on the meta device and the checkpoint's tensors are assigned to it,
     which skips random initialisation (most of the cost of a warm-cache run); an architecture
-    with state outside its state_dict is built normally instead.
+    with state outside its state_dict is built normally instead. Floating-point weights are
+    cast to the module's dtypes; weights of another kind or shape are InputError.
     """
-    with torch.device("meta"):
-        module = build_model(ckpt["arch"], ckpt["arch_kwargs"])
+    arch, kwargs = ckpt["arch"], ckpt["arch_kwargs"]
     try:
-        module.load_state_dict(ckpt["state_dict"], assign=True)
+        with torch.device("meta"):
+            module = build_model(arch, kwargs)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    state = _cast_to(module, ckpt["state_dict"], path)
+    try:
+        module.load_state_dict(state, assign=True)
         if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
-            module = build_model(ckpt["arch"], ckpt["arch_kwargs"])
-            module.load_state_dict(ckpt["state_dict"])
+            module = build_model(arch, kwargs)
+            module.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(
-            f"{path}: weights do not fit {ckpt['arch']}({ckpt['arch_kwargs']}): {_first_line(exc)}"
+            f"{path}: weights do not fit {arch}({kwargs}): {_first_line(exc)}"
         ) from None
     return module.eval()
 
 
+def _cast_to(module: nn.Module, state: dict, path) -> dict:
+    """`state` with floating-point tensors in the dtypes of `module`'s own; other kinds refused."""
+    own = module.state_dict()
+    out = {}
+    for key, tensor in state.items():
+        want = own.get(key)
+        if want is not None and tensor.dtype != want.dtype:
+            if not (tensor.is_floating_point() and want.is_floating_point()):
+                raise InputError(
+                    f"{path}: state_dict.{key}: expected a {want.dtype} tensor, found {tensor.dtype}"
+                )
+            tensor = tensor.to(want.dtype)
+        out[key] = tensor
+    return out
+
+
+def _check_outputs(module: nn.Module, names: list[str], path, source: str) -> None:
+    """One class name per output of the classification head, or InputError."""
+    try:
+        head, layer = classifier_head(module)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    if layer.out_features != len(names):
+        raise InputError(
+            f"{path}: {source}: expected {layer.out_features} names (one per output of "
+            f"{head}), found {len(names)}"
+        )
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Load a qa checkpoint into a ready-to-run model in eval mode."""
-    return _loaded_checkpoint(read_checkpoint(path), path)
+    blob = read_file(path)
+    return loaded_model(validate_checkpoint(unpickle(blob), path), blob.path, blob.digest)
 
 
-def _loaded_checkpoint(ckpt: dict, path: str | Path) -> LoadedModel:
+def loaded_model(ckpt: dict, path: str | Path, digest: str = "") -> LoadedModel:
+    """The ready-to-run model of a validated checkpoint dict read from `path` (bytes `digest`)."""
+    module = model_from_checkpoint(ckpt, path)
+    _check_outputs(module, ckpt["class_names"], path, "class_names")
     return LoadedModel(
-        module=model_from_checkpoint(ckpt, path),
+        module=module,
         arch=ckpt["arch"],
         class_names=list(ckpt["class_names"]),
         preprocessing=dict(ckpt["preprocessing"]),
         provenance=dict(ckpt.get("provenance", {})),
         temperature=float(ckpt.get("temperature", 1.0)),
-        digest=file_digest(path),
+        digest=digest,
         path=str(path),
     )
 
@@ -212,83 +213,56 @@ def _loaded_checkpoint(ckpt: dict, path: str | Path) -> LoadedModel:
 # Other formats a user may bring: the suite's `model:` names what the file does not say.
 SPEC_HINT = "add `model: {arch: NAME, arch_kwargs: {num_classes: N}}` to the suite"
 NAMES_HINT = "add `model: {arch: NAME, class_names: [...], preprocessing: {...}}` to the suite"
-
-
-def archive_kind(path: str | Path) -> str:
-    """What a checkpoint file is, from its zip members: "export", "torchscript" or "pickle".
-
-    torch.export archives carry an `archive_format` member and TorchScript archives a `code/`
-    tree; anything else (torch.save's zip or legacy format) is unpickled, safely by default.
-    """
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return "pickle"
-    if any(n.rsplit("/", 1)[-1] == "archive_format" for n in names):
-        return "export"
-    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
-        return "torchscript"
-    return "pickle"
+FORMAT_NAMES = {"torchscript": "torchscript", "export": "torch.export", "pickle": "pickled module"}
 
 
 def load_any(path: str | Path, model_spec=None, trust: bool = False) -> LoadedModel:
     """Load any checkpoint qa accepts into a ready-to-run LoadedModel.
 
     Our self-describing format; a plain state_dict (with `model_spec`, the suite's `model:`,
-    naming the architecture); TorchScript and torch.export (.pt2) archives (class names and
-    preprocessing from `model_spec`); a pickled nn.Module only with `trust`, since unpickling
-    it runs code from the file. `digest` is always the sha256 of the file's bytes.
+    naming the architecture); and, only with `trust` since loading them runs code from the
+    file, TorchScript and torch.export archives and pickled modules (class names and
+    preprocessing from `model_spec`). The file is read once: `digest` is the sha256 of the
+    bytes that were loaded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    kind = archive_kind(path)
-    if kind == "export":
-        module = _read_archive(path, lambda p: torch.export.load(p).module(), "torch.export")
-        return _described_by_spec(module, "torch.export", model_spec, path)
-    if kind == "torchscript":
-        module = _read_archive(path, lambda p: torch.jit.load(p, map_location="cpu"), kind)
-        return _described_by_spec(module.eval(), kind, model_spec, path)
-    try:
-        obj = load_torch_file(path)
-    except UntrustedCheckpointError as exc:
-        if not trust:
-            raise UntrustedCheckpointError(
-                f"{exc}; pass --trust-checkpoint to load it anyway, if you trust its author"
-            ) from None
-        obj = _read_archive(
-            path, lambda p: torch.load(p, map_location="cpu", weights_only=False), "torch"
+    blob = read_file(path)
+    kind = archive_kind(blob.data)
+    if kind == "pickle":
+        try:
+            obj = unpickle(blob)
+        except UntrustedCheckpointError as exc:
+            if not trust:
+                raise UntrustedCheckpointError(f"{exc}; {TRUST_HINT}") from None
+            obj = load_trusted(blob, kind)
+    elif trust:
+        obj = load_trusted(blob, kind)
+    else:
+        raise UntrustedCheckpointError(
+            f"{blob.path}: refusing to load a {KINDS[kind]}: loading one runs code from the "
+            f"file; {TRUST_HINT}"
         )
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return _loaded_checkpoint(validate_checkpoint(obj, path), path)
+        return loaded_model(validate_checkpoint(obj, blob.path), blob.path, blob.digest)
     if isinstance(obj, nn.Module):
-        return _described_by_spec(obj.eval(), "pickled module", model_spec, path)
-    return _from_state_dict(_as_state_dict(obj, path), model_spec, path)
+        if kind != "export":  # an exported program's module has no train mode to leave
+            obj.eval()
+        return _described_by_spec(obj, FORMAT_NAMES[kind], model_spec, blob)
+    return _from_state_dict(_as_state_dict(obj, blob.path), model_spec, blob)
 
 
-def _read_archive(path: Path, read, what: str):
-    try:
-        return read(str(path))
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable {what} archive ({_first_line(exc)})") from None
-
-
-def _described_by_spec(module: nn.Module, kind: str, spec, path: Path) -> LoadedModel:
+def _described_by_spec(module: nn.Module, kind: str, spec, blob: FileBytes) -> LoadedModel:
     """A module whose file carries no class names or preprocessing: the suite supplies them."""
     names = spec.resolved_class_names() if spec is not None else None
     if names is None:
-        raise InputError(f"{path}: a {kind} file does not name its classes; {NAMES_HINT}")
+        raise InputError(f"{blob.path}: a {kind} file does not name its classes; {NAMES_HINT}")
     return LoadedModel(
         module=module,
         arch=spec.arch,
         class_names=names,
         preprocessing=spec.preprocessing.model_dump(),
         provenance={"format": kind},
-        digest=file_digest(path),
-        path=str(path),
+        digest=blob.digest,
+        path=str(blob.path),
     )
 
 
@@ -302,7 +276,7 @@ def _as_state_dict(obj: Any, path: Path) -> dict:
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
         raise InputError(
             f"{path}: expected a qa checkpoint, a state_dict, TorchScript or torch.export "
-            f"archive, found {_kind(obj)}"
+            f"archive, found {kind_of(obj)}"
         )
     # DistributedDataParallel saves every key under "module."
     if all(k.startswith("module.") for k in obj):
@@ -310,8 +284,9 @@ def _as_state_dict(obj: Any, path: Path) -> dict:
     return obj
 
 
-def _from_state_dict(state: dict, spec, path: Path) -> LoadedModel:
+def _from_state_dict(state: dict, spec, blob: FileBytes) -> LoadedModel:
     """Build the suite's architecture and load a plain state_dict into it (strictly)."""
+    path = blob.path
     if spec is None:
         raise InputError(
             f"{path}: a plain state_dict does not say which architecture it is; {SPEC_HINT}"
@@ -321,20 +296,27 @@ def _from_state_dict(state: dict, spec, path: Path) -> LoadedModel:
     if "num_classes" not in kwargs:
         kwargs["num_classes"] = len(names) if names else _head_outputs(spec.arch, state, path)
     ckpt = {"arch": spec.arch, "arch_kwargs": kwargs, "state_dict": state}
+    module = model_from_checkpoint(ckpt, path)
+    names = names or [str(i) for i in range(classifier_head(module)[1].out_features)]
+    _check_outputs(module, names, path, "the suite's model.class_names")
     return LoadedModel(
-        module=model_from_checkpoint(ckpt, path),
+        module=module,
         arch=spec.arch,
-        class_names=names or [str(i) for i in range(kwargs["num_classes"])],
+        class_names=names,
         preprocessing=spec.preprocessing.model_dump(),
         provenance={"format": "state_dict"},
-        digest=file_digest(path),
+        digest=blob.digest,
         path=str(path),
     )
 
 
 def _head_outputs(arch: str, state: dict, path: Path) -> int:
     """The number of classes a state_dict's classification layer produces."""
-    name, _ = classifier_head(build_model(arch))
+    try:
+        with torch.device("meta"):
+            name, _ = classifier_head(build_model(arch))
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     weight = state.get(f"{name}.weight")
     if weight is None or weight.ndim != 2:
         raise InputError(
@@ -344,9 +326,13 @@ def _head_outputs(arch: str, state: dict, path: Path) -> int:
 
 
 def describe(path: str | Path) -> dict:
-    """The metadata of a checkpoint as plain data (no weights), for `qa describe`."""
-    ckpt = read_checkpoint(path)
-    n_params = sum(t.numel() for t in ckpt["state_dict"].values() if torch.is_tensor(t))
+    """The metadata of a checkpoint as plain data (no weights), for `qa describe`.
+
+    `sha256` is the digest of the bytes the metadata was read from.
+    """
+    blob = read_file(path)
+    ckpt = validate_checkpoint(unpickle(blob), path)
+    n_params = sum(t.numel() for t in ckpt["state_dict"].values())
     prov = dict(ckpt.get("provenance", {}))
     fp = prov.get("data_fingerprint")
     if isinstance(fp, dict):
@@ -355,8 +341,8 @@ def describe(path: str | Path) -> dict:
         }
     return {
         "path": str(path),
-        "sha256": file_digest(path),
-        "format_version": ckpt.get("format_version"),
+        "sha256": blob.digest,
+        "format_version": ckpt["format_version"],
         "arch": ckpt["arch"],
         "arch_kwargs": ckpt["arch_kwargs"],
         "parameters": n_params,
@@ -371,10 +357,3 @@ def describe(path: str | Path) -> dict:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _kind(obj: Any) -> str:
-    if isinstance(obj, dict):
-        keys = list(obj)[:4]
-        return f"a dict with keys {keys}{'...' if len(obj) > 4 else ''}"
-    return type(obj).__name__

@@ -1,15 +1,37 @@
-"""Preprocessing as a checkpoint records it, turned into torchvision transforms.
+"""Preprocessing as a checkpoint or a suite records it, validated, and turned into transforms.
 
-Three stages, kept apart on purpose: `load_rgb` decodes a file to float RGB in [0, 1] (the
-one decoder, shared by every view of an image); `to_unit_tensor` resizes and crops it (where
-perturbations act, so a corruption means the same for every model); `normalize` is the
-model's own last step.
+`Preprocessing` is the one schema for both the checkpoint's `preprocessing` (qa.models) and
+the suite's `model.preprocessing` (qa.suite). Three stages, kept apart on purpose: `load_rgb`
+decodes a file to float RGB in [0, 1] (the one decoder, shared by every view of an image);
+`to_unit_tensor` resizes (with the recorded interpolation) and crops it (where perturbations
+act, so a corruption means the same for every model); `normalize` is the model's own last step.
 """
 
+from typing import Annotated, Literal
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Mean = Annotated[float, Field(allow_inf_nan=False)]
+Std = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Preprocessing(BaseModel):
+    """How images are fed to a model: resize, centre crop, per-channel normalisation.
+
+    Defaults (ImageNet's) serve a suite's `model:`; a checkpoint must record every key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resize: int = Field(256, ge=1, description="shorter side after resizing, in pixels")
+    crop: int = Field(224, ge=1, description="centre crop size, in pixels")
+    mean: list[Mean] = Field(list(IMAGENET_MEAN), min_length=3, max_length=3)
+    std: list[Std] = Field(list(IMAGENET_STD), min_length=3, max_length=3)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
 
 def make_preprocessing(
@@ -26,18 +48,26 @@ def make_preprocessing(
 
 
 def to_unit_tensor(preprocessing: dict):
-    """Decoded image (`load_rgb`) -> float32 CHW tensor in [0, 1], resized and centre-cropped."""
+    """Decoded image (`load_rgb`) -> float32 CHW tensor in [0, 1], resized (with the recorded
+    interpolation; bicubic's overshoot is clipped back into [0, 1]) and centre-cropped."""
     import torch
     from torchvision.transforms import v2
 
+    mode = v2.InterpolationMode(preprocessing["interpolation"])
     return v2.Compose(
         [
             v2.ToImage(),
-            v2.Resize(int(preprocessing["resize"]), antialias=True),
+            v2.Resize(int(preprocessing["resize"]), interpolation=mode, antialias=True),
             v2.CenterCrop(int(preprocessing["crop"])),
             v2.ToDtype(torch.float32, scale=True),
+            v2.Lambda(_clip_unit),
         ]
     )
+
+
+def _clip_unit(image):
+    # a module-level function, not a lambda, so DataLoader workers can pickle the transform
+    return image.clamp(0.0, 1.0)
 
 
 def normalize(preprocessing: dict):

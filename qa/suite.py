@@ -36,7 +36,7 @@ number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.re
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
@@ -46,7 +46,7 @@ from qa.checks import CheckParams, load_all
 from qa.errors import InputError
 from qa.evidence import View
 from qa.metrics.intervals import INTERVAL_METHODS
-from qa.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from qa.preprocess import Preprocessing
 
 COMMON_KEYS = ("kind", "name", "severity", "slice")
 Scalar = str | int | float | bool
@@ -54,16 +54,6 @@ Scalar = str | int | float | bool
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Preprocessing(_Strict):
-    """How images are fed to a model that does not describe itself (default: ImageNet)."""
-
-    resize: int = Field(256, ge=1, description="shorter side after resizing, in pixels")
-    crop: int = Field(224, ge=1, description="centre crop size, in pixels")
-    mean: list[float] = Field(list(IMAGENET_MEAN), min_length=3, max_length=3)
-    std: list[Annotated[float, Field(gt=0)]] = Field(list(IMAGENET_STD), min_length=3, max_length=3)
-    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
 
 class ModelSpec(_Strict):

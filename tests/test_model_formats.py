@@ -1,5 +1,7 @@
 """Every checkpoint format qa accepts, and the ones it refuses."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -36,6 +38,10 @@ def reference(tmp_path_factory, data):
     return build_evidence(
         suite, load_any(path), None, [CLEAN], cache_dir=None, progress=False
     ).logits()
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _logits(tmp_path, data, path, head=SPEC, trust=False):
@@ -116,24 +122,28 @@ def test_weights_for_another_architecture_are_one_line(tmp_path, data):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_torchscript_takes_names_and_preprocessing_from_the_suite(tmp_path, data, reference):
+def test_trusted_torchscript_takes_names_and_preprocessing_from_the_suite(
+    tmp_path, data, reference
+):
     scripted = torch.jit.script(tiny_module(seed=5))
     torch.jit.save(scripted, tmp_path / "model.ts")
-    assert archive_kind(tmp_path / "model.ts") == "torchscript"
-    model, logits = _logits(tmp_path, data, tmp_path / "model.ts")
-    assert model.digest and model.provenance == {"format": "torchscript"}
+    assert archive_kind((tmp_path / "model.ts").read_bytes()) == "torchscript"
+    model, logits = _logits(tmp_path, data, tmp_path / "model.ts", trust=True)
+    assert model.digest == _sha256(tmp_path / "model.ts")
+    assert model.provenance == {"format": "torchscript"}
     np.testing.assert_allclose(logits, reference, rtol=1e-4, atol=1e-4)
     with pytest.raises(InputError, match="does not name its classes; add `model:"):
-        load_any(tmp_path / "model.ts")
+        load_any(tmp_path / "model.ts", trust=True)
 
 
-def test_torch_export_archives_load(tmp_path, data, reference):
+def test_trusted_torch_export_archives_load(tmp_path, data, reference):
     batch = torch.export.Dim("batch", min=1)
     example = (torch.zeros(2, 3, SIZE, SIZE),)
     program = torch.export.export(tiny_module(seed=5), example, dynamic_shapes=({0: batch},))
     torch.export.save(program, tmp_path / "model.pt2")
-    assert archive_kind(tmp_path / "model.pt2") == "export"
-    _, logits = _logits(tmp_path, data, tmp_path / "model.pt2")
+    assert archive_kind((tmp_path / "model.pt2").read_bytes()) == "export"
+    model, logits = _logits(tmp_path, data, tmp_path / "model.pt2", trust=True)
+    assert model.digest == _sha256(tmp_path / "model.pt2")
     np.testing.assert_allclose(logits, reference, rtol=1e-4, atol=1e-4)
 
 
@@ -171,9 +181,7 @@ def test_a_dict_of_other_things_names_what_was_found(tmp_path):
 
 
 def test_our_format_keeps_its_digest_and_provenance(tmp_path):
-    from qa.models import file_digest
-
     path = save_tiny(tmp_path / "c.pt", seed=1, temperature=1.5)
     model = load_any(path)
-    assert model.digest == file_digest(path) and model.temperature == 1.5
+    assert model.digest == _sha256(path) and model.temperature == 1.5
     assert model.provenance == {"config": {"seed": 1}}

@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qa.checkpoint_meta import FORMAT, validate_checkpoint
 from qa.errors import InputError
-from qa.models import FORMAT, classifier_head, file_digest, load_torch_file, validate_checkpoint
+from qa.models import classifier_head
+from qa.torchfile import load_torch_file, read_file, unpickle
 
 
 def resolve_weights(name: str, arch: str):
@@ -51,8 +53,12 @@ def load_weights(weights) -> dict:
 
 
 def load_init(path: str) -> tuple[dict, dict]:
-    """The state_dict in --init (our checkpoint or a plain state_dict) and what it was."""
-    obj = load_torch_file(path)
+    """The state_dict in --init (our checkpoint or a plain state_dict) and what it was.
+
+    The recorded sha256 is that of the bytes the weights were read from.
+    """
+    blob = read_file(path)
+    obj = unpickle(blob)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         state = validate_checkpoint(obj, path)["state_dict"]
         kind = "qa-checkpoint"
@@ -65,7 +71,7 @@ def load_init(path: str) -> tuple[dict, dict]:
     # A state_dict saved from a DistributedDataParallel wrapper prefixes every name.
     if state and all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state, {"kind": kind, "path": str(path), "sha256": file_digest(path)}
+    return state, {"kind": kind, "path": str(path), "sha256": blob.digest}
 
 
 def load_backbone(model: nn.Module, state: dict, source: str) -> bool:
