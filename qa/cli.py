@@ -261,6 +261,7 @@ def _validate(args) -> int:
 def _checks(args) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from qa.suite import describe_checks
 
@@ -274,7 +275,8 @@ def _checks(args) -> int:
             grid.add_column(column, no_wrap=column == "parameter")
         for p in row["parameters"]:
             shown = "required" if p["required"] else repr(p["default"])
-            grid.add_row(f"  {p['name']}", f"{p['type']} = {shown}", p["description"])
+            cells = (f"  {p['name']}", f"{p['type']} = {shown}", p["description"])
+            grid.add_row(*map(Text, cells))  # literal: `list[str]` is a type, not markup
         console.print(grid)
     return ExitCode.OK
 
@@ -284,15 +286,16 @@ def _describe(args) -> int:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from qa.models import describe
     from qa.report.json_report import jsonable
 
     info = jsonable(describe(args.checkpoint))
-    table = Table(show_header=False, title=info.pop("path"), title_justify="left")
+    table = Table(show_header=False, title=Text(info.pop("path")), title_justify="left")
     for key, value in info.items():
         text = value if isinstance(value, str) else json.dumps(value, indent=1)
-        table.add_row(key, text)
+        table.add_row(Text(key), Text(text))  # class names and paths are printed literally
     Console().print(table)
     return ExitCode.OK
 

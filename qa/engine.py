@@ -227,7 +227,10 @@ def _pass_label(views: list[View]) -> str:
     what = "clean" if v.perturbation is None else f"{v.perturbation} s{v.severity}"
     if v.kind == "adversarial":
         what = v.perturbation
-    return f"{' + '.join(x.model for x in views)} on {v.split} ({what})"
+    from rich.markup import escape
+
+    # literal in rich's progress bar: a perturbation registered by a plugin names the view
+    return escape(f"{' + '.join(x.model for x in views)} on {v.split} ({what})")
 
 
 def view_key(view: View, model: LoadedModel, fingerprint: str, settings: dict) -> str:

@@ -194,3 +194,13 @@ def test_save_predictions_and_cache_dir_options(tmp_path, data, ckpt):
     extra = ["--cache-dir", str(tmp_path / "c"), "--save-predictions", str(tmp_path / "p.npz")]
     assert main(argv + extra + ["--batch-size", "7", "--workers", "0"]) == 0
     assert (tmp_path / "p.npz").is_file() and list((tmp_path / "c").rglob("*.npz"))
+
+
+def test_describe_and_checks_print_names_literally(tmp_path, capsys):
+    names = ["[/x]", "[bold red]", *(str(i) for i in range(8))]
+    odd = save_tiny(tmp_path / "[link=x]odd.pt", seed=1, class_names=names)
+    assert main(["describe", str(odd)]) == 0
+    out = capsys.readouterr().out
+    assert "[/x]" in out and "[bold red]" in out and "[link=x]odd.pt" in out
+    assert main(["checks"]) == 0
+    assert "list[str]" in capsys.readouterr().out  # a parameter's type, not rich markup
