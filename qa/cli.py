@@ -13,7 +13,7 @@
     qa calibrate CHECKPOINT --data DIR --out FILE
                                         fit a temperature on DIR; write a checkpoint carrying it
 
-Exit codes (DESIGN.md): 0 every gate passed, 1 a gate failed or could not be evaluated,
+Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could not be evaluated,
 2 unusable input (one line `error: ...` on stderr), 3 internal error (a bug: one line asking
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one `qa` command and return its exit code (DESIGN.md's table)."""
+    """Run one `qa` command and return its exit code (qa.errors.ExitCode)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) and usage errors (2), already printed by argparse

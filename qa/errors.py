@@ -1,4 +1,4 @@
-"""One exception hierarchy, mapped to the exit codes of DESIGN.md by the command-line layers."""
+"""One exception hierarchy, mapped to exit codes (ExitCode) by the command-line layers."""
 
 from enum import IntEnum
 

@@ -2,7 +2,7 @@
 
 A check that raises becomes that check's `error` (with the exception's message and
 traceback in its details), never a crash of the run and never a silent pass, as in
-deepchecks. The verdict follows DESIGN.md's exit codes:
+deepchecks. The verdict maps to qa.errors.ExitCode:
 
     pass   every gate passed; `warn` outcomes allowed unless strict       -> exit 0
     fail   at least one gate failed                                      -> exit 1

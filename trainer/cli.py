@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `trainer` console script; returns the exit code (DESIGN.md's table)."""
+    """Entry point of the `trainer` console script; returns the exit code (qa.errors.ExitCode)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help
