@@ -2,9 +2,26 @@
 
 Corruption checks read one logits view per (perturbation, severity) the suite lists, each
 made by `qa.perturb.apply` on the decoded [0, 1] images; the adversarial check reads views
-of kind "adversarial" computed with `qa.adversarial.attack`. Accuracies are point estimates.
-Every corruption result carries details["curves"]: {perturbation: [{"severity", "accuracy"},
-...]} (with "baseline_accuracy" where the baseline was run) for the report's curves.
+of kind "adversarial" computed with `qa.adversarial.attack`. Every corruption result carries
+details["curves"]: {perturbation: [{"severity", "accuracy"}, ...]} (with "baseline_accuracy"
+where the baseline was run) for the report's curves.
+
+Every gate compares a one-sided bound at the suite's confidence c, so a model whose true
+value sits exactly on the threshold passes with probability at most 1 - c (`gate_on: point`
+compares the point estimate instead; both are always reported). Accuracies and flip rates
+get binomial bounds (the suite's interval method), the relative accuracy drop the score
+bound of a ratio of paired proportions (clean and corrupted outcomes of the same samples),
+the mCE a paired percentile bootstrap over samples, every view of a sample resampled
+together. Only Clopper-Pearson holds 1 - c exactly; the others are close to it, as
+bench/boundary_robustness.py measures for each gate at its boundary.
+
+Many views need no multiplicity correction for that promise. A check gates its worst view,
+so the model's true value is its worst view's. A `min` gate passes only when every view's
+lower bound clears the threshold, which needs the worst view's to; with that view's true
+value on the threshold this happens with probability at most 1 - c, whatever the other
+views do (likewise upper bounds for a `max` gate). A correction would only bound false
+fails (one of many bounds falling short by chance): many views make the gate stricter, not
+more lenient.
 """
 
 from typing import Annotated, ClassVar, Literal
@@ -14,8 +31,10 @@ from pydantic import AfterValidator, Field, model_validator
 
 from qa.adversarial import Attack
 from qa.checks import CheckParams, CheckResult, gate, register
+from qa.checks.accuracy import LowerGate, UpperGate
 from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import robustness as rob
+from qa.metrics.intervals import binomial_bounds
 from qa.perturb import MCE_DEFAULT, SEVERITIES, check_name
 
 PerturbationName = Annotated[str, AfterValidator(check_name)]
@@ -23,6 +42,7 @@ Severity = Annotated[int, Field(ge=1, le=5)]
 BASELINE_CLEAN = View(model="baseline")
 _NAMES_DOC = "perturbation names (see qa.perturb; user-registered ones too)"
 _SEVERITIES_DOC = "severities from 1 to 5 to run each perturbation at"
+_GATE_DOC = "compare the one-sided bound at the suite's confidence (conservative) or the point"
 
 
 class CorruptionParams(CheckParams):
@@ -59,6 +79,11 @@ class CorruptionAccuracyParams(CorruptionParams):
     max_relative_drop: float | None = Field(
         None, ge=0, le=1, description="largest acceptable (clean - corrupted) / clean accuracy"
     )
+    gate_on: Literal["bound", "point"] = Field(
+        "bound",
+        description=_GATE_DOC + ": the accuracy's lower bound for `min`, the drop's upper bound "
+        "for `max_relative_drop`",
+    )
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "min": 0.5}
 
     @model_validator(mode="after")
@@ -85,6 +110,9 @@ class MeanCorruptionErrorParams(CorruptionParams):
     max: float = Field(
         ge=0, description="largest acceptable value (1.0: as robust as the reference)"
     )
+    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
+    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
+    seed: int = Field(0, description="bootstrap seed")
     example: ClassVar[dict] = {"max": 1.2}
 
     def views(self) -> list[View]:
@@ -99,6 +127,7 @@ class PredictionConsistencyParams(CorruptionParams):
     """Gate from above how often the top-1 prediction changes under each corruption."""
 
     max: float = Field(ge=0, le=1, description="largest acceptable flip rate")
+    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "max": 0.9}
 
 
@@ -115,6 +144,7 @@ class AdversarialAccuracyParams(CheckParams):
         "pixel", description="eps on the [0, 1] pixel scale or on the model's normalised input"
     )
     min: float = Field(ge=0, le=1, description="smallest acceptable accuracy under each attack")
+    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
     example: ClassVar[dict] = {"min": 0.1}
 
     def attack_specs(self) -> list[Attack]:
@@ -146,8 +176,56 @@ def _read(evidence: Evidence, views: list[View]) -> dict[View, np.ndarray]:
     return out
 
 
+def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.asarray(logits).argmax(axis=1) == np.asarray(labels)
+
+
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return 1 - rob.error_rate(logits, labels)
+
+
+def _proportion(name: str, hits: np.ndarray, evidence: Evidence) -> dict:
+    """A proportion's point estimate, its one-sided bounds at the suite's confidence, k and n."""
+    k, n = int(np.count_nonzero(hits)), len(hits)
+    low, high = binomial_bounds(k, n, evidence.confidence, evidence.interval_method)
+    return {name: k / n if n else float("nan"), f"{name}_low": low, f"{name}_high": high, "k": k}
+
+
+def _label(view: View) -> str:
+    return f"{view.perturbation} s{view.severity}"
+
+
+def _gate_worst(
+    rows: list[dict],
+    name: str,
+    op: str,
+    limit: float,
+    bound: bool,
+    ev: Evidence,
+    metrics: dict,
+    counted: bool = True,
+) -> CheckResult:
+    """Gate the worst row's bound (or point) of `name`; its numbers go into `metrics`.
+
+    Rows carry `name`, `name`_low, `name`_high, a "label" and, when `counted` (a binomial
+    proportion), its count "k" of metrics["n"]. A row whose compared value is nan counts as
+    the worst, so an undefined view errors instead of hiding behind the others.
+    """
+    key = name + ("" if not bound else "_low" if op == ">=" else "_high")
+    sign = 1 if op == ">=" else -1  # the worst is the smallest value for `min`, largest for `max`
+    worst = min(rows, key=lambda r: -np.inf if np.isnan(r[key]) else sign * r[key])
+    metrics.update({f"worst_{name}{end}": worst[name + end] for end in ("", "_low", "_high")})
+    metrics[f"worst_{name}_view"] = worst["label"]
+    side = "lower" if op == ">=" else "upper"
+    words = f"worst {name.replace('_', ' ')} ({worst['label']})"
+    words += f" {side} {ev.confidence * 100:g}% bound" if bound else ""
+    result = gate(f"worst_{key}", worst[key], op, limit, metrics, words)
+    if bound and result.status != "error":
+        result.message += f"; point estimate {worst[name]:.4f}"
+    if counted:
+        metrics["k"] = worst["k"]
+        result.message += f" ({worst['k']}/{metrics['n']})"
+    return result
 
 
 def _curves(p: CorruptionParams, logits: dict, labels: np.ndarray, baseline: bool) -> dict:
@@ -179,31 +257,35 @@ def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> Chec
     """Accuracy under every listed corruption and severity, and its relative drop from clean."""
     logits = _read(evidence, p.views())
     labels = evidence.labels
-    clean = _accuracy(logits[CLEAN], labels)
+    clean = _correct(logits[CLEAN], labels)
+    clean_acc = float(clean.mean()) if len(labels) else float("nan")
     rows = []
     for view in p.corruption_views():
-        acc = _accuracy(logits[view], labels)
-        drop = (clean - acc) / clean if clean > 0 else float("nan")
-        row = {"perturbation": view.perturbation, "severity": view.severity}
-        rows.append({**row, "accuracy": acc, "relative_drop": drop})
-    worst = min(rows, key=lambda r: r["accuracy"])
-    dropped = max(rows, key=lambda r: np.nan_to_num(r["relative_drop"], nan=-np.inf))
+        hits = _correct(logits[view], labels)
+        row = {"perturbation": view.perturbation, "severity": view.severity, "label": _label(view)}
+        row |= _proportion("accuracy", hits, evidence)
+        row["relative_drop"] = (
+            (clean_acc - row["accuracy"]) / clean_acc if clean_acc > 0 else np.nan
+        )
+        if p.max_relative_drop is not None:
+            low, high = rob.relative_drop_bounds(clean, hits, evidence.confidence)
+            row |= {"relative_drop_low": low, "relative_drop_high": high}
+        rows.append(row)
     metrics = {
-        "clean_accuracy": clean,
-        "worst_accuracy": worst["accuracy"],
-        "worst_accuracy_view": f"{worst['perturbation']} s{worst['severity']}",
-        "worst_relative_drop": dropped["relative_drop"],
-        "worst_relative_drop_view": f"{dropped['perturbation']} s{dropped['severity']}",
+        "clean_accuracy": clean_acc,
         "n": len(labels),
+        "confidence": evidence.confidence,
+        "interval": evidence.interval_method,
     }
+    bound = p.gate_on == "bound"
     results = []
     if p.min is not None:
-        what = f"worst accuracy ({metrics['worst_accuracy_view']})"
-        results.append(gate("worst_accuracy", worst["accuracy"], ">=", p.min, metrics, what))
+        results.append(_gate_worst(rows, "accuracy", ">=", p.min, bound, evidence, metrics))
     if p.max_relative_drop is not None:
-        what = f"worst relative accuracy drop ({metrics['worst_relative_drop_view']})"
-        value = dropped["relative_drop"]
-        results.append(gate("worst_relative_drop", value, "<=", p.max_relative_drop, metrics, what))
+        metrics["drop_interval"] = "score interval of a ratio of paired proportions"
+        limit = p.max_relative_drop
+        drop = _gate_worst(rows, "relative_drop", "<=", limit, bound, evidence, metrics, False)
+        results.append(drop)
     result = _combine(results)
     result.details = {"views": rows, "curves": _curves(p, logits, labels, baseline=False)}
     return result
@@ -221,6 +303,19 @@ def _reference(evidence: Evidence, p: MeanCorruptionErrorParams) -> str | CheckR
     return "baseline" if has_baseline and p.reference != "clean" else "clean"
 
 
+def _errors(logits: dict, labels: np.ndarray, p: CorruptionParams, model: str) -> dict:
+    """Per-sample 0/1 errors of `model`, (severities, n) by perturbation."""
+    return {
+        f: np.array(
+            [
+                ~_correct(logits[View(model=model, perturbation=f, severity=s)], labels)
+                for s in p.severities
+            ]
+        )
+        for f in p.perturbations
+    }
+
+
 @register("mean_corruption_error", "robustness", MeanCorruptionErrorParams)
 def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> CheckResult:
     """mCE or relative mCE (Hendrycks & Dietterich 2019), normalised by a baseline or clean error."""
@@ -233,46 +328,54 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
         wanted += [BASELINE_CLEAN, *p.corruption_views("baseline")]
     logits = _read(evidence, wanted)
     labels = evidence.labels
-
-    def errors(model: str) -> dict[str, list[float]]:
-        """Errors by perturbation, in severity order, of `model`."""
-        out = {}
-        for name in p.perturbations:
-            views = [View(model=model, perturbation=name, severity=s) for s in p.severities]
-            out[name] = [rob.error_rate(logits[v], labels) for v in views]
-        return out
-
-    clean_error = rob.error_rate(logits[CLEAN], labels)
-    cand = errors("candidate")
+    clean = ~_correct(logits[CLEAN], labels)
+    cand = _errors(logits, labels, p, "candidate")
     if use_baseline:
-        ref, ref_clean = errors("baseline"), rob.error_rate(logits[BASELINE_CLEAN], labels)
+        ref = _errors(logits, labels, p, "baseline")
+        ref_clean = ~_correct(logits[BASELINE_CLEAN], labels)
         words = "the baseline's errors"
+    elif not clean.any():
+        return CheckResult(
+            "error",
+            "the candidate makes no clean errors, so its corruption errors cannot be "
+            "normalised by them; give the suite a baseline (reference: baseline)",
+        )
     else:
-        if clean_error == 0:
-            return CheckResult(
-                "error",
-                "the candidate makes no clean errors, so its corruption errors cannot be "
-                "normalised by them; give the suite a baseline (reference: baseline)",
-            )
-        ref, ref_clean = rob.clean_reference(cand, clean_error), 0.0
+        # the clean reference: the candidate's own clean errors, which the bootstrap resamples
+        ref = {f: np.broadcast_to(clean, e.shape) for f, e in cand.items()}
+        ref_clean = np.zeros_like(clean)
         words = "the candidate's clean error (no baseline)"
-    out = rob.mean_corruption_error(cand, clean_error, ref, ref_clean)
+    rates = {f: e.mean(axis=1).tolist() for f, e in cand.items()}
+    ref_rates = {f: e.mean(axis=1).tolist() for f, e in ref.items()}
+    clean_error, ref_clean_error = float(clean.mean()), float(ref_clean.mean())
+    out = rob.mean_corruption_error(rates, clean_error, ref_rates, ref_clean_error)
+    terms = rob.corruption_error_terms(cand, clean, ref, ref_clean, p.metric == "relative_mce")
+    low, high = rob.mce_bounds(*terms, evidence.confidence, p.resamples, p.seed)
     metrics = {
         "mce": out["mce"],
         "relative_mce": out["relative_mce"],
+        f"{p.metric}_low": low,
+        f"{p.metric}_high": high,
         "clean_error": clean_error,
         "reference": reference,
-        "reference_clean_error": ref_clean,
+        "reference_clean_error": ref_clean_error,
         "n": len(labels),
+        "confidence": evidence.confidence,
+        "interval": f"paired percentile bootstrap, {p.resamples} resamples, seed {p.seed}",
     }
-    name = "mCE" if p.metric == "mce" else "relative mCE"
-    result = gate(p.metric, metrics[p.metric], "<=", p.max, metrics, f"{name} vs {words}")
+    bound = p.gate_on == "upper_bound"
+    what = f"{'mCE' if p.metric == 'mce' else 'relative mCE'} vs {words}"
+    what += f" upper {evidence.confidence * 100:g}% bound" if bound else ""
+    deciding = f"{p.metric}_high" if bound else p.metric
+    result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what)
+    if bound and result.status != "error":
+        result.message += f"; point estimate {metrics[p.metric]:.4f}"
     result.details = {
         "reference": reference,
         "ce": out["ce"],
         "relative_ce": out["relative_ce"],
-        "errors": cand,
-        "reference_errors": ref,
+        "errors": rates,
+        "reference_errors": ref_rates,
         "curves": _curves(p, logits, labels, baseline=use_baseline),
     }
     return result
@@ -282,20 +385,19 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
 def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -> CheckResult:
     """Rate at which the top-1 prediction flips from the clean one, worst over corruptions."""
     logits = _read(evidence, p.views())
-    rows = [
-        {"perturbation": v.perturbation, "severity": v.severity, "flip_rate": flip}
-        for v in p.corruption_views()
-        for flip in [rob.flip_rate(logits[CLEAN], logits[v])]
-    ]
-    worst = max(rows, key=lambda r: r["flip_rate"])
+    clean = logits[CLEAN].argmax(axis=1)
+    rows = []
+    for v in p.corruption_views():
+        row = {"perturbation": v.perturbation, "severity": v.severity, "label": _label(v)}
+        rows.append(row | _proportion("flip_rate", logits[v].argmax(axis=1) != clean, evidence))
     metrics = {
-        "worst_flip_rate": worst["flip_rate"],
-        "worst_flip_rate_view": f"{worst['perturbation']} s{worst['severity']}",
         "mean_flip_rate": float(np.mean([r["flip_rate"] for r in rows])),
         "n": len(evidence.labels),
+        "confidence": evidence.confidence,
+        "interval": evidence.interval_method,
     }
-    what = f"worst flip rate ({metrics['worst_flip_rate_view']})"
-    result = gate("worst_flip_rate", worst["flip_rate"], "<=", p.max, metrics, what)
+    bound = p.gate_on == "upper_bound"
+    result = _gate_worst(rows, "flip_rate", "<=", p.max, bound, evidence, metrics)
     result.details = {"views": rows, "curves": _curves(p, logits, evidence.labels, baseline=False)}
     return result
 
@@ -314,12 +416,18 @@ def adversarial_accuracy(evidence: Evidence, p: AdversarialAccuracyParams) -> Ch
     metrics = {"clean_accuracy": _accuracy(logits[CLEAN], labels)}
     attacks = []
     for spec, view in zip(p.attack_specs(), views[1:], strict=True):
-        acc = _accuracy(logits[view], labels)
-        metrics[f"{spec.method}_accuracy"] = acc
-        attacks.append({"attack": spec.view_name(), "accuracy": acc})
-    worst = min(attacks, key=lambda a: a["accuracy"])
-    metrics.update(worst_accuracy=worst["accuracy"], eps=p.eps, space=p.space, n=len(labels))
-    what = f"accuracy under {worst['attack'].split(':')[0].upper()} (eps={p.eps:g}, {p.space})"
-    result = gate("worst_accuracy", worst["accuracy"], ">=", p.min, metrics, what)
+        row = _proportion("accuracy", _correct(logits[view], labels), evidence)
+        metrics |= {f"{spec.method}_{key}": row[key] for key in ("accuracy", "accuracy_low")}
+        label = f"{spec.method.upper()}, eps={p.eps:g}, {p.space}"
+        attacks.append({"attack": spec.view_name(), "label": label, **row})
+    metrics |= {
+        "eps": p.eps,
+        "space": p.space,
+        "n": len(labels),
+        "confidence": evidence.confidence,
+        "interval": evidence.interval_method,
+    }
+    bound = p.gate_on == "lower_bound"
+    result = _gate_worst(attacks, "accuracy", ">=", p.min, bound, evidence, metrics)
     result.details = {"attacks": attacks}
     return result
