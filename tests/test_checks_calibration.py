@@ -41,16 +41,17 @@ def test_calibrated_model_passes(kind, limit, binning):
     assert result.threshold == {"metric": f"{kind}_high", "op": "<=", "value": limit}
 
 
-def test_a_calibrated_model_is_never_failed_for_the_plug_in_bias():
+def test_a_calibrated_model_is_rarely_failed_for_the_plug_in_bias():
     # 270 samples over 15 bins: the plug-in ECE of a perfectly calibrated model sits near 0.07
-    # and its bootstrap bound above 0.10, which failed every seed; now it passes or, where 270
-    # samples cannot certify 0.10 with these confidences, says so
-    statuses = [_run("ece", _evidence(1.0, n=270, seed=s), max=0.10).status for s in range(8)]
-    assert "fail" not in statuses and "pass" in statuses, statuses
+    # and its bootstrap bound above 0.10, which failed every seed. Now it passes, or, where 270
+    # samples cannot certify 0.10 with these confidences, says so; it fails only when its bound
+    # lies beyond every one of 20 calibrated models' (about one time in 21)
+    statuses = [_run("ece", _evidence(1.0, n=270, seed=s), max=0.10).status for s in range(20)]
+    assert statuses.count("fail") <= 3 and statuses.count("pass") >= 3, statuses
 
 
 def test_an_unreachable_threshold_is_inconclusive_and_says_how_many_samples_would_do():
-    result = _run("ece", _evidence(1.0, n=270), max=0.03)
+    result = _run("ece", _evidence(1.0, n=270, seed=2), max=0.03)
     assert result.status == "error"
     assert result.message.startswith("inconclusive: 270 samples cannot certify ece <= 0.03")
     needed = int(result.message.split("about ")[1].split(" samples")[0].replace(",", ""))

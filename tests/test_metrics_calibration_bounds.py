@@ -76,7 +76,9 @@ def test_calibrated_reference_is_seeded_and_shrinks_with_more_samples():
     rng = np.random.default_rng(4)
     z = rng.normal(0, 2, (4000, 5))
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    small = cb.calibrated_upper(probs[:300], cb.top_label_groups, 15, "width", 0.95, seed=1)
-    assert small == cb.calibrated_upper(probs[:300], cb.top_label_groups, 15, "width", 0.95, seed=1)
-    large = cb.calibrated_upper(probs, cb.top_label_groups, 15, "width", 0.95, seed=1)
-    assert large < small / 2
+    args = (cb.top_label_groups, 15, "width", 0.95)
+    small = cb.calibrated_uppers(probs[:300], *args, seed=1)
+    assert (small == cb.calibrated_uppers(probs[:300], *args, seed=1)).all()
+    assert (np.diff(small) >= 0).all() and len(small) == 20
+    large = cb.calibrated_uppers(probs, *args, seed=1)
+    assert np.median(large) < np.median(small) / 2

@@ -144,15 +144,22 @@ def _upper(kind: str, logits, labels, p: CalibrationParams, confidence: float) -
 
 
 def _inconclusive(kind: str, logits, metrics: dict, p: CalibrationParams) -> str | None:
-    """Why the eval set is too small for `max`, when even a calibrated model would miss it."""
+    """Why a failed bound is inconclusive, or None when the failure stands.
+
+    Inconclusive: a perfectly calibrated model with these confidences would miss `max` one time
+    in five or more (the eval set is too small to certify it), and this model's bound lies
+    within the spread such calibrated models show (it cannot be told from one). A model whose
+    bound lies beyond that spread fails plainly.
+    """
     if kind not in BOUNDED:
         return None
     probs, n = cal.softmax(logits), metrics["n"]
-    reference = cal_bounds.calibrated_upper(
+    uppers = cal_bounds.calibrated_uppers(
         probs, BOUNDED[kind], p.bins, p.binning, metrics["confidence"], seed=p.seed
     )
+    reference = float(np.quantile(uppers, 0.8))
     metrics["calibrated_upper_80"] = reference
-    if reference <= p.max:
+    if reference <= p.max or metrics[f"{kind}_high"] > uppers[-1]:
         return None
     needed = int(np.ceil(n * (reference / p.max) ** 2 / 100) * 100)
     return (
