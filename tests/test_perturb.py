@@ -66,10 +66,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("name", BUILTIN)
 @pytest.mark.parametrize("size", [(32, 32), (48, 64)])
-def test_keeps_shape_dtype_and_range(name, size, photos):
+@pytest.mark.parametrize("ladder", ["imagenet_c", "cifar10_c"])
+def test_keeps_shape_dtype_and_range(name, size, ladder, photos):
     images = TF.resize(photos[:3], list(size), antialias=True).clamp(0, 1)
     for severity in (1, 5):
-        out = apply(name, images, severity, keys=[1, 2, 3])
+        out = apply(name, images, severity, keys=[1, 2, 3], ladder=ladder)
         assert out.shape == images.shape and out.dtype == images.dtype
         assert out.min() >= 0 and out.max() <= 1
         assert torch.isfinite(out).all()
@@ -229,6 +230,7 @@ def test_a_bad_ladder_is_refused_for_every_perturbation(photos):
             apply(name, photos, 1, range(8), ladder="big")
 
 
+@pytest.mark.slow
 def test_the_suites_ladder_reaches_the_perturbation_and_the_cache_key(tmp_path, monkeypatch):
     from test_engine_support import save_tiny, write_data, write_suite
 

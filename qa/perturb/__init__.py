@@ -15,14 +15,14 @@ make_cifar_c.py, for 32x32). `apply(ladder=...)`, from a suite's `defaults.corru
 chooses: "imagenet_c", "cifar10_c", or "auto" (the default): CIFAR-10-C's when the shorter side
 of the image fed to the perturbation (after the model's resize and crop) is at most 84 px, the
 sizes nearer to 32 than to 224 on a log scale, ImageNet-C's above. Scaled down to 32 px,
-ImageNet-C's ladder is wrong both ways: its motion blur at severity 1 moves less than a pixel
-(an eighth of CIFAR-10-C's change), while noise, contrast, brightness, fog, pixelation and JPEG
-change the image 1.2-6x more than CIFAR-10-C's. Within a ladder, every parameter measured in pixels (blur
-radii and sigmas, motion length, elastic displacement) is multiplied by min(H, W) / 224 or / 32;
-fractions of the image (pixelation, zoom factors, the fog map) or of the intensity (noise,
-brightness, contrast, saturation, fog strength) and JPEG qualities are used as they are. Blurs
-scaled below a pixel fade out as they would in the references' own code. Spatial families need
-images of at least 16x16 (`min_size`).
+ImageNet-C's ladder is wrong both ways: its blurs at severity 1 shrink below a pixel (motion
+blur changes the image a seventh as much as CIFAR-10-C's, defocus and Gaussian blur not at all),
+while noise, contrast, brightness, fog, pixelation and JPEG change it 1.1-5x more. Within a
+ladder, every parameter measured in pixels (blur radii and sigmas, motion length, elastic
+displacement) is multiplied by min(H, W) / 224 or / 32; fractions of the image (pixelation, zoom
+factors, the fog map) or of the intensity (noise, brightness, contrast, saturation, fog
+strength) and JPEG qualities are used as they are. Blurs scaled below a pixel fade out as they
+would in the references' own code. Spatial families need images of at least 16x16 (`min_size`).
 
 Fidelity, measured by tests/test_perturb_reference.py on crops of scikit-learn's sample photos:
 at 224 px, ImageNet-C's ladder against the `imagecorruptions` package (ImageNet-C's code); at
