@@ -131,6 +131,7 @@ def build_evidence(
         workers=default_workers(device) if workers is None else workers,
         perturb=perturb,
         orders=orders,
+        ladder=suite.defaults.corruption_ladder,
     )
     computable = [v for v in views if _computable(v, models, perturb)]
     arrays = _compute(computable, models, splits, settings, cache_dir, progress)
@@ -237,8 +238,8 @@ def view_key(view: View, model: LoadedModel, fingerprint: str, settings: dict) -
     """The cache key of one view: what it was computed from and how, never who asked for it.
 
     The view's kind, perturbation (an attack's every parameter) and severity, and the seed
-    of perturbations and attacks are in it; an adversarial view also keys on the batch size,
-    since PGD's random start is drawn per batch.
+    of perturbations and attacks are in it; a corruption also keys on the suite's corruption
+    ladder, an adversarial view on the batch size, since PGD's random start is drawn per batch.
     """
     parts = {
         "model": model.digest,
@@ -252,6 +253,8 @@ def view_key(view: View, model: LoadedModel, fingerprint: str, settings: dict) -
     }
     if view.kind == "adversarial":
         parts["batch_size"] = settings["batch_size"]
+    elif view.perturbation is not None:
+        parts["ladder"] = settings.get("ladder", "auto")
     return cache.entry_key(parts)
 
 
@@ -328,7 +331,7 @@ def run_suite(
     base = _load_baseline(suite, trust) if suite.baseline else None
     views = plan(suite)
     splits = load_splits(suite, views, candidate.class_names)
-    hook = functools.partial(perturb_view, seed=SEED)
+    hook = functools.partial(perturb_view, seed=SEED, ladder=suite.defaults.corruption_ladder)
     evidence = build_evidence(
         suite, candidate, base, views, dev, batch_size, cache_dir, progress, workers, hook, splits
     )

@@ -11,6 +11,7 @@
       calibration: data/digits/val         # optional, for fitting a temperature
     baseline: checkpoints/baseline.pt      # optional; `qa run --baseline` overrides it
     defaults: {confidence: 0.95, batch_size: 256, interval: wilson}  # or clopper_pearson
+                                           # corruption_ladder: auto, imagenet_c or cifar10_c
     checks:
       - kind: top1_accuracy                # a registered kind (`qa checks` lists them)
         name: overall accuracy             # optional, default: the kind
@@ -46,6 +47,7 @@ from qa.checks import CheckParams, load_all
 from qa.errors import InputError
 from qa.evidence import View
 from qa.metrics.intervals import INTERVAL_METHODS
+from qa.perturb import LADDERS
 from qa.preprocess import Preprocessing
 
 COMMON_KEYS = ("kind", "name", "severity", "slice")
@@ -123,6 +125,9 @@ class Defaults(_Strict):
     )
     batch_size: int = Field(256, ge=1, description="inference batch size")
     interval: Literal[INTERVAL_METHODS] = Field("wilson", description="binomial interval method")
+    corruption_ladder: Literal[LADDERS] = Field(
+        "auto", description="corruption severities: auto (by image size), imagenet_c or cifar10_c"
+    )
 
 
 class Slice(_Strict):

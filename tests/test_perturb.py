@@ -1,5 +1,6 @@
-"""Perturbations: the contract (shape, dtype, range), per-sample determinism, severity ladders,
-the registry and its messages. Real photographs (scikit-learn's samples) at 64x64."""
+"""Perturbations: the contract (shape, dtype, range), per-sample determinism, severity ladders
+and how one is chosen, the registry and its messages. Real photographs (scikit-learn's samples)
+at 64x64. tests/test_perturb_reference.py compares the corruptions with ImageNet-C and CIFAR-10-C."""
 
 import itertools
 import subprocess
@@ -13,17 +14,34 @@ import torchvision.transforms.v2.functional as TF
 import qa.perturb
 from qa.errors import InputError
 from qa.evidence import View
-from qa.perturb import PERTURBATIONS, apply, perturb_view, register_perturbation, sample_key
+from qa.perturb import (
+    PERTURBATIONS,
+    apply,
+    perturb_view,
+    register_perturbation,
+    resolve_ladder,
+    sample_key,
+)
 
 BUILTIN = sorted(PERTURBATIONS)
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "fog"}
 RANDOM |= {"elastic_transform", "rotate", "translate"}
-# ImageNet-C ladders that are not ordered by pixel distance, kept as the benchmark has them:
+# Reference ladders that are not ordered by pixel distance, kept as the benchmarks have them:
 NOT_MONOTONE = {
-    "saturate": "severities 1-2 fade colour, 3-5 boost it (x2 at 3 is mild)",
-    "elastic_transform": "severities 1-2 are large affine warps, 3-5 small local ones",
-    "fog": "severities 3 and 4 share the haze strength and differ only in roughness",
+    "imagenet_c": {
+        "saturate": "severities 1-2 fade colour, 3-5 boost it (x2 at 3 is mild)",
+        "elastic_transform": "severities 1-2 are large affine warps, 3-5 small local ones",
+        "fog": "severities 3 and 4 share the haze strength and differ only in roughness",
+    },
+    "cifar10_c": {
+        "saturate": "severities 1-2 fade colour, 3-5 boost it (x1.5 at 3 is mild)",
+        "motion_blur": "severities 3 and 4 share sigma 2: the longer radius of 4 adds no weight",
+        "elastic_transform": "the affine jitter shrinks from severity 1 to 5, the local warp grows",
+    },
 }
+# Severity 5 must change the image to below this PSNR; CIFAR-10-C's ladders are milder (its
+# pixelate keeps 65% of the resolution at severity 5).
+SEVERITY_5_MAX_PSNR = {"imagenet_c": 30, "cifar10_c": 32}
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +66,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("name", BUILTIN)
 @pytest.mark.parametrize("size", [(32, 32), (48, 64)])
-def test_keeps_shape_dtype_and_range(name, size, photos):
+@pytest.mark.parametrize("ladder", ["imagenet_c", "cifar10_c"])
+def test_keeps_shape_dtype_and_range(name, size, ladder, photos):
     images = TF.resize(photos[:3], list(size), antialias=True).clamp(0, 1)
     for severity in (1, 5):
-        out = apply(name, images, severity, keys=[1, 2, 3])
+        out = apply(name, images, severity, keys=[1, 2, 3], ladder=ladder)
         assert out.shape == images.shape and out.dtype == images.dtype
         assert out.min() >= 0 and out.max() <= 1
         assert torch.isfinite(out).all()
@@ -84,17 +103,19 @@ def test_the_key_and_the_seed_decide_the_randomness(name, photos):
     assert (reseeded - out).abs().max() > 1e-3, "the seed changed nothing"
 
 
+@pytest.mark.parametrize("ladder", ["imagenet_c", "cifar10_c"])
 @pytest.mark.parametrize("name", BUILTIN)
-def test_degrades_with_severity(name, photos):
+def test_degrades_with_severity(name, ladder, photos):
     keys = list(range(len(photos)))
-    scores = [psnr(apply(name, photos, s, keys), photos) for s in range(1, 6)]
+    scores = [psnr(apply(name, photos, s, keys, ladder=ladder), photos) for s in range(1, 6)]
     if not PERTURBATIONS[name].graded:
         assert len(set(scores)) == 1 and scores[0] < 30, scores
-    elif name in NOT_MONOTONE:
-        assert max(scores) < 30 and len(set(np.round(scores, 3))) == 5, scores
+    elif name in NOT_MONOTONE[ladder]:
+        assert max(scores) < SEVERITY_5_MAX_PSNR[ladder], scores
+        assert len(set(np.round(scores, 3))) == 5, scores
     else:
         assert all(a > b for a, b in itertools.pairwise(scores)), f"PSNR by severity: {scores}"
-        assert scores[-1] < 30, f"severity 5 barely changes the image: {scores}"
+        assert scores[-1] < SEVERITY_5_MAX_PSNR[ladder], f"severity 5 is too mild: {scores}"
 
 
 def test_too_small_image_names_the_family_and_the_size():
@@ -147,3 +168,91 @@ def test_names_are_known_without_importing_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("size", "ladder"),
+    [
+        ((32, 32), "cifar10_c"),
+        ((84, 120), "cifar10_c"),
+        ((85, 85), "imagenet_c"),
+        ((224, 160), "imagenet_c"),
+    ],
+)
+def test_auto_takes_cifar10_c_ladders_up_to_84_px_and_imagenet_c_above(size, ladder, photos):
+    images = TF.resize(photos[:2], list(size), antialias=True).clamp(0, 1)
+    assert resolve_ladder("auto", *size) == ladder
+    other = {"cifar10_c": "imagenet_c", "imagenet_c": "cifar10_c"}[ladder]
+    for name in ("contrast", "motion_blur"):
+        auto = apply(name, images, 1, [1, 2])
+        torch.testing.assert_close(
+            auto, apply(name, images, 1, [1, 2], ladder=ladder), atol=0, rtol=0
+        )
+        assert (auto - apply(name, images, 1, [1, 2], ladder=other)).abs().max() > 0.05
+
+
+def test_at_32_px_the_default_ladder_is_cifar10_c_strength(photos):
+    # CIFAR-10-C's own parameters at its own size: ImageNet-C's, scaled down, blur motion by
+    # a fraction of a pixel at severity 1 and pull contrast far harder.
+    images = TF.resize(photos, [32, 32], antialias=True).clamp(0, 1)
+    keys = range(len(images))
+    streak = (apply("motion_blur", images, 1, keys) - images).abs().mean()
+    scaled = (apply("motion_blur", images, 1, keys, ladder="imagenet_c") - images).abs().mean()
+    assert streak > 4 * scaled
+    means = images.mean((2, 3), keepdim=True)
+    expected = (images - means) * 0.75 + means  # CIFAR-10-C's contrast, severity 1
+    torch.testing.assert_close(apply("contrast", images, 1, keys), expected.clamp(0, 1))
+
+
+def test_contrast_keeps_each_channels_mean_so_a_colour_cast_stays(photos):
+    warm = photos * torch.tensor([1.0, 0.7, 0.4])[:, None, None]
+    for ladder in ("imagenet_c", "cifar10_c"):
+        out = apply("contrast", warm, 5, range(8), ladder=ladder)
+        torch.testing.assert_close(out.mean((2, 3)), warm.mean((2, 3)), atol=1e-5, rtol=0)
+        spread = (out - out.mean((2, 3), keepdim=True)).abs().mean((2, 3))
+        assert (spread < (warm - warm.mean((2, 3), keepdim=True)).abs().mean((2, 3))).all()
+
+
+def test_pixelate_makes_each_block_the_plain_mean_of_its_pixels(photos):
+    # Severity 5 of ImageNet-C at 64 px: a 16x16 grid of 4x4 blocks, each the box mean.
+    out = apply("pixelate", photos, 5, range(8), ladder="imagenet_c")
+    blocks = (
+        torch.nn.functional.avg_pool2d(photos, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    )
+    torch.testing.assert_close(out, blocks, atol=1e-6, rtol=0)
+
+
+def test_a_bad_ladder_is_refused_for_every_perturbation(photos):
+    for name in ("contrast", "hflip"):
+        with pytest.raises(
+            ValueError, match="ladder in auto, imagenet_c, cifar10_c, but got 'big'"
+        ):
+            apply(name, photos, 1, range(8), ladder="big")
+
+
+@pytest.mark.slow
+def test_the_suites_ladder_reaches_the_perturbation_and_the_cache_key(tmp_path, monkeypatch):
+    from test_engine_support import save_tiny, write_data, write_suite
+
+    from qa.engine import run_suite
+
+    data, ckpt = write_data(tmp_path / "data", per_class=1), save_tiny(tmp_path / "c.pt")
+    seen = []
+    original = qa.perturb.perturb_view
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["ladder"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(qa.perturb, "perturb_view", spy)
+    check = "- {kind: corruption_accuracy, perturbations: [contrast], severities: [1], min: 0}\n"
+    ladders = []
+    for ladder in ("imagenet_c", "cifar10_c", "imagenet_c"):
+        head = f"defaults: {{corruption_ladder: {ladder}}}\n"
+        suite = write_suite(tmp_path / "suite.yaml", data, check, head)
+        run_suite(suite, ckpt, out=None, cache_dir=tmp_path / "cache", progress=False)
+        ladders.append(sorted(set(seen)))
+        seen.clear()
+    # The second ladder is computed anew, not read from the first's cache entry; the third
+    # run, the first's ladder again, reads its entry.
+    assert ladders == [["imagenet_c"], ["cifar10_c"], []]

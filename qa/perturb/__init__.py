@@ -9,12 +9,43 @@ Determinism: every random draw for sample i comes from a generator seeded by a h
 (key_i, name, severity, seed), where key_i is a stable integer per sample (`sample_key` of its
 id), so a sample gets the same image whatever the batch it is in and wherever it sits there.
 
-Scaling: ImageNet-C (Hendrycks & Dietterich 2019) is defined on 224x224 images. Every
-parameter measured in pixels (blur radii and sigmas, motion length, elastic displacement,
-translation) is multiplied by min(H, W) / 224; parameters that are fractions of the image
-(pixelation, zoom factors) or of the intensity (noise, brightness, contrast, saturation, fog)
-and JPEG quality are used as they are. Spatial families need images of at least 16x16 (`min_size`):
-below that, the scaled kernels of successive severities round to the same few pixels.
+Ladders: each built-in ImageNet-C corruption has two sets of severity parameters, ImageNet-C's
+(Hendrycks & Dietterich 2019, made for 224x224 images) and CIFAR-10-C's (the same authors'
+make_cifar_c.py, for 32x32). `apply(ladder=...)`, from a suite's `defaults.corruption_ladder`,
+chooses: "imagenet_c", "cifar10_c", or "auto" (the default): CIFAR-10-C's when the shorter side
+of the image fed to the perturbation (after the model's resize and crop) is at most 84 px, the
+sizes nearer to 32 than to 224 on a log scale, ImageNet-C's above. Scaled down to 32 px,
+ImageNet-C's ladder is wrong both ways: its blurs at severity 1 shrink below a pixel (motion
+blur changes the image a seventh as much as CIFAR-10-C's, defocus and Gaussian blur not at all),
+while noise, contrast, brightness, fog, pixelation and JPEG change it 1.1-5x more. Within a
+ladder, every parameter measured in pixels (blur radii and sigmas, motion length, elastic
+displacement) is multiplied by min(H, W) / 224 or / 32; fractions of the image (pixelation, zoom
+factors, the fog map) or of the intensity (noise, brightness, contrast, saturation, fog
+strength) and JPEG qualities are used as they are. Blurs scaled below a pixel fade out as they
+would in the references' own code. Spatial families need images of at least 16x16 (`min_size`).
+
+Fidelity, measured by tests/test_perturb_reference.py on crops of scikit-learn's sample photos:
+at 224 px, ImageNet-C's ladder against the `imagecorruptions` package (ImageNet-C's code); at
+32 px, `auto` against CIFAR-10-C's parameters applied with the references' library calls.
+Deterministic corruptions: PSNR to the reference at severities 1-5 (the test requires >= 40 dB;
+100 dB means equal up to float rounding). Random ones: qa's mean absolute change over the
+reference's (the test requires 0.9-1.1).
+
+| corruption                                   | 224 px, ImageNet-C | 32 px, CIFAR-10-C |
+|----------------------------------------------|--------------------|-------------------|
+| defocus, zoom and gaussian blur, brightness, | >= 100 dB          | >= 100 dB         |
+| contrast, saturate, jpeg_compression         |                    |                   |
+| pixelate (PIL rounds to 8 bits between axes) | 53-58 dB           | 54-63 dB          |
+| gaussian_noise, shot_noise                   | x1.00              | x1.00             |
+| impulse_noise                                | x1.00              | x0.97-1.00        |
+| motion_blur                                  | x1.00-1.03         | x1.01-1.03        |
+| fog                                          | x0.94-1.01         | x0.99-1.03        |
+| elastic_transform (measured apart, below)    | x1.00-1.08         | x0.99-1.04        |
+
+Motion blur equals imagecorruptions' port of ImageMagick's at a given angle, and changes images
+as much as ImageMagick itself through Wand, as the references call it (x0.99-1.01 at 224 px,
+x1.02 at 32 px). imagecorruptions replaced ImageNet-C's elastic transform with a milder one of
+its own, so elastic_transform was measured against the original ImageNet-C and CIFAR-10-C code.
 
 This module imports no torch (so `qa validate` stays fast): the built-in families are named
 by "module:function" and imported on first use.
@@ -32,6 +63,10 @@ from qa.errors import InputError
 GROUPS = ("noise", "blur", "weather", "digital", "geometric")
 SEVERITIES = (1, 2, 3, 4, 5)
 SPATIAL_MIN_SIZE = 16
+LADDERS = ("auto", "imagenet_c", "cifar10_c")
+# `auto` takes CIFAR-10-C's ladders up to this shorter side: the sizes nearer to 32 than to 224
+# on a log scale (sqrt(32 * 224) = 84.7), so an image gets the reference nearer its size.
+AUTO_CIFAR_MAX_SIDE = 84
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -41,6 +76,8 @@ class PerturbationSpec:
 
     `fn` is a callable, or "module:function" for a built-in (imported on first use).
     `graded` is False for a perturbation whose severities all give the same image (hflip).
+    `ladders` is True for one that has both reference ladders: it is called with `ladder=`
+    "imagenet_c" or "cifar10_c" besides the contract's arguments.
     """
 
     name: str
@@ -49,6 +86,7 @@ class PerturbationSpec:
     imagenet_c: bool
     min_size: int = 1
     graded: bool = True
+    ladders: bool = False
 
     def function(self) -> Callable:
         """The perturbation function itself, importing its module if it is a built-in."""
@@ -69,10 +107,12 @@ def register_perturbation(
     imagenet_c: bool = False,
     min_size: int = 1,
     graded: bool = True,
+    ladders: bool = False,
 ) -> PerturbationSpec:
     """Register `fn` as perturbation `name`, so that suites can name it; duplicates raise.
 
-    `fn(images, severity, rng)` must follow the contract in this module's docstring.
+    `fn(images, severity, rng)` must follow the contract in this module's docstring; with
+    `ladders=True` it also takes `ladder=` ("imagenet_c" or "cifar10_c", never "auto").
     """
     if name in PERTURBATIONS:
         raise ValueError(f"perturbation {name!r} is registered twice")
@@ -84,7 +124,7 @@ def register_perturbation(
         raise ValueError(f"Expected `fn` to be callable or 'module:function', but got {fn!r}")
     if min_size < 1:
         raise ValueError(f"Expected `min_size` to be a positive int, but got {min_size}")
-    spec = PerturbationSpec(name, fn, group, imagenet_c, min_size, graded)
+    spec = PerturbationSpec(name, fn, group, imagenet_c, min_size, graded, ladders)
     PERTURBATIONS[name] = spec
     return spec
 
@@ -112,6 +152,16 @@ def check_severity(severity: int) -> int:
     return severity
 
 
+def resolve_ladder(ladder: str, height: int, width: int) -> str:
+    """The ladder, "imagenet_c" or "cifar10_c", that `ladder` (one of LADDERS) means for an
+    image of this size: "auto" is CIFAR-10-C's up to a shorter side of AUTO_CIFAR_MAX_SIDE."""
+    if ladder not in LADDERS:
+        raise ValueError(f"Expected a ladder in {', '.join(LADDERS)}, but got {ladder!r}")
+    if ladder != "auto":
+        return ladder
+    return "cifar10_c" if min(height, width) <= AUTO_CIFAR_MAX_SIDE else "imagenet_c"
+
+
 def sample_key(sample_id: str) -> int:
     """A stable 63-bit integer for a sample id: the per-sample key `apply` expects."""
     digest = hashlib.blake2b(sample_id.encode(), digest_size=8).digest()
@@ -127,13 +177,14 @@ def sample_seeds(keys: Sequence[int], name: str, severity: int, seed: int) -> li
     return out
 
 
-def apply(name: str, images, severity: int, keys, seed: int = 0):
+def apply(name: str, images, severity: int, keys, seed: int = 0, ladder: str = "auto"):
     """Apply perturbation `name` at `severity` to a (B, 3, H, W) float batch in [0, 1].
 
     `keys` (list of ints or an int tensor, one per image) are stable per-sample integers,
     e.g. `sample_key(sample_id)`: the output for an image depends only on the image, its key,
-    `name`, `severity` and `seed`. Raises InputError for an image smaller than the
-    perturbation needs. The result is clamped to [0, 1].
+    `name`, `severity`, `seed` and `ladder` (one of LADDERS: whose severity parameters the
+    built-in corruptions use, see this module's docstring). Raises InputError for an image
+    smaller than the perturbation needs. The result is clamped to [0, 1].
     """
     from qa.perturb.common import SampleRandom
 
@@ -143,6 +194,7 @@ def apply(name: str, images, severity: int, keys, seed: int = 0):
         raise ValueError(
             f"Expected a float (B, 3, H, W) batch, but got {tuple(images.shape)} {images.dtype}"
         )
+    resolve_ladder(ladder, 1, 1)  # refuse a bad name for every perturbation, laddered or not
     keys = [int(k) for k in (keys.tolist() if hasattr(keys, "tolist") else keys)]
     if len(keys) != len(images):
         raise ValueError(f"Expected one key per image ({len(images)}), but got {len(keys)}")
@@ -153,7 +205,8 @@ def apply(name: str, images, severity: int, keys, seed: int = 0):
             f"found {height}x{width}"
         )
     rng = SampleRandom(sample_seeds(keys, name, severity, seed), images.device)
-    out = spec.function()(images, severity, rng)
+    options = {"ladder": resolve_ladder(ladder, height, width)} if spec.ladders else {}
+    out = spec.function()(images, severity, rng, **options)
     if out.shape != images.shape or out.dtype != images.dtype:
         raise ValueError(
             f"perturbation {name} returned {tuple(out.shape)} {out.dtype}, "
@@ -162,19 +215,22 @@ def apply(name: str, images, severity: int, keys, seed: int = 0):
     return out.clamp(0, 1)
 
 
-def perturb_view(images, view, sample_ids: list[str], seed: int = 0):
+def perturb_view(images, view, sample_ids: list[str], seed: int = 0, ladder: str = "auto"):
     """The engine's hook: apply the perturbation a View names to a batch of its samples.
 
     `view.perturbation` and `view.severity` choose the perturbation; `sample_ids` (one per
-    image, stable across runs) become the per-sample keys.
+    image, stable across runs) become the per-sample keys; `ladder` is the suite's
+    `defaults.corruption_ladder`.
     """
     keys = [sample_key(i) for i in sample_ids]
-    return apply(view.perturbation, images, view.severity, keys, seed)
+    return apply(view.perturbation, images, view.severity, keys, seed, ladder)
 
 
 def _builtin(name: str, module: str, group: str, min_size: int, imagenet_c: bool = True) -> None:
+    fn = f"qa.perturb.{module}:{name}"
+    # Every ImageNet-C corruption here has both ladders; the geometric shifts have their own.
     register_perturbation(
-        name, f"qa.perturb.{module}:{name}", group, imagenet_c=imagenet_c, min_size=min_size
+        name, fn, group, imagenet_c=imagenet_c, min_size=min_size, ladders=imagenet_c
     )
 
 

@@ -1,102 +1,131 @@
-"""Blur families of ImageNet-C; pixel-valued parameters scaled by min(H, W) / 224.
+"""Blur families of ImageNet-C and CIFAR-10-C; pixel-valued parameters scaled to the image size.
 
-Defocus (disc) and motion (line) kernels are written by hand: torchvision has only the
-Gaussian blur. Both kernels are built by splatting sub-pixel sample points bilinearly, so a
-radius scaled below one pixel still blurs a little instead of rounding to the identity.
+The kernels are the references' own: defocus is their aliased disc smoothed by a small
+Gaussian, the Gaussian blur is sampled at whole pixels as scikit-image's, and the zoom blur
+averages zooms made as scipy's `zoom` makes them. Motion blur is ImageMagick's, which the
+references call through Wand (torch and torchvision have no motion blur).
 """
 
 import math
 
+import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
+import torch.nn.functional as F
 
 from qa.perturb.common import (
     SampleRandom,
     filter2d,
-    pixel_grid,
-    sample_at,
+    gaussian_kernel1d,
     size_scale,
-    splat_kernel,
 )
 
-DEFOCUS_RADIUS = (3, 4, 6, 8, 10)  # pixels at 224; ImageNet-C's alias blur is replaced by the splat
-MOTION = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # ImageMagick (radius, sigma) at 224
+DEFOCUS = {  # (disc radius, anti-alias sigma), pixels at the ladder's image size
+    "imagenet_c": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+    "cifar10_c": ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+}
+MOTION = {  # ImageMagick's (radius, sigma), pixels at the ladder's image size
+    "imagenet_c": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+    "cifar10_c": ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
+}
 MOTION_ANGLE = 45  # degrees either side of horizontal, drawn per sample
-ZOOM_FACTORS = (
-    (1.0, 1.11, 0.01),
-    (1.0, 1.16, 0.01),
-    (1.0, 1.21, 0.02),
-    (1.0, 1.26, 0.02),
-    (1.0, 1.31, 0.03),
-)  # numpy arange(start, stop, step) of zoom factors, as in ImageNet-C
-GAUSSIAN_SIGMA = (1, 2, 3, 4, 6)  # pixels at 224
-SUBSAMPLES = 8  # sub-pixel points per pixel along each axis when drawing kernels
+# The zoom factors are numpy's arange, floating point included, as in the references: ImageNet-C's
+# severity 1 is arange(1, 1.11, 0.01), which ends at 1.11 (12 factors, not 11).
+ZOOM_FACTORS = {
+    "imagenet_c": tuple(
+        np.arange(1, stop, step)
+        for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))
+    ),
+    "cifar10_c": tuple(np.arange(1, stop, 0.01) for stop in (1.06, 1.11, 1.16, 1.21, 1.26)),
+}
+GAUSSIAN_SIGMA = {  # pixels at the ladder's image size
+    "imagenet_c": (1, 2, 3, 4, 6),
+    "cifar10_c": (0.4, 0.6, 0.7, 0.8, 1),
+}
 
 
-def defocus_blur(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
-    """An out-of-focus lens: the mean of the image over a disc (the same disc for every image)."""
-    r = DEFOCUS_RADIUS[severity - 1] * size_scale(images)
-    radius = math.ceil(r) + 1
-    n = math.ceil(r * SUBSAMPLES)
-    axis = torch.arange(-n, n + 1, dtype=torch.float64) / SUBSAMPLES
-    gy, gx = torch.meshgrid(axis, axis, indexing="ij")
-    points = torch.stack([gx, gy], -1).reshape(-1, 2)
-    inside = points.square().sum(-1) <= r * r
-    points = points[inside]
-    kernel = splat_kernel(points, torch.ones(len(points), dtype=torch.float64), radius)
-    return filter2d(images, kernel.float()).clamp(0, 1)
+def _disc(radius: float, alias_sigma: float) -> torch.Tensor:
+    """The references' defocus kernel, float64 (k, k).
 
-
-def motion_blur(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
-    """Camera shake: a one-sided streak at a random angle, weighted like ImageMagick's motion blur.
-
-    ImageMagick's kernel has 2 * radius + 1 taps along the line with weights exp(-t^2 / 2 sigma^2);
-    here the taps are at every pixel step, sampled bilinearly, and the edge is replicated
-    (ImageMagick's default virtual pixels). torchvision has no motion blur.
+    The pixels within `radius` of the centre (on a grid of at least 17x17), normalised, then
+    smoothed by a 3x3 Gaussian of `alias_sigma` (5x5 past radius 8) with mirrored edges, as
+    OpenCV's GaussianBlur: below a pixel of radius the smoothing is all the blur there is.
     """
-    scale = size_scale(images)
-    radius, sigma = (v * scale for v in MOTION[severity - 1])
-    angle = torch.deg2rad(rng.uniform(-MOTION_ANGLE, MOTION_ANGLE)).to(images)
-    direction = torch.stack([torch.cos(angle), torch.sin(angle)], -1)  # (B, 2)
-    taps = torch.arange(0, math.ceil(2 * radius) + 1, dtype=images.dtype, device=images.device)
+    n = max(8, math.floor(radius))
+    axis = torch.arange(-n, n + 1, dtype=torch.float64)
+    disc = ((axis[:, None] ** 2 + axis[None] ** 2) <= radius**2).double()
+    smooth = gaussian_kernel1d(alias_sigma, 1 if radius <= 8 else 2)
+    disc = filter2d((disc / disc.sum())[None, None], smooth[None])
+    return filter2d(disc, smooth[:, None])[0, 0]
+
+
+def defocus_blur(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """An out-of-focus lens: the mean of the image over a disc (the same disc for every image)."""
+    scale = size_scale(images, ladder)
+    radius, alias_sigma = DEFOCUS[ladder][severity - 1]
+    return filter2d(images, _disc(radius * scale, alias_sigma * scale).float()).clamp(0, 1)
+
+
+def motion_blur(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """Camera shake: a one-sided streak at a random angle, as ImageMagick's motion blur.
+
+    ImageMagick's kernel has 2 * ceil(radius) + 1 taps with weights exp(-i^2 / 2 sigma^2); tap i
+    reads the pixel i steps along the angle, rounded to whole pixels, and the edge is repeated
+    (its default virtual pixels). Each tap is one gather, with offsets per image.
+    """
+    scale = size_scale(images, ladder)
+    radius, sigma = (v * scale for v in MOTION[ladder][severity - 1])
+    taps = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
-    weights = weights / weights.sum()
-    grid = pixel_grid(images)[None]
-    out = torch.zeros_like(images)
-    for t, weight in zip(taps, weights, strict=True):
-        shifted = grid + (t * direction)[:, None, None, :]
-        out += weight * sample_at(images, shifted, "border")
-    return out.clamp(0, 1)
+    weights = (weights / weights.sum()).tolist()
+    # The whole-pixel offsets are worked out on the CPU in float64, the same on every device.
+    angle = torch.deg2rad(rng.uniform(-MOTION_ANGLE, MOTION_ANGLE).cpu().double())
+    b, c, h, w = images.shape
+    ys = torch.arange(h, device=images.device)
+    xs = torch.arange(w, device=images.device)
+    flat = images.flatten(2)
+    out = torch.zeros_like(flat)
+    for i, weight in enumerate(weights):
+        dx = torch.ceil(i * torch.cos(angle) - 0.5).long().to(images.device)
+        dy = torch.ceil(i * torch.sin(angle) - 0.5).long().to(images.device)
+        rows = (ys[None] + dy[:, None]).clamp(0, h - 1)
+        cols = (xs[None] + dx[:, None]).clamp(0, w - 1)
+        index = (rows[:, :, None] * w + cols[:, None, :]).flatten(1)
+        out += weight * flat.gather(2, index[:, None].expand(b, c, -1))
+    return out.reshape(images.shape).clamp(0, 1)
 
 
-def zoom_blur(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def _clipped_zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
+    """Zoom into the centre as the references do: crop ceil(side / factor) pixels about the
+    centre, resize them by `factor` (bilinear with aligned corners, as scipy's order-1 zoom)
+    and keep the top-left H x W."""
+    h, w = images.shape[-2:]
+    ch, cw = math.ceil(h / factor), math.ceil(w / factor)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = images[..., top : top + ch, left : left + cw]
+    size = [round(ch * factor), round(cw * factor)]
+    return F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[..., :h, :w]
+
+
+def zoom_blur(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """A zoom during exposure: the mean of the image and its centre zooms by each factor."""
-    start, stop, step = ZOOM_FACTORS[severity - 1]
-    factors = [start + i * step for i in range(math.ceil((stop - start) / step - 1e-9))]
+    factors = ZOOM_FACTORS[ladder][severity - 1]
     out = images.clone()
     for factor in factors:
-        out += TF.affine(
-            images,
-            angle=0.0,
-            translate=[0.0, 0.0],
-            scale=factor,
-            shear=[0.0, 0.0],
-            interpolation=TF.InterpolationMode.BILINEAR,
-        )
+        out += _clipped_zoom(images, float(factor))
     return (out / (len(factors) + 1)).clamp(0, 1)
 
 
-def gaussian_blur(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
-    """Gaussian blur, truncated at 4 sigma as scikit-image's `gaussian` that ImageNet-C uses.
-
-    Not torchvision's gaussian_blur: it samples the Gaussian at whole pixels, so the sigmas
-    that scaling gives small images (0.14 px for severity 1 at 32x32) become the identity.
-    The kernel here is splatted like the others, and applied separably.
-    """
-    sigma = GAUSSIAN_SIGMA[severity - 1] * size_scale(images)
-    radius = math.ceil(4 * sigma) + 1
-    n = math.ceil(4 * sigma * SUBSAMPLES)
-    t = torch.arange(-n, n + 1, dtype=torch.float64) / SUBSAMPLES
-    points = torch.stack([t, torch.zeros_like(t)], -1)
-    row = splat_kernel(points, torch.exp(-(t**2) / (2 * sigma**2)), radius)[radius].float()
-    return filter2d(filter2d(images, row[None]), row[:, None]).clamp(0, 1)
+def gaussian_blur(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """Gaussian blur as scikit-image's `gaussian` that the references use: the Gaussian sampled
+    at whole pixels and cut at 4 sigma (so a sigma well below a pixel barely blurs, as there)."""
+    sigma = GAUSSIAN_SIGMA[ladder][severity - 1] * size_scale(images, ladder)
+    row = gaussian_kernel1d(sigma, int(4 * sigma + 0.5)).float()
+    return filter2d(filter2d(images, row[None], "replicate"), row[:, None], "replicate").clamp(0, 1)

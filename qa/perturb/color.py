@@ -1,6 +1,6 @@
-"""Intensity and colour families of ImageNet-C, with its parameters: brightness, contrast, saturate,
-and fog (a fractal haze: the weather family here, as the other weather corruptions of ImageNet-C
-need its texture files).
+"""Intensity and colour families of ImageNet-C and CIFAR-10-C, with their parameters: brightness,
+contrast, saturate, and fog (a fractal haze: the weather family here, as the other weather
+corruptions of ImageNet-C need its texture files).
 
 Brightness and saturate shift HSV value and saturation as ImageNet-C does; torchvision's
 adjust_brightness (a gain) and adjust_saturation (a blend with grey) are different operations,
@@ -14,33 +14,57 @@ import torchvision.transforms.v2.functional as TF
 
 from qa.perturb.common import SampleRandom
 
-BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)  # added to HSV value
-CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)
-SATURATE = ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2))  # S * a + b; 1-2 fade, 3-5 boost
-FOG = ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4))  # (haze strength, fractal decay)
-PLASMA_SIZE, PLASMA_CROP = 256, 224  # ImageNet-C draws a 256 map and crops 224 of it
+BRIGHTNESS_SHIFT = {  # added to HSV value
+    "imagenet_c": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "cifar10_c": (0.05, 0.1, 0.15, 0.2, 0.3),
+}
+CONTRAST_FACTOR = {
+    "imagenet_c": (0.4, 0.3, 0.2, 0.1, 0.05),
+    "cifar10_c": (0.75, 0.5, 0.4, 0.3, 0.15),
+}
+SATURATE = {  # S * a + b; severities 1-2 fade colour, 3-5 boost it
+    "imagenet_c": ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)),
+    "cifar10_c": ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)),
+}
+FOG = {  # (haze strength, fractal decay)
+    "imagenet_c": ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
+    "cifar10_c": ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
+}
+# (map size, crop): ImageNet-C draws a 256 map and crops 224 of it, CIFAR-10-C uses all of a 32 map
+PLASMA = {"imagenet_c": (256, 224), "cifar10_c": (32, 32)}
 
 
-def brightness(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def brightness(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Add to the HSV value (the largest channel), keeping hue and saturation."""
     value = images.amax(1, keepdim=True)
-    brighter = (value + BRIGHTNESS_SHIFT[severity - 1]).clamp(0, 1)
+    brighter = (value + BRIGHTNESS_SHIFT[ladder][severity - 1]).clamp(0, 1)
     # Hue and saturation fixed means every channel scales with V; black becomes grey.
     gain = brighter / value.clamp_min(1e-12)
     return torch.where(value > 0, images * gain, brighter).clamp(0, 1)
 
 
-def contrast(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
-    """Pull every pixel toward the image mean (torchvision: the grey mean, ImageNet-C: per channel)."""
-    return TF.adjust_contrast(images, CONTRAST_FACTOR[severity - 1]).clamp(0, 1)
+def contrast(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """Pull every pixel toward its channel's mean over the image, as the references do.
+
+    Not torchvision's adjust_contrast: it pulls toward the mean grey level, which greys out
+    a colour cast that the per-channel means keep.
+    """
+    means = images.mean((2, 3), keepdim=True)
+    return ((images - means) * CONTRAST_FACTOR[ladder][severity - 1] + means).clamp(0, 1)
 
 
-def saturate(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def saturate(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Scale and shift the HSV saturation, keeping hue and value.
 
-    ImageNet-C's ladder fades colour at severities 1-2 and boosts it at 3-5.
+    Both ladders fade colour at severities 1-2 and boost it at 3-5.
     """
-    a, b = SATURATE[severity - 1]
+    a, b = SATURATE[ladder][severity - 1]
     value = images.amax(1, keepdim=True)
     low = images.amin(1, keepdim=True)
     sat = torch.where(value > 0, (value - low) / value.clamp_min(1e-12), torch.zeros_like(value))
@@ -91,17 +115,19 @@ def plasma(rng: SampleRandom, size: int, decay: float) -> torch.Tensor:
     return field / field.amax((1, 2), keepdim=True)
 
 
-def fog(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def fog(images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str) -> torch.Tensor:
     """A fractal haze added over the image, then rescaled to keep the brightest value.
 
-    The map is drawn at the smallest power of two covering the image as 256 covers 224, its
-    top-left 7/8 kept and resized to the image: the coarse levels, which make the fog's look,
-    are the same as at 224 and only levels finer than a pixel are left out.
+    The map is drawn at the smallest power of two covering the image as the ladder's map covers
+    its crop (256 covers 224; 32 covers 32), that share of it kept and resized to the image: the
+    coarse levels, which make the fog's look, are the same as at the reference size, and only
+    levels finer than a pixel are left out (or, above it, finer levels added).
     """
-    strength, decay = FOG[severity - 1]
+    strength, decay = FOG[ladder][severity - 1]
+    map_size, map_crop = PLASMA[ladder]
     h, w = images.shape[-2:]
-    size = 2 ** math.ceil(math.log2(max(h, w) * PLASMA_SIZE / PLASMA_CROP))
-    crop = size * PLASMA_CROP // PLASMA_SIZE
+    size = 2 ** math.ceil(math.log2(max(h, w) * map_size / map_crop))
+    crop = size * map_crop // map_size
     haze = plasma(rng, size, decay)[:, None, :crop, :crop]
     haze = TF.resize(haze, [h, w], antialias=True).to(images)
     top = images.amax((1, 2, 3), keepdim=True)

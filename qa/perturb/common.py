@@ -5,7 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-REFERENCE_SIZE = 224  # ImageNet-C's image size: pixel-valued parameters are given at this size
+# The image size each ladder's pixel-valued parameters (radii, sigmas, lengths) are given at.
+REFERENCE_SIZE = {"imagenet_c": 224, "cifar10_c": 32}
 
 
 class SampleRandom:
@@ -48,9 +49,9 @@ class SampleRandom:
         return (self.rand() * n).long().clamp_(max=n - 1)
 
 
-def size_scale(images: torch.Tensor) -> float:
-    """The factor that turns a pixel length at 224x224 into one at this image's size."""
-    return min(images.shape[-2:]) / REFERENCE_SIZE
+def size_scale(images: torch.Tensor, ladder: str) -> float:
+    """The factor that turns a pixel length of `ladder` (given at 224 or 32) into one at this size."""
+    return min(images.shape[-2:]) / REFERENCE_SIZE[ladder]
 
 
 def filter2d(images: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect") -> torch.Tensor:
@@ -69,29 +70,13 @@ def filter2d(images: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect
     return out.reshape(b, c, h, w)
 
 
-def splat_kernel(points: torch.Tensor, weights: torch.Tensor, radius: int) -> torch.Tensor:
-    """A (k, k) kernel, k = 2 * radius + 1, from weighted sub-pixel points, splatted bilinearly.
-
-    `points` (..., N, 2) are (x, y) offsets from the centre, `weights` (..., N); leading
-    dimensions are kept (one kernel per image). Bilinear splatting makes a kernel that is
-    averaged over the bilinear interpolation of the image, so it stays smooth below a pixel.
-    The kernel is normalised to sum to 1.
+def gaussian_kernel1d(sigma: float, radius: int) -> torch.Tensor:
+    """exp(-x^2 / 2 sigma^2) at the integers -radius..radius, normalised: the kernel of scipy's
+    gaussian_filter and OpenCV's GaussianBlur, which the references use. (2 * radius + 1,) float64.
     """
-    k = 2 * radius + 1
-    pos = points + radius
-    base = pos.floor()
-    frac = pos - base
-    lead = points.shape[:-2]
-    kernel = torch.zeros(*lead, k * k, dtype=points.dtype, device=points.device)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            wx = frac[..., 0] if dx else 1 - frac[..., 0]
-            wy = frac[..., 1] if dy else 1 - frac[..., 1]
-            x = (base[..., 0] + dx).clamp(0, k - 1).long()
-            y = (base[..., 1] + dy).clamp(0, k - 1).long()
-            kernel.scatter_add_(-1, y * k + x, weights * wx * wy)
-    kernel = kernel / kernel.sum(-1, keepdim=True)
-    return kernel.reshape(*lead, k, k)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
 
 
 def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -1,39 +1,84 @@
-"""Digital families of ImageNet-C: pixelate, JPEG compression, elastic transform.
+"""Digital families of ImageNet-C and CIFAR-10-C: pixelate, JPEG compression, elastic transform.
 
 Pixelation factors are fractions of the image and JPEG qualities are absolute, so neither is
-scaled (JPEG's 8x8 blocks are fixed in pixels, so its artefacts loom larger on small images); the elastic transform's pixel-valued parameters are scaled by min(H, W) / 224.
+scaled (JPEG's 8x8 blocks are fixed in pixels, so its artefacts loom larger on small images);
+the elastic transform's pixel-valued parameters are scaled to the image size.
 """
 
 import io
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from qa.perturb.common import SampleRandom, gaussian_smooth, pixel_grid, sample_at, size_scale
 
-PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)  # side of the coarse grid, as a fraction of the image
-JPEG_QUALITY = (25, 18, 15, 10, 7)
-# (displacement gain, displacement smoothness sigma, affine jitter), pixels at 224. ImageNet-C
-# wrote 244 for 224 in these; its values are kept, as its authors judged them harmless.
-ELASTIC = (
-    (244 * 2, 244 * 0.7, 244 * 0.1),
-    (244 * 2, 244 * 0.08, 244 * 0.2),
-    (244 * 0.05, 244 * 0.01, 244 * 0.02),
-    (244 * 0.07, 244 * 0.01, 244 * 0.02),
-    (244 * 0.12, 244 * 0.01, 244 * 0.02),
-)
+PIXELATE = {  # side of the coarse grid, as a fraction of the image
+    "imagenet_c": (0.6, 0.5, 0.4, 0.3, 0.25),
+    "cifar10_c": (0.95, 0.9, 0.85, 0.75, 0.65),
+}
+JPEG_QUALITY = {"imagenet_c": (25, 18, 15, 10, 7), "cifar10_c": (80, 65, 58, 50, 40)}
+# (displacement gain, displacement smoothness sigma, affine jitter), pixels at the ladder's
+# size. ImageNet-C wrote 244 for 224 in these; its values are kept, as its authors judged
+# them harmless.
+ELASTIC = {
+    "imagenet_c": (
+        (244 * 2, 244 * 0.7, 244 * 0.1),
+        (244 * 2, 244 * 0.08, 244 * 0.2),
+        (244 * 0.05, 244 * 0.01, 244 * 0.02),
+        (244 * 0.07, 244 * 0.01, 244 * 0.02),
+        (244 * 0.12, 244 * 0.01, 244 * 0.02),
+    ),
+    "cifar10_c": (
+        (32 * 0, 32 * 0, 32 * 0.08),
+        (32 * 0.05, 32 * 0.2, 32 * 0.07),
+        (32 * 0.08, 32 * 0.06, 32 * 0.06),
+        (32 * 0.1, 32 * 0.04, 32 * 0.05),
+        (32 * 0.1, 32 * 0.03, 32 * 0.03),
+    ),
+}
 
 
-def pixelate(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
-    """Downscale (antialiased, close to ImageNet-C's box filter) then upscale with big pixels."""
+def _box_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    """(n_out, n_in) weights of PIL's BOX resampling along one axis, which the references use.
+
+    Output pixel i averages the input pixels whose centres fall in (i * s, (i + 1) * s],
+    s = n_in / n_out, with equal weights (not by their overlap); upscaling, that is the
+    nearest pixel. torchvision has no box filter for tensors (its antialiased bilinear is a
+    triangle filter, which blurs the blocks).
+    """
+    scale = n_in / n_out
+    support = 0.5 * max(scale, 1.0)
+    centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
+    pixel = torch.arange(n_in, dtype=torch.float64)
+    offset = (pixel[None] + 0.5 - centre[:, None]) / max(scale, 1.0)
+    window = (pixel[None] >= (centre - support + 0.5).floor()[:, None]) & (
+        pixel[None] < (centre + support + 0.5).floor()[:, None]
+    )
+    weights = ((offset > -0.5) & (offset <= 0.5) & window).double()
+    return (weights / weights.sum(1, keepdim=True)).to(device)
+
+
+def _box_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize with PIL's BOX filter, separably: rows, then columns."""
+    rows = _box_matrix(images.shape[-2], height, images.device).to(images.dtype)
+    columns = _box_matrix(images.shape[-1], width, images.device).to(images.dtype)
+    return rows @ images @ columns.T
+
+
+def pixelate(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """Box-filter down to a coarse grid, then box-filter back up (big square pixels), as the
+    references do with PIL."""
     h, w = images.shape[-2:]
-    factor = PIXELATE[severity - 1]
-    small = TF.resize(images, [max(1, int(h * factor)), max(1, int(w * factor))], antialias=True)
-    return TF.resize(small, [h, w], interpolation=TF.InterpolationMode.NEAREST_EXACT).clamp(0, 1)
+    factor = PIXELATE[ladder][severity - 1]
+    small = _box_resize(images, max(1, int(h * factor)), max(1, int(w * factor)))
+    return _box_resize(small, h, w).clamp(0, 1)
 
 
-def jpeg_compression(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def jpeg_compression(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Encode and decode as JPEG at a low quality (blocking and ringing), on 8-bit values.
 
     With PIL, as ImageNet-C: torchvision's jpeg rests on its image codecs, deprecated since
@@ -41,7 +86,7 @@ def jpeg_compression(images: torch.Tensor, severity: int, rng: SampleRandom) -> 
     """
     from PIL import Image
 
-    quality = JPEG_QUALITY[severity - 1]
+    quality = JPEG_QUALITY[ladder][severity - 1]
     pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     decoded = np.empty_like(pixels)
     for i, array in enumerate(pixels):
@@ -72,14 +117,17 @@ def _affine_jitter(images: torch.Tensor, jitter: float, rng: SampleRandom) -> to
     return inverse.transpose(1, 2)
 
 
-def elastic_transform(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def elastic_transform(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """A random affine warp followed by a smooth random displacement field, per image.
 
     Written by hand because torchvision's elastic applies one displacement to the whole batch;
     here each image has its own, and both warps are composed into a single bilinear sampling
     with mirrored borders.
     """
-    gain, sigma, jitter = (v * size_scale(images) for v in ELASTIC[severity - 1])
+    scale = size_scale(images, ladder)
+    gain, sigma, jitter = (v * scale for v in ELASTIC[ladder][severity - 1])
     inverse = _affine_jitter(images, jitter, rng).to(images.dtype)
     noise = rng.uniform(-1, 1, 2, *images.shape[-2:]).to(images.dtype)
     displacement = (gaussian_smooth(noise, sigma) * gain).permute(0, 2, 3, 1)  # (B, H, W, 2)

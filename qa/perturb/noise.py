@@ -1,5 +1,6 @@
-"""Noise families of ImageNet-C, with its severity parameters (intensity-relative: no scaling).
+"""Noise families of ImageNet-C, with its and CIFAR-10-C's severity parameters.
 
+The parameters are relative to the intensity, so they are not scaled with the image size.
 torchvision has no noise operations, so all three are written by hand.
 """
 
@@ -7,29 +8,44 @@ import torch
 
 from qa.perturb.common import SampleRandom
 
-GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
-SHOT_PHOTONS = (60, 25, 12, 5, 3)  # photons per unit intensity: fewer is noisier
-IMPULSE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)
+GAUSSIAN_SIGMA = {
+    "imagenet_c": (0.08, 0.12, 0.18, 0.26, 0.38),
+    "cifar10_c": (0.04, 0.06, 0.08, 0.09, 0.10),
+}
+SHOT_PHOTONS = {  # photons per unit intensity: fewer is noisier
+    "imagenet_c": (60, 25, 12, 5, 3),
+    "cifar10_c": (500, 250, 100, 75, 50),
+}
+IMPULSE_AMOUNT = {
+    "imagenet_c": (0.03, 0.06, 0.09, 0.17, 0.27),
+    "cifar10_c": (0.01, 0.02, 0.03, 0.05, 0.07),
+}
 
 
-def gaussian_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def gaussian_noise(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Additive white Gaussian noise (sensor read noise)."""
-    sigma = GAUSSIAN_SIGMA[severity - 1]
+    sigma = GAUSSIAN_SIGMA[ladder][severity - 1]
     return (images + sigma * rng.randn(*images.shape[1:]).to(images)).clamp(0, 1)
 
 
-def shot_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def shot_noise(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Poisson (photon-counting) noise: each value becomes Poisson(x * c) / c."""
-    photons = SHOT_PHOTONS[severity - 1]
+    photons = SHOT_PHOTONS[ladder][severity - 1]
     return (rng.poisson(images * photons) / photons).clamp(0, 1).to(images.dtype)
 
 
-def impulse_noise(images: torch.Tensor, severity: int, rng: SampleRandom) -> torch.Tensor:
+def impulse_noise(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
     """Salt-and-pepper noise: a fraction of the values (per channel) set to 0 or 1, half each.
 
     As scikit-image's random_noise(mode="s&p") that ImageNet-C uses.
     """
-    amount = IMPULSE_AMOUNT[severity - 1]
+    amount = IMPULSE_AMOUNT[ladder][severity - 1]
     draws = rng.rand(2, *images.shape[1:]).to(images)
     hit, salt = draws[:, 0] < amount, (draws[:, 1] < 0.5).to(images.dtype)
     return torch.where(hit, salt, images)
