@@ -11,6 +11,7 @@ import pytest
 from test_engine_support import save_tiny, write_data, write_suite
 
 from qa.cli import main
+from qa.report import markdown
 
 PASSING = "- {kind: top1_accuracy, min: 0.0}\n"
 FAILING = "- {kind: top1_accuracy, min: 0.99}\n"
@@ -94,7 +95,7 @@ def test_a_run_stopped_by_bad_input_replaces_every_report_with_the_error(
     for name in ("summary.md", "result.html"):
         text = (out / name).read_text()
         assert "ERROR" in text and "PASS" not in text, name
-    assert message in (out / "summary.md").read_text()
+    assert markdown._text(message) in (out / "summary.md").read_text()  # as literal Markdown
     assert summary.read_text() == (out / "summary.md").read_text() + "\n"
     for fmt in ("md", "junit", "html", "terminal"):  # `qa report` re-renders the error
         assert main(["report", str(out / "result.json"), "--format", fmt]) == 0

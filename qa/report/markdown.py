@@ -46,7 +46,8 @@ def render(doc: dict) -> str:
         f"### {SYMBOLS[doc['verdict']]} qa: {_text(doc['suite']['name'])} — "
         f"**{doc['verdict'].upper()}**",
         "",
-        f"{_code(ckpt.get('path'))} (sha256 {_code(str(ckpt.get('sha256', ''))[:12])})"
+        f"{_code(ckpt.get('path'))}"
+        + (f" (sha256 {_code(str(ckpt['sha256'])[:12])})" if ckpt.get("sha256") else "")
         + (f" against baseline {_code(baseline['path'])}" if baseline else "")
         + f" · {_text(counts)} · {doc['duration']:.1f} s",
         "",
