@@ -206,3 +206,60 @@ def test_torchrun_two_processes_write_one_set_of_files(tiny_digits, tmp_path):
     # Validation is sharded without padding and summed: exactly the 12 val images count.
     assert round(record["val_acc"] * 12, 6).is_integer()
     assert read_checkpoint(out / "last.pt")["state_dict"]["fc.weight"].shape == (3, 512)
+
+
+def _all_finite(state: dict) -> bool:
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+def test_a_diverging_run_stops_and_saves_nothing(tiny_digits, tmp_path, capsys):
+    assert _finetune(tiny_digits, tmp_path / "run", "--epochs", "2", "--lr", "1e30") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: training diverged in epoch 1, step ")
+    assert "the loss became nan" in err[0] and "lower --lr (now 1e+30)" in err[0]
+    assert err[0].endswith("nothing was saved")
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_divergence_keeps_the_good_checkpoints(tiny_digits, tmp_path, monkeypatch, capsys):
+    real_train_epoch = finetune_module.train_epoch
+    epochs = []
+
+    def lr_explodes_in_epoch_2(model, loader, optimizer, scheduler, *rest):
+        epochs.append(1)
+        if len(epochs) == 2:  # the real loop then diverges from a real, far too high rate
+            scheduler.base_lrs = [1e30] * len(scheduler.base_lrs)
+        return real_train_epoch(model, loader, optimizer, scheduler, *rest)
+
+    monkeypatch.setattr(finetune_module, "train_epoch", lr_explodes_in_epoch_2)
+    assert _finetune(tiny_digits, tmp_path / "run", "--epochs", "3") == 2
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 2" in err
+    assert f"{tmp_path / 'run' / 'last.pt'} keeps epoch 1, best.pt epoch 1" in err
+    for name in ("best.pt", "last.pt"):
+        ckpt = read_checkpoint(tmp_path / "run" / name)
+        assert ckpt["train_state"]["epoch"] == 1 and _all_finite(ckpt["state_dict"]), name
+    assert [m["epoch"] for m in _metrics(tmp_path / "run")] == [1]
+
+
+def test_a_killed_writes_temporaries_are_removed_at_the_next_run(tiny_digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [run / ".last.pt.k1ll3d00.tmp", run / ".best.pt.abc_1234.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1_500_000)
+    others = [run / ".notes.tmp", run / "last.pt.tmp", run / ".last.pt.bak"]
+    for path in others:
+        path.write_text("not ours")
+    assert _finetune(tiny_digits, run, "--epochs", "1") == 0
+    out = capsys.readouterr().out.splitlines()
+    removed = [line for line in out if line.startswith("removed ")]
+    assert removed == [
+        f"removed 2 unfinished file(s) an interrupted run left in {run} (3.0 MB): "
+        ".best.pt.abc_1234.tmp, .last.pt.k1ll3d00.tmp"
+    ]
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in others)
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()

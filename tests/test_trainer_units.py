@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from qa.errors import InputError
+from qa.io import atomic_path, stale_temporaries
 from qa.models import build_model, read_checkpoint
 from qa.preprocess import make_preprocessing
 from trainer import checkpoint, init
 from trainer.config import TrainConfig, config_from_flags
 from trainer.data import epoch_seed
-from trainer.finetune import stop_reason, update_best
+from trainer.distributed import World
+from trainer.finetune import check_weights, stop_reason, update_best
 from trainer.loop import warmup_cosine
 
 
@@ -116,3 +118,26 @@ def test_metrics_log_is_cut_back_to_the_resumed_epoch(tmp_path):
     assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
     checkpoint.start_metrics_log(log, through_epoch=0)
     assert log.read_text() == ""
+
+
+def test_stale_temporaries_match_what_atomic_path_leaves_and_nothing_else(tmp_path):
+    (tmp_path / ".last.pt.tmp").write_text("no random part: not atomic_path's")
+    (tmp_path / "x.last.pt.abcdefgh.tmp").write_text("another name")
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"half a checkpoint")
+        assert stale_temporaries(tmp_path, ["last.pt", "best.pt"]) == [tmp]
+    assert stale_temporaries(tmp_path, ["last.pt", "best.pt"]) == []
+
+
+def test_weights_gone_non_finite_stop_the_run(tmp_path):
+    module = torch.nn.BatchNorm1d(2)
+    cfg = TrainConfig(out=str(tmp_path), lr=0.5)
+    run = SimpleNamespace(cfg=cfg, module=module, world=World(), epoch=3, best={"epoch": 2})
+    check_weights(run, 4)
+    module.running_var[1] = float("inf")
+    with pytest.raises(InputError) as raised:
+        check_weights(run, 4)
+    assert str(raised.value) == (
+        "training diverged in epoch 4, running_var became non-finite; lower --lr (now 0.5) "
+        f"or set --grad-clip; {tmp_path / 'last.pt'} keeps epoch 3, best.pt epoch 2"
+    )
