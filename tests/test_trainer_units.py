@@ -141,3 +141,32 @@ def test_weights_gone_non_finite_stop_the_run(tmp_path):
         "training diverged in epoch 4, running_var became non-finite; lower --lr (now 0.5) "
         f"or set --grad-clip; {tmp_path / 'last.pt'} keeps epoch 3, best.pt epoch 2"
     )
+
+
+def _allocated_bytes(fn) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0)
+
+
+def test_an_optimiser_step_is_adamw_without_parameter_sized_temporaries():
+    # The for-loop AdamW allocated twice the parameters' bytes a step, which the allocator
+    # paged in afresh each time: about a third of a CPU training step, and the throughput gap.
+    torch.manual_seed(0)
+    model = build_model("resnet18", {"num_classes": 4})
+    reference = build_model("resnet18", {"num_classes": 4})
+    reference.load_state_dict(model.state_dict())
+    optimizer = init.make_optimizer(model, lr=1e-2, backbone_lr=1e-3, weight_decay=0.05)
+    plain = torch.optim.AdamW(init.param_groups(reference, 1e-2, 1e-3, 0.05), foreach=False)
+    for _ in range(3):
+        for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        plain.step()
+        allocated = _allocated_bytes(optimizer.step)
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert allocated < param_bytes / 100

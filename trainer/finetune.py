@@ -97,9 +97,7 @@ def prepare(cfg: TrainConfig, world: World, device: torch.device, resumed: dict 
         model = nn.parallel.DistributedDataParallel(module, device_ids=ids)
     pretrained = origin["kind"] != "scratch"
     backbone_lr = cfg.backbone_lr or (cfg.lr * 0.1 if pretrained else cfg.lr)
-    optimizer = torch.optim.AdamW(
-        init.param_groups(module, cfg.lr, backbone_lr, cfg.weight_decay), lr=cfg.lr
-    )
+    optimizer = init.make_optimizer(module, cfg.lr, backbone_lr, cfg.weight_decay)
     train_set = data.ImageDataset(
         splits.train, data.train_transform(preprocessing, cfg.augmentations)
     )
