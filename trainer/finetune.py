@@ -180,9 +180,24 @@ def check_resumable(cfg: TrainConfig, resumed: dict, class_names: list[str]) -> 
 
 
 def restore(run: Run, state: dict) -> None:
-    """Continue from a saved train_state: optimiser, schedule, RNG, epoch and early-stop state."""
+    """Continue from a saved train_state: optimiser, schedule, RNG, epoch and early-stop state.
+
+    The optimiser's settings (learning rates, weight decay) stay those of this run's config,
+    so --lr or --weight-decay given again with --resume apply from the resumed step on; when
+    none is given they equal the saved ones and the run replays exactly.
+    """
+    settings = [
+        {k: v for k, v in group.items() if k not in ("params", "lr")}
+        for group in run.optimizer.param_groups
+    ]
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    run.scheduler.base_lrs = [group["initial_lr"] for group in settings]
+    for group, own, factor in zip(
+        run.optimizer.param_groups, settings, run.scheduler.lr_lambdas, strict=True
+    ):
+        group.update(own)
+        group["lr"] = own["initial_lr"] * factor(run.scheduler.last_epoch)
     checkpoint.restore_rng(state["rng"])
     run.epoch = int(state["epoch"])
     run.best = dict(state["best"])
