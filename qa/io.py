@@ -5,6 +5,7 @@ set), keeping the previous files until every rename succeeded. `check_writable` 
 any work, whether an output path given on the command line can be written at all.
 """
 
+import glob
 import os
 import shutil
 import tempfile
@@ -13,6 +14,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from qa.errors import InputError
+
+TEMP_SUFFIX = ".tmp"
 
 
 class IncompleteReplace(OSError):
@@ -83,7 +86,7 @@ def _temporary(path: str | os.PathLike) -> Iterator[Path]:
     """A new empty file beside `path` (readable like any file), removed on exit if still there."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report should read like any file
@@ -145,3 +148,16 @@ def check_writable(path: str | os.PathLike, option: str, folder: bool = False) -
         raise InputError(f"{option} {p}: expected a folder at {existing}, found a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{option} {p}: expected a writable folder, found {existing} read-only")
+
+
+def stale_temporaries(folder: str | os.PathLike, names: list[str]) -> list[Path]:
+    """The temporaries `atomic_path` left in `folder` for the files `names` when its process was
+    killed mid-write (a SIGKILL or power cut skips its clean-up); only our own naming pattern,
+    `.NAME.XXXXXXXX.tmp`, is matched, so nobody else's files are ever listed."""
+    folder = Path(folder)
+    return sorted(
+        path
+        for name in names
+        for path in folder.glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}")
+        if path.is_file()
+    )

@@ -206,3 +206,54 @@ def test_torchrun_two_processes_write_one_set_of_files(tiny_digits, tmp_path):
     # Validation is sharded without padding and summed: exactly the 12 val images count.
     assert round(record["val_acc"] * 12, 6).is_integer()
     assert read_checkpoint(out / "last.pt")["state_dict"]["fc.weight"].shape == (3, 512)
+
+
+def _all_finite(state: dict) -> bool:
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+def test_a_diverging_run_stops_and_saves_nothing(tiny_digits, tmp_path, capsys):
+    assert _finetune(tiny_digits, tmp_path / "run", "--epochs", "2", "--lr", "1e30") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: training diverged in epoch 1, step ")
+    assert "the loss became nan" in err[0] and "lower --lr (now 1e+30)" in err[0]
+    assert err[0].endswith("nothing was saved")
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_divergence_keeps_the_good_checkpoints(tiny_digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _finetune(tiny_digits, run, "--epochs", "1") == 0
+    good = {name: (run / name).read_bytes() for name in ("best.pt", "last.pt")}
+    # --lr given again with --resume applies from the resumed epoch on: here, far too high.
+    resume = ["finetune", "--resume", str(run / "last.pt"), "--epochs", "3", "--lr", "1e30"]
+    assert main(resume) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training diverged in epoch 2, step " in err[0], err
+    assert err[0].endswith(f"{run / 'last.pt'} keeps epoch 1, best.pt epoch 1")
+    assert {name: (run / name).read_bytes() for name in good} == good
+    assert _all_finite(read_checkpoint(run / "last.pt")["state_dict"])
+    assert [m["epoch"] for m in _metrics(run)] == [1]
+
+
+def test_a_killed_writes_temporaries_are_removed_at_the_next_run(tiny_digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [run / ".last.pt.k1ll3d00.tmp", run / ".best.pt.abc_1234.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1_500_000)
+    others = [run / ".notes.tmp", run / "last.pt.tmp", run / ".last.pt.bak"]
+    for path in others:
+        path.write_text("not ours")
+    assert _finetune(tiny_digits, run, "--epochs", "1") == 0
+    out = capsys.readouterr().out.splitlines()
+    removed = [line for line in out if line.startswith("removed ")]
+    assert removed == [
+        f"removed 2 unfinished file(s) an interrupted run left in {run} (3.0 MB): "
+        ".best.pt.abc_1234.tmp, .last.pt.k1ll3d00.tmp"
+    ]
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in others)
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()

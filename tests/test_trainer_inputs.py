@@ -1,6 +1,7 @@
 """Every unusable input to `trainer` is one `error:` line and exit 2, never a traceback."""
 
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,14 @@ import torch
 
 from qa.models import build_model, save_checkpoint
 from qa.preprocess import make_preprocessing
+from trainer import finetune as finetune_module
 from trainer.checkpoint import TRAIN_STATE_KEYS
 from trainer.cli import main
+from trainer.config import TrainConfig, flag_type
+
+FLOAT_FLAGS = [
+    "--" + f.name.replace("_", "-") for f in fields(TrainConfig) if flag_type(f) is float
+]
 
 FAST = ["--batch-size", "8", "--workers", "0", "--epochs", "1", "--image-size", "16"]
 
@@ -169,6 +176,94 @@ def test_resume_with_other_classes(tiny_digits, tmp_path, capsys):
 def test_bad_flags(tiny_digits, tmp_path, capsys, flags, expected):
     assert _finetune(tiny_digits, tmp_path / "run", *flags) == 2
     _one_error_line(capsys, expected)
+
+
+def test_every_float_option_is_covered():
+    assert {"--lr", "--backbone-lr", "--weight-decay", "--warmup-epochs"} <= set(FLOAT_FLAGS)
+    assert {"--label-smoothing", "--grad-clip", "--target-accuracy"} <= set(FLOAT_FLAGS)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize("flag", FLOAT_FLAGS)
+def test_non_finite_numbers_are_refused(tiny_digits_source, tmp_path, capsys, flag, value):
+    assert _finetune(tiny_digits_source, tmp_path / "run", f"{flag}={value}") == 2
+    line = _one_error_line(capsys, f"{flag}: expected a finite number")
+    assert line.endswith(f"found {float(value)}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--label-smoothing", "1", ">= 0 and < 1, found 1.0"),
+        ("--target-accuracy", "1.5", ">= 0 and <= 1, found 1.5"),
+        ("--target-accuracy", "-0.1", ">= 0 and <= 1, found -0.1"),
+        ("--warmup-epochs", "-1", ">= 0, found -1.0"),
+        ("--grad-clip", "-0.5", ">= 0, found -0.5"),
+        ("--backbone-lr", "0", "> 0, found 0.0"),
+        ("--seed", "-1", "a whole number >= 0 and < 9223372036854775808, found -1"),
+        ("--seed", str(2**64), "found 18446744073709551616"),
+    ],
+)
+def test_out_of_range_numbers_are_refused(
+    tiny_digits_source, tmp_path, capsys, flag, value, expected
+):
+    assert _finetune(tiny_digits_source, tmp_path / "run", f"{flag}={value}") == 2
+    _one_error_line(capsys, f"{flag}: expected", expected)
+
+
+def test_a_resumed_config_with_a_non_finite_number_is_refused(tiny_digits, tmp_path, capsys):
+    _qa_checkpoint(tmp_path / "last.pt", ["0", "1", "2"], train_state=True)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    ckpt["provenance"]["config"]["lr"] = float("nan")
+    torch.save(ckpt, tmp_path / "last.pt")
+    args = ["--resume", str(tmp_path / "last.pt"), "--data", str(tiny_digits)]
+    assert main(["finetune", *args]) == 2
+    _one_error_line(capsys, "--lr: expected a finite number > 0, found nan")
+
+
+def _must_not_train(*args, **kwargs):
+    raise AssertionError("training started although --out is unusable")
+
+
+def test_out_that_is_a_file_is_refused_before_training(tiny_digits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(finetune_module, "prepare", _must_not_train)
+    (tmp_path / "run").write_text("not a folder")
+    assert _finetune(tiny_digits, tmp_path / "run") == 2
+    _one_error_line(capsys, f"--out {tmp_path / 'run'}: expected a folder, found a file")
+    assert _finetune(tiny_digits, tmp_path / "run" / "sub") == 2
+    _one_error_line(
+        capsys, f"--out {tmp_path / 'run' / 'sub'}: expected a folder at {tmp_path / 'run'}"
+    )
+
+
+def test_out_with_a_folder_where_a_run_file_goes(tiny_digits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(finetune_module, "prepare", _must_not_train)
+    (tmp_path / "run" / "last.pt").mkdir(parents=True)
+    assert _finetune(tiny_digits, tmp_path / "run") == 2
+    _one_error_line(capsys, "expected last.pt to be a file, found a folder")
+
+
+def test_out_that_cannot_be_written_is_refused(tiny_digits, tmp_path, capsys, monkeypatch):
+    # Root may write anywhere, so a read-only folder is simulated where the check looks.
+    monkeypatch.setattr(finetune_module, "prepare", _must_not_train)
+    real_access = os.access
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    assert _finetune(tiny_digits, locked) == 2
+    _one_error_line(capsys, f"--out {locked}: expected a writable folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_out_in_a_read_only_folder_for_real(tiny_digits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(finetune_module, "prepare", _must_not_train)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert _finetune(tiny_digits, locked / "run") == 2
+    _one_error_line(capsys, f"--out {locked / 'run'}: expected a writable folder")
+    assert _finetune(tiny_digits, locked) == 2
+    _one_error_line(capsys, f"--out {locked}: expected a writable folder")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from qa.errors import InputError
+from qa.io import atomic_path, stale_temporaries
 from qa.models import build_model, read_checkpoint
 from qa.preprocess import make_preprocessing
 from trainer import checkpoint, init
 from trainer.config import TrainConfig, config_from_flags
 from trainer.data import epoch_seed
-from trainer.finetune import stop_reason, update_best
+from trainer.distributed import World
+from trainer.finetune import check_weights, stop_reason, update_best
 from trainer.loop import warmup_cosine
 
 
@@ -116,3 +118,55 @@ def test_metrics_log_is_cut_back_to_the_resumed_epoch(tmp_path):
     assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
     checkpoint.start_metrics_log(log, through_epoch=0)
     assert log.read_text() == ""
+
+
+def test_stale_temporaries_match_what_atomic_path_leaves_and_nothing_else(tmp_path):
+    (tmp_path / ".last.pt.tmp").write_text("no random part: not atomic_path's")
+    (tmp_path / "x.last.pt.abcdefgh.tmp").write_text("another name")
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"half a checkpoint")
+        assert stale_temporaries(tmp_path, ["last.pt", "best.pt"]) == [tmp]
+    assert stale_temporaries(tmp_path, ["last.pt", "best.pt"]) == []
+
+
+def test_weights_gone_non_finite_stop_the_run(tmp_path):
+    module = torch.nn.BatchNorm1d(2)
+    cfg = TrainConfig(out=str(tmp_path), lr=0.5)
+    run = SimpleNamespace(cfg=cfg, module=module, world=World(), epoch=3, best={"epoch": 2})
+    check_weights(run, 4)
+    module.running_var[1] = float("inf")
+    with pytest.raises(InputError) as raised:
+        check_weights(run, 4)
+    assert str(raised.value) == (
+        "training diverged in epoch 4, running_var became non-finite; lower --lr (now 0.5) "
+        f"or set --grad-clip; {tmp_path / 'last.pt'} keeps epoch 3, best.pt epoch 2"
+    )
+
+
+def _allocated_bytes(fn) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0)
+
+
+def test_an_optimiser_step_is_adamw_without_parameter_sized_temporaries():
+    # The for-loop AdamW allocated twice the parameters' bytes a step, which the allocator
+    # paged in afresh each time: about a third of a CPU training step, and the throughput gap.
+    torch.manual_seed(0)
+    model = build_model("resnet18", {"num_classes": 4})
+    reference = build_model("resnet18", {"num_classes": 4})
+    reference.load_state_dict(model.state_dict())
+    optimizer = init.make_optimizer(model, lr=1e-2, backbone_lr=1e-3, weight_decay=0.05)
+    plain = torch.optim.AdamW(init.param_groups(reference, 1e-2, 1e-3, 0.05), foreach=False)
+    for _ in range(3):
+        for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        plain.step()
+        allocated = _allocated_bytes(optimizer.step)
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert allocated < param_bytes / 100

@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 
 from qa.errors import InputError
-from qa.io import atomic_path, write_text_atomic
+from qa.io import atomic_path, check_writable, stale_temporaries, write_text_atomic
 from qa.models import read_checkpoint, save_checkpoint
 
 TRAIN_STATE_KEYS = ("epoch", "optimizer", "scheduler", "rng", "best", "bad_epochs")
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
 
 
 def versions() -> dict:
@@ -84,6 +85,36 @@ def read_resumable(path: str) -> dict:
     if missing:
         raise InputError(f"--resume {path}: the training state lacks {missing}")
     return ckpt
+
+
+def check_rundir(rundir: str | Path) -> None:
+    """Create the run folder, or refuse it in one line before any training: a file in its place,
+    a folder this user cannot write, or a folder where a run file should go."""
+    rundir = Path(rundir)
+    check_writable(rundir, "--out", folder=True)
+    try:
+        rundir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {rundir}: cannot create the folder ({exc.strerror})") from None
+    for name in RUN_FILES:
+        if (rundir / name).is_dir():
+            raise InputError(f"--out {rundir}: expected {name} to be a file, found a folder")
+
+
+def remove_stale_temporaries(rundir: str | Path) -> str | None:
+    """Delete the half-written run files a killed run left behind (each as big as a
+    checkpoint); returns a line saying what went, or None when there were none."""
+    stale = stale_temporaries(rundir, list(RUN_FILES))
+    if not stale:
+        return None
+    size = sum(path.stat().st_size for path in stale)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    names = ", ".join(path.name for path in stale)
+    return (
+        f"removed {len(stale)} unfinished file(s) an interrupted run left in {rundir} "
+        f"({size / 1e6:.1f} MB): {names}"
+    )
 
 
 def save_run(rundir: str | Path, ckpt: dict, best: bool) -> None:

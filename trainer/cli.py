@@ -1,4 +1,9 @@
-"""`trainer`: argument parsing and exit codes only; the work lives in the other modules."""
+"""`trainer`: argument parsing and exit codes only; the work lives in the other modules.
+
+Exit codes: 0 done; 2 bad input, one `error:` line (a flag, the data, an unusable --out, or a
+run that diverged: its loss or weights went NaN or infinite, usually from too high a --lr);
+3 a bug in trainer; 130 interrupted.
+"""
 
 import argparse
 import os
@@ -36,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("checkpoint", help="a qa checkpoint (.pt)")
     describe.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    finetune = commands.add_parser("finetune", help="fine-tune a model on an ImageFolder")
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune a model on an ImageFolder",
+        description="Fine-tune a model on an ImageFolder. Exit 2 on bad input, including a run "
+        "that diverges (NaN or infinite loss): it stops before saving that epoch.",
+    )
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         # SUPPRESS: only flags actually given reach the config, so --resume can tell them apart.
@@ -52,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `trainer` console script; returns the exit code (qa.errors.ExitCode)."""
+    """Entry point of the `trainer` console script; returns the exit code (module docstring)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help

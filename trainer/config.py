@@ -4,6 +4,8 @@ The command line is generated from `TrainConfig`'s fields, and a checkpoint reco
 config, so `--resume` can rebuild a run from the file and apply only the flags given again.
 """
 
+import math
+import operator
 import types
 from dataclasses import asdict, dataclass, field, fields
 
@@ -12,9 +14,11 @@ from qa.errors import InputError
 AUGMENTATIONS = ("crop", "flip")
 METRICS = ("val_acc", "val_loss")
 DEVICES = ("auto", "cpu", "cuda")
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 def _opt(default, help: str, **extra):
+    # `bounds`: ((operator, limit), ...) that a numeric setting must satisfy (see check_number).
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -30,29 +34,51 @@ class TrainConfig:
     )
     init: str | None = _opt(None, "start from a qa checkpoint or a plain state_dict")
     freeze_backbone: bool = _opt(False, "train only the classification head")
-    lr: float = _opt(3e-3, "peak learning rate of the head (AdamW)")
+    lr: float = _opt(3e-3, "peak learning rate of the head (AdamW)", bounds=((">", 0),))
     backbone_lr: float | None = _opt(
-        None, "peak learning rate of the backbone (default: lr*0.1 when pretrained, else lr)"
+        None,
+        "peak learning rate of the backbone (default: lr*0.1 when pretrained, else lr)",
+        bounds=((">", 0),),
     )
-    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to norms and biases)")
-    epochs: int = _opt(6, "number of epochs")
-    batch_size: int = _opt(32, "images per step (per process under torchrun)")
-    warmup_epochs: float = _opt(0.5, "linear warm-up before the cosine decay, in epochs")
-    label_smoothing: float = _opt(0.0, "label smoothing of the training loss")
-    grad_clip: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
+    weight_decay: float = _opt(
+        0.01, "AdamW weight decay (not applied to norms and biases)", bounds=((">=", 0),)
+    )
+    epochs: int = _opt(6, "number of epochs", bounds=((">=", 1),))
+    batch_size: int = _opt(32, "images per step (per process under torchrun)", bounds=((">=", 1),))
+    warmup_epochs: float = _opt(
+        0.5, "linear warm-up before the cosine decay, in epochs", bounds=((">=", 0),)
+    )
+    label_smoothing: float = _opt(
+        0.0, "label smoothing of the training loss", bounds=((">=", 0), ("<", 1))
+    )
+    grad_clip: float = _opt(
+        0.0, "clip the gradient norm to this value (0: off)", bounds=((">=", 0),)
+    )
     augment: str = _opt("crop,flip", "comma list of crop,flip, or none")
     image_size: int | None = _opt(
-        None, "input size (default: the weights' crop size, else the first training image's)"
+        None,
+        "input size (default: the weights' crop size, else the first training image's)",
+        bounds=((">=", 1),),
     )
-    patience: int = _opt(0, "stop after this many epochs without improvement (0: off)")
+    patience: int = _opt(
+        0, "stop after this many epochs without improvement (0: off)", bounds=((">=", 0),)
+    )
     metric: str = _opt(
         "val_acc", "metric that picks best.pt and drives --patience", choices=METRICS
     )
-    target_accuracy: float | None = _opt(None, "stop once validation accuracy reaches this")
-    seed: int = _opt(0, "seed of every random choice: a CPU run is bit-for-bit reproducible")
+    target_accuracy: float | None = _opt(
+        None, "stop once validation accuracy reaches this", bounds=((">=", 0), ("<=", 1))
+    )
+    seed: int = _opt(
+        0,
+        "seed of every random choice: a CPU run is bit-for-bit reproducible",
+        bounds=((">=", 0), ("<", 2**63)),
+    )
     resume: str | None = _opt(None, "continue a run from its last.pt (flags given again override)")
     device: str = _opt("auto", "auto, cpu or cuda", choices=DEVICES)
-    workers: int = _opt(2, "data-loading worker processes per training process")
+    workers: int = _opt(
+        2, "data-loading worker processes per training process", bounds=((">=", 0),)
+    )
 
     @property
     def augmentations(self) -> set[str]:
@@ -91,28 +117,9 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError("finetune: --data and --out are required (unless --resume is given)")
     if cfg.weights and cfg.init:
         raise InputError("finetune: give either --weights or --init, not both")
-    positive = {"epochs": cfg.epochs, "batch-size": cfg.batch_size, "lr": cfg.lr}
-    if cfg.backbone_lr is not None:
-        positive["backbone-lr"] = cfg.backbone_lr
-    if cfg.image_size is not None:
-        positive["image-size"] = cfg.image_size
-    for name, value in positive.items():
-        if not value > 0:
-            raise InputError(f"--{name}: expected a positive number, found {value}")
-    non_negative = {
-        "weight-decay": cfg.weight_decay,
-        "warmup-epochs": cfg.warmup_epochs,
-        "grad-clip": cfg.grad_clip,
-        "patience": cfg.patience,
-        "workers": cfg.workers,
-    }
-    for name, value in non_negative.items():
-        if value < 0:
-            raise InputError(f"--{name}: expected zero or more, found {value}")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise InputError(
-            f"--label-smoothing: expected a value in [0, 1), found {cfg.label_smoothing}"
-        )
+    for f in fields(cfg):
+        if flag_type(f) in (int, float):
+            check_number(f, getattr(cfg, f.name))
     for name, value, allowed in (("metric", cfg.metric, METRICS), ("device", cfg.device, DEVICES)):
         if value not in allowed:
             raise InputError(f"--{name}: expected one of {', '.join(allowed)}, found {value!r}")
@@ -122,6 +129,23 @@ def validate(cfg: TrainConfig) -> None:
             f"--augment: expected a comma list of {', '.join(AUGMENTATIONS)} or none, "
             f"found {cfg.augment!r}"
         )
+
+
+def check_number(f, value) -> None:
+    """Refuse a numeric setting that is not a finite number within its field's `bounds`.
+
+    One rule for every number, whether it came from the command line (where argparse's
+    `float` happily reads nan and inf) or from a resumed checkpoint's recorded config.
+    """
+    if value is None and f.default is None:
+        return
+    bounds = f.metadata.get("bounds", ())
+    whole = flag_type(f) is int
+    kind = "a whole number" if whole else "a finite number"
+    expected = " ".join([kind, " and ".join(f"{op} {limit}" for op, limit in bounds)]).strip()
+    number = isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and all(_OPS[op](value, lim) for op, lim in bounds)):
+        raise InputError(f"--{f.name.replace('_', '-')}: expected {expected}, found {value!r}")
 
 
 def as_record(cfg: TrainConfig) -> dict:

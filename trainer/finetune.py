@@ -3,8 +3,11 @@
 Each epoch trains, validates, writes last.pt (and best.pt when the chosen metric improved)
 atomically and appends a line to metrics.jsonl, so a Ctrl-C or a crash loses at most the
 epoch in flight, and `--resume RUNDIR/last.pt` replays the rest bit for bit on CPU.
+A run whose loss or weights stop being finite is stopped as bad input (exit 2, usually a too
+high --lr) before anything of it is saved, so best.pt and last.pt keep their last good epoch.
 """
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,6 +25,9 @@ from trainer.config import TrainConfig, as_record, config_from_flags
 from trainer.distributed import World
 from trainer.loop import evaluate, memory_format, train_epoch, warmup_cosine
 from trainer.progress import EpochProgress
+
+# Steps between two divergence checks where a check costs a device sync (GPU, torchrun).
+CHECK_EVERY = 10
 
 
 @dataclass
@@ -57,8 +63,12 @@ def finetune(flags: dict) -> dict:
         # The run goes on beside the file resumed from, wherever the run folder was moved.
         flags = {"out": str(Path(flags["resume"]).parent), **flags}
     cfg = config_from_flags(flags, resumed["provenance"]["config"] if resumed else None)
+    checkpoint.check_rundir(cfg.out)
     world, device = distributed.start(cfg.device)
     try:
+        removed = checkpoint.remove_stale_temporaries(cfg.out) if world.is_main else None
+        if removed:
+            print(removed, flush=True)
         run = prepare(cfg, world, device, resumed)
         return fit(run)
     finally:
@@ -87,9 +97,7 @@ def prepare(cfg: TrainConfig, world: World, device: torch.device, resumed: dict 
         model = nn.parallel.DistributedDataParallel(module, device_ids=ids)
     pretrained = origin["kind"] != "scratch"
     backbone_lr = cfg.backbone_lr or (cfg.lr * 0.1 if pretrained else cfg.lr)
-    optimizer = torch.optim.AdamW(
-        init.param_groups(module, cfg.lr, backbone_lr, cfg.weight_decay), lr=cfg.lr
-    )
+    optimizer = init.make_optimizer(module, cfg.lr, backbone_lr, cfg.weight_decay)
     train_set = data.ImageDataset(
         splits.train, data.train_transform(preprocessing, cfg.augmentations)
     )
@@ -172,9 +180,24 @@ def check_resumable(cfg: TrainConfig, resumed: dict, class_names: list[str]) -> 
 
 
 def restore(run: Run, state: dict) -> None:
-    """Continue from a saved train_state: optimiser, schedule, RNG, epoch and early-stop state."""
+    """Continue from a saved train_state: optimiser, schedule, RNG, epoch and early-stop state.
+
+    The optimiser's settings (learning rates, weight decay) stay those of this run's config,
+    so --lr or --weight-decay given again with --resume apply from the resumed step on; when
+    none is given they equal the saved ones and the run replays exactly.
+    """
+    settings = [
+        {k: v for k, v in group.items() if k not in ("params", "lr")}
+        for group in run.optimizer.param_groups
+    ]
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    run.scheduler.base_lrs = [group["initial_lr"] for group in settings]
+    for group, own, factor in zip(
+        run.optimizer.param_groups, settings, run.scheduler.lr_lambdas, strict=True
+    ):
+        group.update(own)
+        group["lr"] = own["initial_lr"] * factor(run.scheduler.last_epoch)
     checkpoint.restore_rng(state["rng"])
     run.epoch = int(state["epoch"])
     run.best = dict(state["best"])
@@ -210,6 +233,15 @@ def run_epoch(run: Run, epoch: int) -> dict:
     init.hold_frozen_norms(run.module)
     started = time.perf_counter()
     progress = EpochProgress(epoch, cfg.epochs, len(train_loader), enabled=world.is_main)
+    steps = len(train_loader)
+    # A per-step check is free on CPU; on a GPU, or across processes, it costs a sync.
+    every = 1 if run.device.type == "cpu" and world.size == 1 else CHECK_EVERY
+
+    def on_step(step: int, totals: torch.Tensor) -> None:
+        progress.update(step, totals)
+        if (step + 1) % every == 0 or step + 1 == steps:
+            check_loss(run, epoch, f"step {step + 1}/{steps}", totals[:1])
+
     with progress:
         train = train_epoch(
             run.model,
@@ -220,7 +252,7 @@ def run_epoch(run: Run, epoch: int) -> dict:
             run.device,
             run.normalize,
             cfg.grad_clip,
-            progress.update,
+            on_step,
         )
     seconds = time.perf_counter() - started
     train = distributed.sum_across(train, world).tolist()
@@ -238,6 +270,9 @@ def run_epoch(run: Run, epoch: int) -> dict:
         "images_per_s": train[2] / seconds,
         "seconds": seconds,
     }
+    if not math.isfinite(record["val_loss"]):  # summed already: every process sees the same
+        raise InputError(diverged(run, epoch, f"validation: the loss became {record['val_loss']}"))
+    check_weights(run, epoch)
     improved = update_best(run, record)
     if world.is_main:
         checkpoint.save_run(cfg.out, make_checkpoint(run, record), best=improved)
@@ -245,6 +280,35 @@ def run_epoch(run: Run, epoch: int) -> dict:
         print(summary_line(record, cfg.epochs, improved), flush=True)
     run.epoch = epoch
     return record
+
+
+def check_loss(run: Run, epoch: int, where: str, loss_sum: torch.Tensor) -> None:
+    """Stop the run, on every process alike, once a loss sum is NaN or infinite."""
+    loss_sum = distributed.sum_across(loss_sum.detach().clone(), run.world)
+    if not torch.isfinite(loss_sum).all():
+        raise InputError(diverged(run, epoch, f"{where}: the loss became {loss_sum[0].item()}"))
+
+
+def check_weights(run: Run, epoch: int) -> None:
+    """Stop the run if a weight or buffer went non-finite while the losses seen stayed finite."""
+    for name, tensor in run.module.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise InputError(diverged(run, epoch, f"{name} became non-finite"))
+
+
+def diverged(run: Run, epoch: int, what: str) -> str:
+    """The one line saying training diverged, where, what to try, and what the files hold."""
+    rundir = Path(run.cfg.out)
+    if run.epoch:
+        kept = f"{rundir / 'last.pt'} keeps epoch {run.epoch}"
+        if run.best:
+            kept += f", best.pt epoch {run.best['epoch']}"
+    else:
+        kept = "nothing was saved"
+    return (
+        f"training diverged in epoch {epoch}, {what}; lower --lr (now {run.cfg.lr:g}) "
+        f"or set --grad-clip; {kept}"
+    )
 
 
 def update_best(run: Run, record: dict) -> bool:

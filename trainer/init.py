@@ -141,3 +141,14 @@ def param_groups(model: nn.Module, lr: float, backbone_lr: float, weight_decay: 
         }
         for (is_head, decays), params in sorted(groups.items())
     ]
+
+
+def make_optimizer(model: nn.Module, lr: float, backbone_lr: float, weight_decay: float):
+    """AdamW over `param_groups`, fused: one pass over each tensor per step.
+
+    The default (for-loop) AdamW makes about six passes and allocates parameter-sized
+    temporaries that the allocator hands back to the kernel and faults in again at the next
+    step; for resnet18 on one CPU thread that measured 60 ms and ~12,000 page faults a step
+    against 14 ms and none fused, a third of a training step (bench/train_throughput.py).
+    """
+    return torch.optim.AdamW(param_groups(model, lr, backbone_lr, weight_decay), lr=lr, fused=True)
