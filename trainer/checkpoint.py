@@ -88,14 +88,11 @@ def read_resumable(path: str) -> dict:
 
 
 def check_rundir(rundir: str | Path) -> None:
-    """Create the run folder, or refuse it in one line before any training: a file in its place,
-    a folder this user cannot write, or a folder where a run file should go."""
+    """Refuse the run folder in one line before any training: a file in its place or on its
+    path, a folder this user cannot write, or a folder where a run file should go. Nothing is
+    created here: a run refused later (bad data, say) leaves no empty folder behind."""
     rundir = Path(rundir)
     check_writable(rundir, "--out", folder=True)
-    try:
-        rundir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {rundir}: cannot create the folder ({exc.strerror})") from None
     for name in RUN_FILES:
         if (rundir / name).is_dir():
             raise InputError(f"--out {rundir}: expected {name} to be a file, found a folder")
