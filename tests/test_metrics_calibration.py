@@ -7,6 +7,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from qa.metrics import calibration as cal
+from qa.metrics.bootstrap import index_bootstrap_bounds
 
 CONF = np.array([0.9, 0.8, 0.3, 0.6])
 CORRECT = np.array([1, 0, 0, 1])
@@ -78,11 +79,11 @@ def test_fitted_temperature_recovers_the_overconfidence_factor():
     assert cal.fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.1)
 
 
-def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
+def test_index_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
-    a = cal.bootstrap_interval(lambda i: x[i].mean(), 300, 0.95, seed=7)
-    assert a == cal.bootstrap_interval(lambda i: x[i].mean(), 300, 0.95, seed=7)
+    a = index_bootstrap_bounds(lambda i: x[i].mean(), 300, 0.95, seed=7)
+    assert a == index_bootstrap_bounds(lambda i: x[i].mean(), 300, 0.95, seed=7)
     assert a[0] < x.mean() < a[1]
     # each end is a one-sided 95% bound: for a mean, close to the normal one, 1.645 sd / sqrt(n)
     assert a[1] - a[0] == pytest.approx(2 * 1.645 * x.std() / np.sqrt(300), rel=0.15)

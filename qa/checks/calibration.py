@@ -23,6 +23,7 @@ from qa.checks import CheckParams, CheckResult, gate, register
 from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import calibration as cal
 from qa.metrics import calibration_bounds as cal_bounds
+from qa.metrics.bootstrap import index_bootstrap_bounds
 
 CALIBRATION_VIEW = View(split="calibration")
 MIN_CALIBRATION_SAMPLES = 50
@@ -137,8 +138,13 @@ def _upper(kind: str, logits, labels, p: CalibrationParams, confidence: float) -
         bounds = cal_bounds.calibration_error_bounds(groups, p.bins, p.binning, confidence)
         return {kind: value, f"{kind}_high": bounds.pop("ece_upper"), **bounds}
     statistic, vectorized = _resampled(kind, logits, labels, p)
-    low, high = cal.bootstrap_interval(
-        statistic, len(labels), confidence, p.resamples, p.seed, vectorized
+    low, high = index_bootstrap_bounds(
+        statistic,
+        len(labels),
+        confidence,
+        n_resamples=p.resamples,
+        seed=p.seed,
+        vectorized=vectorized,
     )
     return {kind: value, f"{kind}_low": low, f"{kind}_high": high}
 

@@ -8,20 +8,19 @@ fraction taken as the observed one, floored at the baseline's error rate (identi
 disagree nowhere, yet a real drop would show up as disagreements at least that common).
 """
 
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field
 
 from qa.checks import CheckParams, CheckResult, gate, register
+from qa.checks.robustness import CorruptionParams
 from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import paired
-from qa.perturb import check_name
+from qa.metrics.bootstrap import index_bootstrap_bounds
 
 BASELINE = View(model="baseline")
 POWER = 0.8
-PerturbationName = Annotated[str, AfterValidator(check_name)]
-Severity = Annotated[int, Field(ge=1, le=5)]
 
 
 class RegressionParams(CheckParams):
@@ -112,16 +111,16 @@ def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> Chec
         k = len(evidence.class_names)
         cand = _macro_f1(pe.labels, pe.cand_pred, k)
         base = _macro_f1(pe.labels, pe.base_pred, k)
-        upper = paired.paired_bootstrap_upper(
+        upper = index_bootstrap_bounds(
             lambda i: (
                 _macro_f1(pe.labels[i], pe.cand_pred[i], k)
                 - _macro_f1(pe.labels[i], pe.base_pred[i], k)
             ),
             n,
             conf,
-            p.resamples,
-            p.seed,
-        )
+            n_resamples=p.resamples,
+            seed=p.seed,
+        )[1]
     metrics = {
         "candidate": cand,
         "baseline": base,
@@ -358,32 +357,21 @@ def calibration_regression(evidence: Evidence, p: CalibrationRegressionParams) -
     )
 
 
-class RobustnessRegressionParams(RegressionParams):
-    """Gate each corruption family's accuracy (averaged over severities) against the baseline."""
+class RobustnessRegressionParams(CorruptionParams):
+    """Gate each corruption family's accuracy (averaged over severities) against the baseline.
 
-    perturbations: list[PerturbationName] = Field(min_length=1, description="perturbation names")
-    severities: list[Severity] = Field([1, 2, 3, 4, 5], min_length=1, description="severities 1-5")
+    Perturbations and severities are declared and validated once, by CorruptionParams.
+    """
+
+    needs_baseline: ClassVar[bool] = True
     tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable drop per family")
     resamples: int = Field(2000, ge=100, description="bootstrap resamples")
     seed: int = Field(0, description="bootstrap seed")
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "severities": [1]}
 
-    @model_validator(mode="after")
-    def _distinct(self):
-        for key in ("perturbations", "severities"):
-            values = getattr(self, key)
-            if len(set(values)) != len(values):
-                raise ValueError(f"`{key}` lists a value twice: {values}")
-        return self
-
     def views(self) -> list[View]:
         """Every listed (perturbation, severity) for both models."""
-        return [
-            View(model=m, perturbation=name, severity=s)
-            for m in ("candidate", "baseline")
-            for name in self.perturbations
-            for s in self.severities
-        ]
+        return self.corruption_views("candidate") + self.corruption_views("baseline")
 
 
 @register("robustness_regression", "regression", RobustnessRegressionParams)

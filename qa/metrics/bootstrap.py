@@ -39,3 +39,30 @@ def bootstrap_bounds(
         rng=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def index_bootstrap_bounds(
+    statistic,
+    n: int,
+    confidence: float,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    vectorized: bool = False,
+    batch: int | None = None,
+) -> tuple[float, float]:
+    """`bootstrap_bounds` of `statistic(indices)` over resampled sample indices 0..n-1.
+
+    For statistics of several arrays judged on the same samples (paired models, every view
+    of a sample): resampling indices keeps each sample's values together. A `vectorized`
+    statistic takes a (resamples, n) index array and an `axis` keyword.
+    """
+    return bootstrap_bounds(
+        statistic,
+        (np.arange(n),),
+        confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        vectorized=vectorized,
+        batch=batch,
+    )

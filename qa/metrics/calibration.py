@@ -149,27 +149,3 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         options={"xatol": 1e-6},
     )
     return float(np.exp(res.x))
-
-
-def bootstrap_interval(
-    statistic,
-    n: int,
-    confidence: float,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    vectorized: bool = False,
-) -> tuple[float, float]:
-    """Two-sided percentile bootstrap interval of `statistic(indices)` over resampled indices.
-
-    A `vectorized` statistic takes a (resamples, n) index array and an `axis` keyword.
-    """
-    from qa.metrics.bootstrap import bootstrap_bounds
-
-    return bootstrap_bounds(
-        statistic,
-        (np.arange(n),),
-        confidence,
-        n_resamples=n_resamples,
-        seed=seed,
-        vectorized=vectorized,
-    )

@@ -52,25 +52,6 @@ def drop_pvalue(worse: int, better: int, n: int, margin: float = 0.0) -> float:
     return float(norm.sf((worse - better - n * margin - 1) / np.sqrt(variance)))
 
 
-def paired_bootstrap_upper(
-    statistic, n: int, confidence: float, n_resamples: int = 2000, seed: int = 0
-) -> float:
-    """One-sided upper confidence bound of `statistic(indices)`, resampling samples in pairs.
-
-    `statistic` takes an index array and returns the candidate-minus-baseline delta on
-    those samples, so both models are always judged on the same resampled images.
-    """
-    from qa.metrics.bootstrap import bootstrap_bounds
-
-    return bootstrap_bounds(
-        statistic,
-        (np.arange(n),),
-        confidence,
-        n_resamples=n_resamples,
-        seed=seed,
-    )[1]
-
-
 def accuracy_delta_upper(
     base_correct: np.ndarray,
     cand_correct: np.ndarray,

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from qa.metrics.bootstrap import bootstrap_bounds
+from qa.metrics.bootstrap import index_bootstrap_bounds
 
 _BATCH_ELEMENTS = 100_000  # resampled indices per bootstrap batch: fast, small in memory
 
@@ -211,9 +211,9 @@ def mce_bounds(
         return np.where(den > 0, num / den, np.inf).mean(axis=1)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        return bootstrap_bounds(
+        return index_bootstrap_bounds(
             statistic,
-            (np.arange(n),),
+            n,
             confidence,
             n_resamples=n_resamples,
             seed=seed,
