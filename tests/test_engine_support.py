@@ -19,6 +19,14 @@ from qa.preprocess import make_preprocessing
 DIGITS = [str(d) for d in range(10)]
 SIZE = 16
 PREPROCESSING = make_preprocessing(SIZE)
+# The suite's `model:` for files that do not describe themselves (state_dict, TorchScript, .pt2)
+SPEC = f"""\
+model:
+  arch: resnet18
+  arch_kwargs: {{num_classes: 10}}
+  class_names: {DIGITS}
+  preprocessing: {{resize: {SIZE}, crop: {SIZE}}}
+"""
 
 
 @functools.cache

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from test_engine_support import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
+from test_engine_support import DIGITS, SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
 
 from qa.cli import main
 from qa.engine import build_evidence
@@ -13,14 +13,6 @@ from qa.errors import InputError, UntrustedCheckpointError
 from qa.evidence import CLEAN
 from qa.models import archive_kind, load_any
 from qa.suite import load_suite
-
-SPEC = f"""\
-model:
-  arch: resnet18
-  arch_kwargs: {{num_classes: 10}}
-  class_names: {DIGITS}
-  preprocessing: {{resize: {SIZE}, crop: {SIZE}}}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 import torch
-from test_engine_support import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
+from test_engine_support import SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
 
 from qa.cli import main
 from qa.errors import UntrustedCheckpointError
@@ -23,13 +23,6 @@ from qa.models import load_any
 from qa.suite import load_suite
 from qa.torchfile import reason
 
-SPEC = f"""\
-model:
-  arch: resnet18
-  arch_kwargs: {{num_classes: 10}}
-  class_names: {DIGITS}
-  preprocessing: {{resize: {SIZE}, crop: {SIZE}}}
-"""
 NAMES = ["model.pt2", "model.pt", "model.bin", "model"]
 
 
