@@ -52,7 +52,8 @@ def make_inputs(work: Path, copies: int, batch_size: int, size: int) -> dict:
     """Write the data, the checkpoint and the suite under `work`; return their paths."""
     import yaml
 
-    from qa.models import build_model, save_checkpoint
+    from qa.architectures import build_model
+    from qa.checkpoint import save_checkpoint
     from qa.preprocess import make_preprocessing
     from trainer.digits import write_digits
 
@@ -96,7 +97,7 @@ def floor(inputs: dict, batch_size: int, repeats: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from qa.models import load_model
+    from qa.checkpoint import load_model
     from qa.preprocess import load_rgb, normalize, to_unit_tensor
 
     class Files(Dataset):

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qa.architectures import build_model
 from qa.data import scan_image_folder
-from qa.models import build_model
 from qa.preprocess import make_preprocessing, normalize
 from trainer import data, init
 from trainer.config import TrainConfig

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.checkpoint import loaded_model, read_checkpoint, save_checkpoint
+from qa.data import content_fingerprint, labels_for, load_dataset
+from qa.engine import default_workers, resolve_device
 from qa.errors import InputError
+from qa.evidence import CLEAN
+from qa.inference import Split, infer
 from qa.io import check_writable
+from qa.metrics import calibration as cal
+from qa.suite import DataSpec
 
 MIN_SAMPLES = 50
 
@@ -26,13 +33,6 @@ def calibrate_checkpoint(
     bins: int = 15,
 ) -> dict:
     """Fit T on the ImageFolder `data` and write `out`; return what was fitted and measured."""
-    from qa.data import content_fingerprint, labels_for, load_dataset
-    from qa.engine import Split, default_workers, infer, resolve_device
-    from qa.evidence import CLEAN
-    from qa.metrics import calibration as cal
-    from qa.models import loaded_model, read_checkpoint, save_checkpoint
-    from qa.suite import DataSpec
-
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: refusing to overwrite the input checkpoint; choose another --out")
     check_writable(out, "--out")  # now, not after the inference pass

@@ -15,7 +15,7 @@ A checkpoint is a plain dict saved with `torch.save`, readable with `weights_onl
 
 Validation is strict (no coercion: "9" is not a version, 1 is not a class name) and rejects
 unknown keys. Whether the architecture accepts `arch_kwargs`, and whether the weights and class
-names fit it, is checked where the model is built (qa.models). Every problem is one InputError
+names fit it, is checked where the model is built (qa.architectures). Every problem is one InputError
 line: `FILE: KEY.PATH: expected ..., found ...`.
 """
 

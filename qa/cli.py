@@ -282,21 +282,9 @@ def _checks(args) -> int:
 
 
 def _describe(args) -> int:
-    import json
+    from qa.checkpoint import describe, description_lines
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from qa.models import describe
-    from qa.report.json_report import jsonable
-
-    info = jsonable(describe(args.checkpoint))
-    table = Table(show_header=False, title=Text(info.pop("path")), title_justify="left")
-    for key, value in info.items():
-        text = value if isinstance(value, str) else json.dumps(value, indent=1)
-        table.add_row(Text(key), Text(text))  # class names and paths are printed literally
-    Console().print(table)
+    print("\n".join(description_lines(describe(args.checkpoint))))
     return ExitCode.OK
 
 

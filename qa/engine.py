@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from qa import cache
+from qa.checkpoint import LoadedModel
 from qa.data import content_fingerprint, labels_for, load_dataset
 from qa.errors import InputError
 from qa.evidence import CLEAN, Evidence, View
 from qa.inference import SEED, Perturb, Split, infer, infer_adversarial
 from qa.io import atomic_path, check_writable
-from qa.models import LoadedModel
 
 __all__ = ["SEED", "Perturb", "Split", "build_evidence", "infer", "run_suite"]
 GEOMETRY = ("resize", "crop", "interpolation")
@@ -313,7 +313,7 @@ def run_suite(
     """
     import time
 
-    from qa.models import load_any
+    from qa.formats import load_any
     from qa.perturb import perturb_view
     from qa.report import RunReport, environment, model_summary, now, write_reports
     from qa.runner import exit_code, plan, run_checks, verdict
@@ -363,7 +363,7 @@ def run_suite(
 
 def _load_baseline(suite, trust: bool) -> LoadedModel:
     """The suite's baseline; InputError prefixed with "baseline" when it is missing or bad."""
-    from qa.models import load_any
+    from qa.formats import load_any
 
     try:
         return load_any(suite.baseline, suite.model, trust)

@@ -13,10 +13,10 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from qa.checkpoint import LoadedModel
 from qa.data import Dataset, Sample
 from qa.errors import InputError
 from qa.evidence import View
-from qa.models import LoadedModel
 from qa.preprocess import load_rgb, normalize, to_unit_tensor
 
 SEED = 0

@@ -1,6 +1,6 @@
 """Preprocessing as a checkpoint or a suite records it, validated, and turned into transforms.
 
-`Preprocessing` is the one schema for both the checkpoint's `preprocessing` (qa.models) and
+`Preprocessing` is the one schema for both the checkpoint's `preprocessing` (qa.checkpoint) and
 the suite's `model.preprocessing` (qa.suite). Three stages, kept apart on purpose: `load_rgb`
 decodes a file to float RGB in [0, 1] (the one decoder, shared by every view of an image);
 `to_unit_tensor` resizes (with the recorded interpolation) and crops it (where perturbations

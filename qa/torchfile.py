@@ -5,13 +5,14 @@ loader reads the same bytes, so the digest that keys caches and reports is the d
 was loaded, even if the file is replaced meanwhile (as a trainer replaces last.pt each epoch).
 
 Untrusted bytes only ever reach `torch.load(weights_only=True)` (`unpickle`): tensors and plain
-containers, never code. Everything else runs code from the file and needs trust (`load_trusted`):
-a pickle of arbitrary objects; a TorchScript archive (its methods run at load and can write
-files, e.g. `torch.save` to any path); a torch.export archive (`torch.export.load` unpickles
-members flagged `use_pickle` with `weights_only=False`, falls back to it for sample inputs,
-unpickles custom objects, and imports the modules its graph's pytree specs name, so no check
-of the members could make one safe). torch's warnings, log records and its advice to retry
-with `weights_only=False` never reach the user: every failure is one line of our own.
+containers, never code. Everything else runs code from the file and needs trust (`load_trusted`,
+given torch's reader for the kind by qa.formats): a pickle of arbitrary objects; a TorchScript
+archive (its methods run at load and can write files, e.g. `torch.save` to any path); a
+torch.export archive (`torch.export.load` unpickles members flagged `use_pickle` with
+`weights_only=False`, falls back to it for sample inputs, unpickles custom objects, and imports
+the modules its graph's pytree specs name, so no check of the members could make one safe).
+torch's warnings, log records and its advice to retry with `weights_only=False` never reach the
+user: every failure is one line of our own.
 """
 
 import contextlib
@@ -22,10 +23,10 @@ import re
 import tarfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from qa.errors import InputError, UntrustedCheckpointError
 
@@ -35,11 +36,6 @@ _LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _NAMES_CODE = ("unsupported global", "is blocked", "can only create", "can only build", "reduce")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TORCH_ADVICE = re.compile(r"weights_only|safe_globals|file an issue|documentation|still be loaded")
-KINDS = {
-    "pickle": "torch pickle",
-    "torchscript": "TorchScript archive",
-    "export": "torch.export archive",
-}
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,8 @@ def archive_kind(data: bytes) -> str:
 
     torch.export archives carry an `archive_format` member and TorchScript archives a `code/`
     tree or `constants.pkl`; anything else (torch.save's zip or legacy format) is a pickle.
-    A misjudged file is still safe: untrusted bytes only ever reach `unpickle`.
+    qa.formats.READERS has a reader for each kind. A misjudged file is still safe: untrusted
+    bytes only ever reach `unpickle`.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -128,23 +125,14 @@ def load_torch_file(path: str | Path) -> Any:
     return unpickle(read_file(path))
 
 
-def load_trusted(blob: FileBytes, kind: str) -> Any:
-    """Load bytes the user trusts (--trust-checkpoint), running whatever code they carry.
-
-    A pickle gives whatever it holds; a TorchScript or torch.export archive gives its module.
-    """
-    import torch
-
-    readers = {
-        "pickle": lambda f: torch.load(f, map_location="cpu", weights_only=False),
-        "torchscript": lambda f: torch.jit.load(f, map_location="cpu"),
-        "export": lambda f: torch.export.load(f).module(),
-    }
+def load_trusted(blob: FileBytes, what: str, load: Callable[[BinaryIO], Any]) -> Any:
+    """Run `load` (torch's reader for a `what`) on bytes the user trusts (--trust-checkpoint),
+    and so whatever code they carry; quietly, and a failure is one InputError line."""
     try:
         with quiet():
-            return readers[kind](io.BytesIO(blob.data))
+            return load(io.BytesIO(blob.data))
     except Exception as exc:
-        raise InputError(f"{blob.path}: not a readable {KINDS[kind]} ({reason(exc)})") from None
+        raise InputError(f"{blob.path}: not a readable {what} ({reason(exc)})") from None
 
 
 def _needs_code(exc: Exception, data: bytes) -> str | None:

@@ -5,8 +5,8 @@ import torch
 from test_engine_support import save_tiny, tiny_module, write_data
 
 from qa.calibrate import calibrate_checkpoint
+from qa.checkpoint import load_model, read_checkpoint
 from qa.errors import InputError
-from qa.models import load_model, read_checkpoint
 
 
 @pytest.fixture

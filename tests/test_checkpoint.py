@@ -11,19 +11,13 @@ import torch
 import yaml
 from test_engine_support import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
 
+from qa.architectures import build_model, model_from_checkpoint
+from qa.checkpoint import describe, load_model, read_checkpoint, save_checkpoint
 from qa.cli import main
 from qa.engine import build_evidence
 from qa.errors import InputError, UntrustedCheckpointError
 from qa.evidence import CLEAN
-from qa.models import (
-    build_model,
-    describe,
-    load_any,
-    load_model,
-    model_from_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from qa.formats import load_any
 from qa.preprocess import load_rgb, make_preprocessing, to_unit_tensor
 from qa.suite import load_suite
 from qa.torchfile import load_torch_file

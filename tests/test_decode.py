@@ -22,8 +22,8 @@ from qa.data import Sample, image_problem
 from qa.engine import build_evidence
 from qa.errors import InputError
 from qa.evidence import CLEAN
+from qa.formats import load_any
 from qa.inference import ImageFiles
-from qa.models import load_any
 from qa.preprocess import load_rgb, to_unit_tensor
 from qa.profile import profile_file
 from qa.suite import load_suite

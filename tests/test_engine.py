@@ -17,8 +17,8 @@ from qa.data import content_fingerprint, load_dataset
 from qa.engine import build_evidence, run_suite
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
+from qa.formats import load_any
 from qa.inference import ImageFiles
-from qa.models import load_any
 from qa.preprocess import load_rgb, normalize, to_unit_tensor
 from qa.suite import load_suite
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from qa.models import build_model, save_checkpoint
+from qa.architectures import build_model
+from qa.checkpoint import save_checkpoint
 from qa.preprocess import make_preprocessing
 
 DIGITS = [str(d) for d in range(10)]

@@ -11,8 +11,9 @@ from qa.cli import main
 from qa.engine import build_evidence
 from qa.errors import InputError, UntrustedCheckpointError
 from qa.evidence import CLEAN
-from qa.models import archive_kind, load_any
+from qa.formats import load_any
 from qa.suite import load_suite
+from qa.torchfile import archive_kind
 
 
 @pytest.fixture(scope="module")

@@ -52,12 +52,12 @@ def _read_only(monkeypatch, folder: Path) -> None:
 def no_model(monkeypatch):
     """Fail the test if a model is loaded or a run starts: output paths are checked first."""
     import qa.engine
-    import qa.models
+    import qa.formats
 
     def never(*args, **kwargs):
         raise AssertionError("a model was loaded before the output paths were checked")
 
-    monkeypatch.setattr(qa.models, "load_any", never)
+    monkeypatch.setattr(qa.formats, "load_any", never)
     return qa.engine
 
 

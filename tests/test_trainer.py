@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from qa.architectures import build_model
+from qa.checkpoint import read_checkpoint, save_checkpoint
 from qa.data import fingerprint_contains, sha256_bytes
-from qa.models import build_model, read_checkpoint, save_checkpoint
 from qa.preprocess import IMAGENET_MEAN, make_preprocessing
 from trainer import finetune as finetune_module
 from trainer.cli import main

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa.models import build_model, save_checkpoint
+from qa.architectures import build_model
+from qa.checkpoint import save_checkpoint
 from qa.preprocess import make_preprocessing
 from trainer import finetune as finetune_module
 from trainer.checkpoint import TRAIN_STATE_KEYS

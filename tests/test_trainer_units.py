@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from qa.architectures import build_model
+from qa.checkpoint import read_checkpoint
 from qa.errors import InputError
 from qa.io import atomic_path, stale_temporaries
-from qa.models import build_model, read_checkpoint
 from qa.preprocess import make_preprocessing
 from trainer import checkpoint, init
 from trainer.config import TrainConfig, config_from_flags

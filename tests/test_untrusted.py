@@ -19,7 +19,7 @@ from test_engine_support import SIZE, SPEC, save_tiny, tiny_module, write_data, 
 
 from qa.cli import main
 from qa.errors import UntrustedCheckpointError
-from qa.models import load_any
+from qa.formats import load_any
 from qa.suite import load_suite
 from qa.torchfile import reason
 

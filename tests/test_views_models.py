@@ -15,7 +15,7 @@ from test_engine_support import (
 from qa.engine import SEED, build_evidence, run_suite, view_key
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
-from qa.models import load_any
+from qa.formats import load_any
 from qa.perturb import perturb_view
 from qa.preprocess import load_rgb, make_preprocessing, normalize, to_unit_tensor
 from qa.suite import load_suite

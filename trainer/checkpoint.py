@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+import qa
+from qa.checkpoint import read_checkpoint, save_checkpoint
 from qa.errors import InputError
 from qa.io import atomic_path, check_writable, stale_temporaries, write_text_atomic
-from qa.models import read_checkpoint, save_checkpoint
 
 TRAIN_STATE_KEYS = ("epoch", "optimizer", "scheduler", "rng", "best", "bad_epochs")
 RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
@@ -25,8 +26,6 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
 def versions() -> dict:
     """Versions of the software that produced a checkpoint."""
     import torchvision
-
-    import qa
 
     return {
         "python": platform.python_version(),

@@ -6,6 +6,7 @@ run that diverged: its loss or weights went NaN or infinite, usually from too hi
 """
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -87,15 +88,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # each command imports what it needs: `trainer data` and `--help` never import torch
     if args.command == "data":
         from trainer.digits import parse_classes, write_digits
 
         counts = write_digits(args.out, args.size, args.seed, parse_classes(args.classes))
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     elif args.command == "describe":
-        from trainer.describe import print_description
+        from qa.checkpoint import describe, description_lines
 
-        print_description(args.checkpoint, as_json=args.json)
+        info = describe(args.checkpoint)
+        lines = [json.dumps(info, default=str, indent=2)] if args.json else description_lines(info)
+        print("\n".join(lines))
     else:
         from trainer.finetune import finetune
 

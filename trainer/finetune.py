@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qa.architectures import build_model
 from qa.errors import InputError
-from qa.models import build_model
 from qa.preprocess import make_preprocessing, normalize, to_unit_tensor
 from trainer import checkpoint, data, distributed, init
 from trainer.config import TrainConfig, as_record, config_from_flags

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qa.architectures import classifier_head
 from qa.checkpoint_meta import FORMAT, validate_checkpoint
 from qa.errors import InputError
-from qa.models import classifier_head
 from qa.torchfile import load_torch_file, read_file, unpickle
 
 
