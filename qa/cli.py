@@ -9,6 +9,8 @@
                                         (stdout, or --out FILE written atomically); runs nothing
     qa validate SUITE                   check a suite's schema ("ok: N checks")
     qa checks                           every check kind, its family and parameters
+    qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
+                                        or of result.json, for editors and other tools
     qa describe CHECKPOINT              what a checkpoint says about itself
     qa calibrate CHECKPOINT --data DIR --out FILE
                                         fit a temperature on DIR; write a checkpoint carrying it
@@ -18,7 +20,7 @@ Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could n
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
 the exit code stays the verdict's. Imports are lazy so that `--help`,
-`validate`, `checks` and `report` start instantly and never import torch.
+`validate`, `checks`, `schema` and `report` start instantly and never import torch.
 """
 
 import argparse
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     checks = sub.add_parser("checks", help="list every check kind and its parameters")
     checks.set_defaults(func=_checks)
+    schema = sub.add_parser("schema", help="print the JSON Schema of a suite or result.json")
+    schema.add_argument("document", choices=("suite", "result"))
+    schema.set_defaults(func=_schema)
     describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
     describe.add_argument("checkpoint")
     describe.set_defaults(func=_describe)
@@ -278,6 +283,15 @@ def _checks(args) -> int:
             cells = (f"  {p['name']}", f"{p['type']} = {shown}", p["description"])
             grid.add_row(*map(Text, cells))  # literal: `list[str]` is a type, not markup
         console.print(grid)
+    return ExitCode.OK
+
+
+def _schema(args) -> int:
+    import json
+
+    from qa.schema import SCHEMAS
+
+    print(json.dumps(SCHEMAS[args.document](), indent=2))
     return ExitCode.OK
 
 

@@ -62,8 +62,10 @@ class ModelSpec(_Strict):
     """The architecture of a plain state_dict checkpoint (self-describing ones need none)."""
 
     arch: str = Field(min_length=1, description="torchvision architecture name")
-    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
-    class_names: list[str] | None = Field(None, min_length=1)
+    arch_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the architecture, e.g. num_classes"
+    )
+    class_names: list[str] | None = Field(None, min_length=1, description="in output index order")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
 
     @model_validator(mode="after")
@@ -95,6 +97,12 @@ class DataSpec(_Strict):
     def _shorthand(cls, value):
         return {"path": value} if isinstance(value, str) else value
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        # the JSON Schema (qa.schema) takes the folder shorthand that `_shorthand` reads
+        folder = {"type": "string", "minLength": 1, "description": "ImageFolder root"}
+        return {"anyOf": [folder, handler(core_schema)]}
+
     @model_validator(mode="after")
     def _one_source(self):
         if (self.path is None) == (self.manifest is None):
@@ -107,9 +115,9 @@ class DataSpec(_Strict):
 class DataConfig(_Strict):
     """The splits a suite reads; only `eval` is required."""
 
-    eval: DataSpec
-    train: DataSpec | None = None
-    calibration: DataSpec | None = None
+    eval: DataSpec = Field(description="the images every model-based check evaluates on")
+    train: DataSpec | None = Field(None, description="the training images, for data checks")
+    calibration: DataSpec | None = Field(None, description="held-out images to fit a temperature")
 
     def splits(self) -> dict[str, DataSpec]:
         """The declared splits by name, `eval` first."""
@@ -133,9 +141,11 @@ class Defaults(_Strict):
 class Slice(_Strict):
     """A subset of the eval samples, by a metadata column (values are compared as text)."""
 
-    column: str = Field(min_length=1)
-    equals: Scalar | None = None
-    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
+    column: str = Field(min_length=1, description="an extra column of the eval manifest CSV")
+    equals: Scalar | None = Field(None, description="the one value of the slice")
+    in_: list[Scalar] | None = Field(
+        None, alias="in", min_length=1, description="the values of the slice"
+    )
 
     @model_validator(mode="after")
     def _one_condition(self):
@@ -154,11 +164,17 @@ class Slice(_Strict):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-class _CheckHeader(_Strict):
-    kind: str = Field(min_length=1)
-    name: str | None = Field(None, min_length=1)
-    severity: Literal["fail", "warn"] = "fail"
-    slice: Slice | None = None
+class CheckHeader(_Strict):
+    """The keys every check entry has, whatever its kind; the kind's parameters sit beside them."""
+
+    kind: str = Field(min_length=1, description="a registered check kind (`qa checks` lists them)")
+    name: str | None = Field(
+        None, min_length=1, description="unique in the suite; default: the kind (kind#2, ...)"
+    )
+    severity: Literal["fail", "warn"] = Field(
+        "fail", description="fail blocks the run; warn is reported, blocks only with --strict"
+    )
+    slice: Slice | None = Field(None, description="gate only the eval samples of this slice")
 
 
 class CheckSpec(_Strict):
@@ -178,13 +194,15 @@ class CheckSpec(_Strict):
 class Suite(_Strict):
     """A validated suite; build it with `load_suite`."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="the suite's name, shown in every report")
     description: str = ""
-    model: ModelSpec | None = None
+    model: ModelSpec | None = Field(None, description="only for a plain state_dict checkpoint")
     data: DataConfig
-    baseline: str | None = Field(None, min_length=1)
+    baseline: str | None = Field(
+        None, min_length=1, description="checkpoint to compare against; --baseline overrides it"
+    )
     defaults: Defaults = Field(default_factory=Defaults)
-    checks: list[CheckSpec]
+    checks: list[CheckSpec] = Field(min_length=1, description="the gates, in report order")
 
     def requires_baseline(self) -> bool:
         """Whether some check compares against a baseline model."""
@@ -234,9 +252,9 @@ def _check_specs(data: dict, registry) -> tuple[list[CheckSpec], list]:
             continue
         common = {k: v for k, v in entry.items() if k in COMMON_KEYS}
         try:
-            header = _CheckHeader.model_validate(common, strict=True)
+            header = CheckHeader.model_validate(common, strict=True)
         except ValidationError as exc:
-            problems += err.problems(exc, _CheckHeader, (*at, i), data)
+            problems += err.problems(exc, CheckHeader, (*at, i), data)
             continue
         if header.kind not in registry:
             near = difflib.get_close_matches(header.kind, registry, n=1)

@@ -219,7 +219,7 @@ class _Error(_Strict):
     message: str
 
 
-class _Document(_Strict):
+class ResultDocument(_Strict):
     """What the renderers read of a result document; anything else is kept as it is."""
 
     suite: _Suite
@@ -269,9 +269,9 @@ def load(path: str | Path) -> dict:
             f"found {found(version)}"
         )
     try:
-        _Document.model_validate(doc)
+        ResultDocument.model_validate(doc)
     except ValidationError as exc:
-        at, message = problems(exc, _Document, (), doc)[0]
+        at, message = problems(exc, ResultDocument, (), doc)[0]
         raise InputError(f"{p}: {dotted(at)}: {message}") from None
     return doc
 
