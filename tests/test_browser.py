@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_engine_support import save_tiny, write_data, write_suite
+from helpers import save_tiny, write_data, write_suite
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_engine_support import forward_counter, save_tiny, write_data, write_suite
+from helpers import forward_counter, save_tiny, write_data, write_suite
 
 from qa import cache
 from qa.engine import run_suite

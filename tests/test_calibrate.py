@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_engine_support import save_tiny, tiny_module, write_data
+from helpers import save_tiny, tiny_module, write_data
 
 from qa.calibrate import calibrate_checkpoint
 from qa.checkpoint import load_model, read_checkpoint

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_engine_support import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
+from helpers import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
 
 from qa.architectures import build_model, model_from_checkpoint
 from qa.checkpoint import describe, load_model, read_checkpoint, save_checkpoint

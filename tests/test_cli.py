@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_engine_support import DIGITS, save_tiny, write_data, write_suite
+from helpers import DIGITS, save_tiny, write_data, write_suite
 
 from qa.cli import main
 

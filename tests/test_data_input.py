@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_engine_support import save_tiny, write_suite
+from helpers import save_tiny, write_suite
 
 from qa.cli import main
 from qa.data import read_manifest, scan_image_folder

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import PREPROCESSING, save_tiny, write_suite
 from PIL import Image
-from test_engine_support import PREPROCESSING, save_tiny, write_suite
 
 from qa.data import Sample, image_problem
 from qa.engine import build_evidence

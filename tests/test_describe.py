@@ -2,7 +2,7 @@
 
 import json
 
-from test_engine_support import save_tiny
+from helpers import save_tiny
 
 from qa.checkpoint import describe, description_lines
 from qa.cli import main as qa_main

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from test_engine_support import (
+from helpers import (
     DIGITS,
     PREPROCESSING,
     forward_counter,

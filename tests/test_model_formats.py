@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from test_engine_support import DIGITS, SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
+from helpers import DIGITS, SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
 
 from qa.cli import main
 from qa.engine import build_evidence

@@ -232,7 +232,7 @@ def test_a_bad_ladder_is_refused_for_every_perturbation(photos):
 
 @pytest.mark.slow
 def test_the_suites_ladder_reaches_the_perturbation_and_the_cache_key(tmp_path, monkeypatch):
-    from test_engine_support import save_tiny, write_data, write_suite
+    from helpers import save_tiny, write_data, write_suite
 
     from qa.engine import run_suite
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 from importlib.metadata import entry_points
 
 import pytest
-from test_engine_support import save_tiny, write_data, write_suite
+from helpers import save_tiny, write_data, write_suite
 
 from qa.checks import CheckResult, load_all
 

@@ -1,7 +1,7 @@
 """Reports render a finished result: JSON (versioned, redoable), terminal table, JUnit XML.
 
 Every renderer takes the JSON document (`json_report.to_dict`), never a RunReport, so each
-test here renders from `_doc()`; test_report_formats.py re-renders them from a saved file.
+test here renders from `sample_doc()`; test_report_formats.py re-renders them from a saved file.
 """
 
 import io
@@ -9,14 +9,13 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import sample_doc, sample_report
 from rich.console import Console
 
-from qa.checks import CheckResult, compare
+from qa.checks import compare
 from qa.report import (
     ReportWriteError,
-    RunReport,
     fmt,
     json_report,
     junit,
@@ -24,75 +23,10 @@ from qa.report import (
     terminal,
     write_reports,
 )
-from qa.runner import CheckOutcome
-
-
-def _outcome(name, status, result, family="accuracy", severity="fail", slice_=None):
-    return CheckOutcome(name, name.split("#")[0], family, severity, status, result, slice_, 0.25)
-
-
-def _report() -> RunReport:
-    top1 = CheckResult(
-        "pass",
-        "top-1 accuracy lower 95% bound 0.9412 meets >= 0.9 (260/270)",
-        {
-            "accuracy": np.float64(0.962963),
-            "accuracy_low": 0.9412,
-            "accuracy_high": 0.9780,
-            "k": np.int64(260),
-            "n": 270,
-        },
-        {"metric": "accuracy_low", "op": ">=", "value": 0.9},
-    )
-    recall = CheckResult(
-        "fail",
-        "recall of worst class 8 lower 95% bound 0.6200 misses >= 0.7",
-        {"recall_low": 0.62},
-        {"metric": "recall_low", "op": ">=", "value": 0.7},
-        {"classes": [{"class": "8", "recall": np.float32(0.8)}]},
-    )
-    ece = CheckResult(
-        "fail",
-        "ECE 0.0800 misses <= 0.05",
-        {"ece": 0.08},
-        {"metric": "ece", "op": "<=", "value": 0.05},
-    )
-    nan = CheckResult("error", "macro-F1 is nan: cannot be compared", {"macro_f1": float("nan")})
-    skip = CheckResult("skip", "no baseline given")
-    return RunReport(
-        suite_name="release",
-        suite_path="suites/release.yaml",
-        verdict="fail",
-        exit_code=1,
-        strict=False,
-        started="2026-01-01T00:00:00.000+00:00",
-        finished="2026-01-01T00:00:02.000+00:00",
-        duration=2.0,
-        checkpoint={
-            "path": "candidate.pt",
-            "sha256": "ab" * 32,
-            "arch": "resnet18",
-            "class_names": ["0", "1"],
-            "provenance": {},
-        },
-        baseline=None,
-        environment={"python": "3.11", "device": "cpu"},
-        outcomes=[
-            _outcome("top1_accuracy", "pass", top1),
-            _outcome("per_class_recall", "fail", recall, slice_={"column": "cam", "equals": "A"}),
-            _outcome("ece", "warn", ece, family="calibration", severity="warn"),
-            _outcome("macro_f1", "error", nan),
-            _outcome("mcnemar", "skip", skip, family="regression"),
-        ],
-    )
-
-
-def _doc() -> dict:
-    return json_report.to_dict(_report())
 
 
 def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
-    data = json.loads(json_report.render(_doc()))
+    data = json.loads(json_report.render(sample_doc()))
     assert data["schema_version"] == 2 and data["verdict"] == "fail" and data["exit_code"] == 1
     assert data["error"] is None  # a finished run
     assert data["suite"] == {"name": "release", "path": "suites/release.yaml"}
@@ -143,14 +77,14 @@ FAIL: a gate failed (1 pass, 1 fail, 1 warn, 1 error, 1 skip) - exit 1 in 2.0s
 
 def test_terminal_table_shows_status_numbers_and_the_verdict():
     out = io.StringIO()
-    terminal.render(_doc(), Console(file=out, width=120, color_system=None))
+    terminal.render(sample_doc(), Console(file=out, width=120, color_system=None))
     assert "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines()) == GOLD
 
 
 def test_terminal_colours_follow_status():
     out = io.StringIO()
     terminal.render(
-        _doc(), Console(file=out, width=120, color_system="standard", force_terminal=True)
+        sample_doc(), Console(file=out, width=120, color_system="standard", force_terminal=True)
     )
     text = out.getvalue()
     assert "\x1b[32mPASS" in text and "\x1b[31mFAIL" in text
@@ -158,7 +92,7 @@ def test_terminal_colours_follow_status():
 
 
 def test_junit_has_one_testcase_per_check_by_family():
-    root = ET.fromstring(junit.render(_doc()))
+    root = ET.fromstring(junit.render(sample_doc()))
     assert root.tag == "testsuite" and root.get("name") == "release"
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
         "5",
@@ -182,10 +116,10 @@ FILES = ["junit.xml", "result.html", "result.json", "summary.md"]
 
 def test_reports_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    paths = write_reports(_report(), out)
+    paths = write_reports(sample_report(), out)
     assert sorted(p.name for p in out.iterdir()) == FILES
     before = {k: p.read_text() for k, p in paths.items()}
-    changed = _report()
+    changed = sample_report()
     changed.verdict = "pass"
 
     def broken(doc):
@@ -215,7 +149,7 @@ def test_reports_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 def test_markdown_names_the_failing_checks_first():
-    text = markdown.render(_doc())
+    text = markdown.render(sample_doc())
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split("|")[1].split()[-1] for row in rows[1:]] == [
         "fail",
@@ -274,9 +208,9 @@ def _failing_replace(monkeypatch, fail_at: int, also_fail=lambda src: False):
 @pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
 def test_a_failed_rename_leaves_every_file_of_the_previous_run(tmp_path, monkeypatch, fail_at):
     out = tmp_path / "out"
-    paths = write_reports(_report(), out)
+    paths = write_reports(sample_report(), out)
     before = {k: p.read_text() for k, p in paths.items()}
-    changed = _report()
+    changed = sample_report()
     changed.verdict, changed.exit_code = "pass", 0
     _failing_replace(monkeypatch, fail_at)
     with pytest.raises(ReportWriteError) as caught:
@@ -297,7 +231,7 @@ def test_a_failed_rename_into_an_empty_folder_leaves_it_empty(tmp_path, monkeypa
     (out / "notes.txt").write_text("not ours")
     _failing_replace(monkeypatch, 3)
     with pytest.raises(ReportWriteError):
-        write_reports(_report(), out)
+        write_reports(sample_report(), out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]  # the two renamed files removed
 
 
@@ -305,7 +239,7 @@ def test_without_hard_links_the_previous_files_are_copied_and_restored(tmp_path,
     import os
 
     out = tmp_path / "out"
-    paths = write_reports(_report(), out)
+    paths = write_reports(sample_report(), out)
     before = {k: p.read_text() for k, p in paths.items()}
 
     def no_links(src, dst):
@@ -313,7 +247,7 @@ def test_without_hard_links_the_previous_files_are_copied_and_restored(tmp_path,
 
     monkeypatch.setattr(os, "link", no_links)
     _failing_replace(monkeypatch, 4)
-    changed = _report()
+    changed = sample_report()
     changed.verdict, changed.exit_code = "pass", 0
     with pytest.raises(ReportWriteError):
         write_reports(changed, out)
@@ -325,10 +259,10 @@ def test_when_the_previous_files_cannot_be_put_back_the_error_names_the_new_ones
     tmp_path, monkeypatch
 ):
     out = tmp_path / "out"
-    write_reports(_report(), out)
+    write_reports(sample_report(), out)
     _failing_replace(monkeypatch, 3, also_fail=lambda src: src.endswith(".previous"))
     with pytest.raises(ReportWriteError) as caught:
-        write_reports(_report(), out)
+        write_reports(sample_report(), out)
     message = str(caught.value)
     assert "\n" not in message
     assert "result.json, junit.xml (this run's) could not be put back; the other" in message

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
-from test_report import _doc
+from helpers import sample_doc
 
 from qa.cli import main
 from qa.report import json_report
@@ -17,7 +17,7 @@ from qa.report import json_report
 @pytest.fixture
 def saved(tmp_path):
     path = tmp_path / "result.json"
-    path.write_text(json_report.render(_doc()))
+    path.write_text(json_report.render(sample_doc()))
     return path
 
 
@@ -106,7 +106,7 @@ def test_an_unusable_result_is_exit_2_with_one_line(tmp_path, capsys, case):
 
 
 def _mutated(change):
-    doc = _doc()
+    doc = sample_doc()
     change(doc)
     return json.dumps(doc)
 
@@ -180,7 +180,7 @@ def test_report_out_a_folder_is_exit_2_with_one_line(saved, tmp_path, capsys):
 
 
 def test_a_check_with_an_unknown_status_is_refused(tmp_path, capsys):
-    doc = _doc()
+    doc = sample_doc()
     doc["checks"][1]["status"] = "maybe"
     path = tmp_path / "result.json"
     path.write_text(json.dumps(doc))

@@ -10,9 +10,9 @@ import io
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+from helpers import sample_doc
 from markdown_it import MarkdownIt
 from rich.console import Console
-from test_report import _doc
 
 from qa.report import junit, markdown, render_all, terminal
 
@@ -21,7 +21,7 @@ RICH_MARKUP = ["[/x]", "[bold red]loud[/bold red]", "[link=x.y]go[/link]"]
 
 def _named(names: list[str], suite: str = "release", message: str | None = None) -> dict:
     """The test result document with its first checks renamed (and given `message`)."""
-    doc = _doc()
+    doc = sample_doc()
     doc["suite"]["name"] = suite
     for check, name in zip(doc["checks"], names, strict=False):
         check["name"] = name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine_support import save_tiny, write_data, write_suite
+from helpers import save_tiny, write_data, write_suite
 
 from qa.cli import main
 from qa.report import markdown

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import pytest
 import yaml
+from helpers import save_tiny, write_data, write_suite
 from jsonschema import Draft202012Validator
 from pydantic import Field
-from test_engine_support import save_tiny, write_data, write_suite
 
 from qa.checks import REGISTRY, CheckKind, CheckParams, CheckResult, load_all
 from qa.cli import main

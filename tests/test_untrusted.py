@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 import torch
-from test_engine_support import SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
+from helpers import SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
 
 from qa.cli import main
 from qa.errors import UntrustedCheckpointError

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from test_engine_support import save_tiny, write_data, write_suite
+from helpers import save_tiny, write_data, write_suite
 
 import qa.profile
 from qa import views

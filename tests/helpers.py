@@ -1,4 +1,4 @@
-"""Helpers shared by the engine, cache, CLI, report and model-format tests (no tests here).
+"""Helpers shared by the tests (no tests here; a module not named test_*, so pytest collects none).
 
 Real data (scikit-learn's digits at 16x16, written as an ImageFolder) and real small models
 (torchvision resnet18 with random weights, saved in qa's checkpoint format).
@@ -11,11 +11,15 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from qa.architectures import build_model
 from qa.checkpoint import save_checkpoint
+from qa.checks import CheckResult
 from qa.preprocess import make_preprocessing
+from qa.report import RunReport, json_report
+from qa.runner import CheckOutcome
 
 DIGITS = [str(d) for d in range(10)]
 SIZE = 16
@@ -97,3 +101,70 @@ def forward_counter(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(ResNet, "forward", counted)
     return calls
+
+
+def outcome(name, status, result, family="accuracy", severity="fail", slice_=None):
+    """One check's outcome, named after its kind."""
+    return CheckOutcome(name, name.split("#")[0], family, severity, status, result, slice_, 0.25)
+
+
+def sample_report() -> RunReport:
+    """A finished run with one check of every status, numpy numbers and a slice."""
+    top1 = CheckResult(
+        "pass",
+        "top-1 accuracy lower 95% bound 0.9412 meets >= 0.9 (260/270)",
+        {
+            "accuracy": np.float64(0.962963),
+            "accuracy_low": 0.9412,
+            "accuracy_high": 0.9780,
+            "k": np.int64(260),
+            "n": 270,
+        },
+        {"metric": "accuracy_low", "op": ">=", "value": 0.9},
+    )
+    recall = CheckResult(
+        "fail",
+        "recall of worst class 8 lower 95% bound 0.6200 misses >= 0.7",
+        {"recall_low": 0.62},
+        {"metric": "recall_low", "op": ">=", "value": 0.7},
+        {"classes": [{"class": "8", "recall": np.float32(0.8)}]},
+    )
+    ece = CheckResult(
+        "fail",
+        "ECE 0.0800 misses <= 0.05",
+        {"ece": 0.08},
+        {"metric": "ece", "op": "<=", "value": 0.05},
+    )
+    nan = CheckResult("error", "macro-F1 is nan: cannot be compared", {"macro_f1": float("nan")})
+    skip = CheckResult("skip", "no baseline given")
+    return RunReport(
+        suite_name="release",
+        suite_path="suites/release.yaml",
+        verdict="fail",
+        exit_code=1,
+        strict=False,
+        started="2026-01-01T00:00:00.000+00:00",
+        finished="2026-01-01T00:00:02.000+00:00",
+        duration=2.0,
+        checkpoint={
+            "path": "candidate.pt",
+            "sha256": "ab" * 32,
+            "arch": "resnet18",
+            "class_names": ["0", "1"],
+            "provenance": {},
+        },
+        baseline=None,
+        environment={"python": "3.11", "device": "cpu"},
+        outcomes=[
+            outcome("top1_accuracy", "pass", top1),
+            outcome("per_class_recall", "fail", recall, slice_={"column": "cam", "equals": "A"}),
+            outcome("ece", "warn", ece, family="calibration", severity="warn"),
+            outcome("macro_f1", "error", nan),
+            outcome("mcnemar", "skip", skip, family="regression"),
+        ],
+    )
+
+
+def sample_doc() -> dict:
+    """`sample_report` as the result document every renderer takes."""
+    return json_report.to_dict(sample_report())
