@@ -125,7 +125,7 @@ def test_metric_by_name_is_the_metric_itself():
     assert set(expected) == set(cal.METRICS)
     for kind, value in expected.items():
         assert cal.metric(kind, logits, labels, 8, "mass") == value
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="name"):
         cal.metric("ace", logits, labels, 8, "mass")
 
 

@@ -152,24 +152,24 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def metric(kind: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str) -> float:
+def metric(name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str) -> float:
     """One of METRICS of these logits, by name: the number a calibration gate compares."""
-    if kind == "nll":
+    if name == "nll":
         return negative_log_likelihood(logits, labels)
     probs = softmax(logits)
-    if kind == "brier":
+    if name == "brier":
         return brier_score(probs, labels)
-    if kind == "classwise_ece":
+    if name == "classwise_ece":
         return classwise_ece(probs, labels, n_bins, binning)[0]
     conf, correct = top_label(probs, labels)
-    if kind == "ece":
+    if name == "ece":
         return expected_calibration_error(conf, correct, n_bins, binning)
-    if kind == "mce":
+    if name == "mce":
         return maximum_calibration_error(conf, correct, n_bins, binning)
-    raise ValueError(f"Expected `kind` to be one of {METRICS}, but got {kind!r}")
+    raise ValueError(f"Expected `name` to be one of {METRICS}, but got {name!r}")
 
 
-def resampled(kind: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str):
+def resampled(name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str):
     """`metric` as a function of resampled index arrays, and whether that function is vectorised.
 
     The per-sample work (softmax, bins) is done once here, not once per bootstrap resample;
@@ -178,13 +178,13 @@ def resampled(kind: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, bi
     """
     n = len(labels)
     probs = softmax(logits)
-    if kind in ("nll", "brier"):
-        if kind == "nll":
+    if name in ("nll", "brier"):
+        if name == "nll":
             per_sample = -log_softmax(logits)[np.arange(n), labels]
         else:
             per_sample = ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(axis=1)
         return (lambda i, axis=-1: per_sample[i].mean(axis=-1)), True
-    if kind in ("ece", "mce") and binning == "width":
+    if name in ("ece", "mce") and binning == "width":
         conf, correct = top_label(probs, labels)
         bins = bin_assignments(conf, n_bins, "width")
 
@@ -196,16 +196,16 @@ def resampled(kind: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, bi
             conf_sum = np.bincount(codes, conf[i].ravel(), size).reshape(count.shape)
             hits = np.bincount(codes, correct[i].ravel(), size).reshape(count.shape)
             gap = np.abs(conf_sum - hits)  # = count * |mean confidence - accuracy| per bin
-            if kind == "ece":
+            if name == "ece":
                 return gap.sum(axis=1) / count.sum(axis=1)
             return (gap / np.maximum(count, 1)).max(axis=1)
 
         return binned, True
-    return (lambda i: metric(kind, logits[i], labels[i], n_bins, binning)), False
+    return (lambda i: metric(name, logits[i], labels[i], n_bins, binning)), False
 
 
 def bootstrap_metric_bounds(
-    kind: str,
+    name: str,
     logits: np.ndarray,
     labels: np.ndarray,
     n_bins: int,
@@ -219,7 +219,7 @@ def bootstrap_metric_bounds(
     over samples (qa.metrics.bootstrap), vectorised where `resampled` can be."""
     from qa.metrics.bootstrap import index_bootstrap_bounds
 
-    statistic, vectorized = resampled(kind, logits, labels, n_bins, binning)
+    statistic, vectorized = resampled(name, logits, labels, n_bins, binning)
     return index_bootstrap_bounds(
         statistic,
         len(labels),
