@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.checks.regression import BASELINE
-from qa.evidence import CLEAN, Evidence, View
+from qa.evidence import BASELINE, CLEAN, Evidence, View
 from qa.metrics import calibration as cal
 
 K = 10

@@ -53,7 +53,7 @@ def _count(kind: str, n: int, reps: int, seed: int, params: dict, draw) -> dict:
     spec = REGISTRY[kind]
     p = spec.params(**params)
     rng = np.random.default_rng(seed)
-    passes = sum(spec.fn(draw(rng, n), p).status == "pass" for _ in range(reps))
+    passes = sum(spec.run(draw(rng, n), p).status == "pass" for _ in range(reps))
     shown = {k: v for k, v in params.items() if k not in ("perturbations", "severities")}
     label = f"{kind} " + ", ".join(f"{k}={v}" for k, v in shown.items())
     what = "false pass at the boundary"

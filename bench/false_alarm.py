@@ -39,7 +39,7 @@ def run(scenario, n: int, reps: int, seed: int) -> tuple[int, float]:
     for _ in range(reps):
         ev = scenario.draw(rng, n)
         ev.confidence = CONFIDENCE
-        wrong += spec.fn(ev, params).status == scenario.wrong
+        wrong += spec.run(ev, params).status == scenario.wrong
     return wrong, time.perf_counter() - start
 
 

@@ -99,7 +99,7 @@ def main() -> None:
         params = spec.params.model_validate(spec.params.example, strict=True)
         spent[0] = 0.0
         start = time.perf_counter()
-        result = spec.fn(evidence, params)
+        result = spec.run(evidence, params)
         total = time.perf_counter() - start
         print(f"{kind:24} {total * 1e3:9.1f} {spent[0] * 1e3:9.1f}  {result.status}")
     print(f"profile_images_per_s: {rate:.0f}")

@@ -17,8 +17,7 @@ import numpy as np
 
 import qa.checks.regression  # noqa: F401  (registers the family)
 from qa.checks import REGISTRY
-from qa.checks.regression import BASELINE
-from qa.evidence import CLEAN, Evidence
+from qa.evidence import BASELINE, CLEAN, Evidence
 
 
 def simulate(joint: dict, n: int, pairs: int, confidence: float, seed: int) -> float:
@@ -44,7 +43,7 @@ def simulate(joint: dict, n: int, pairs: int, confidence: float, seed: int) -> f
             },
             confidence=confidence,
         )
-        failed += spec.fn(ev, params.model_copy(update={"seed": i})).status == "fail"
+        failed += spec.run(ev, params.model_copy(update={"seed": i})).status == "fail"
     return failed / pairs
 
 

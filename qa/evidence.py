@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.metrics.intervals import DEFAULT_CONFIDENCE, DEFAULT_METHOD
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -23,13 +25,20 @@ class View:
     perturbation: str | None = None
     severity: int | None = None
 
+    def name(self, sep: str = " ") -> str:
+        """What the images went through: "clean", an attack's name, or a corruption at its
+        severity, "gaussian_noise s3" (`sep` before the severity; the predictions file uses "-")."""
+        if self.kind == "adversarial" or self.perturbation is None:
+            return self.perturbation or "clean"
+        return f"{self.perturbation}{sep}s{self.severity}"
+
     def label(self) -> str:
-        """A short human name, used in progress bars and reports."""
-        what = "clean" if self.perturbation is None else f"{self.perturbation} s{self.severity}"
-        return f"{self.kind} of {self.model} on {self.split} ({what})"
+        """A short human name, used in messages and reports."""
+        return f"{self.kind} of {self.model} on {self.split} ({self.name()})"
 
 
 CLEAN = View()
+BASELINE = View(model="baseline")  # the baseline's clean eval logits
 
 
 @dataclass
@@ -46,8 +55,9 @@ class Evidence:
     arrays: dict[View, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # manifest columns, per sample
     split_labels: dict[str, np.ndarray] = field(default_factory=dict)  # labels of non-eval splits
-    confidence: float = 0.95
-    interval_method: str = "wilson"  # binomial intervals: "wilson" or "clopper_pearson"
+    # the suite's `defaults`, which the runner sets; these defaults are the suite's own
+    confidence: float = DEFAULT_CONFIDENCE
+    interval_method: str = DEFAULT_METHOD  # binomial intervals: "wilson" or "clopper_pearson"
     # "candidate"/"baseline": model descriptions with full provenance (the data fingerprint
     # too); "excluded": per split, the ids of undecodable files left out of inference
     info: dict = field(default_factory=dict)

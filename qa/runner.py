@@ -1,7 +1,8 @@
 """Apply a suite's checks to evidence: plan the views, run every check in isolation, decide.
 
-A check that raises becomes that check's `error` (with the exception's message and
-traceback in its details), never a crash of the run and never a silent pass, as in
+A check that stops early (qa.checks.Stop) gets the status and message it stopped with; a
+check that raises anything else becomes that check's `error` (with the exception's message
+and traceback in its details), never a crash of the run and never a silent pass, as in
 deepchecks. The verdict maps to qa.errors.ExitCode:
 
     pass   every gate passed; `warn` outcomes allowed unless strict       -> exit 0
@@ -18,12 +19,10 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 
-from qa.checks import CheckResult, load_all
+from qa.checks import STATUSES, CheckKind, CheckResult, load_all
 from qa.errors import ExitCode
 from qa.evidence import Evidence, View
 from qa.suite import CheckSpec, Suite
-
-STATUSES = ("pass", "fail", "warn", "error", "skip")
 
 
 @dataclass
@@ -34,7 +33,7 @@ class CheckOutcome:
     kind: str
     family: str
     severity: str  # "fail" | "warn"
-    status: str  # pass | fail | warn | error | skip; a failing severity:warn check is "warn"
+    status: str  # one of qa.checks.STATUSES; a failing severity:warn check is "warn"
     result: CheckResult
     slice: dict | None
     seconds: float
@@ -71,7 +70,7 @@ def run_checks(suite: Suite, evidence: Evidence) -> list[CheckOutcome]:
     outcomes = []
     for check in suite.checks:
         start = time.perf_counter()
-        result = _run_one(check, registry[check.kind].fn, evidence)
+        result = _run_one(check, registry[check.kind], evidence)
         status = result.status
         if status == "fail" and check.severity == "warn":
             status = "warn"
@@ -90,12 +89,12 @@ def run_checks(suite: Suite, evidence: Evidence) -> list[CheckOutcome]:
     return outcomes
 
 
-def _run_one(check: CheckSpec, fn, evidence: Evidence) -> CheckResult:
+def _run_one(check: CheckSpec, kind: CheckKind, evidence: Evidence) -> CheckResult:
     """One check's result; every way it can go wrong is an `error` result that says why."""
     try:
         if check.slice is not None:
             evidence = slice_evidence(evidence, check)
-        result = fn(evidence, check.params)
+        result = kind.run(evidence, check.params)
     except SliceError as exc:
         return CheckResult("error", str(exc))
     except KeyError as exc:

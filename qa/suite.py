@@ -46,7 +46,7 @@ from qa import suite_errors as err
 from qa.checks import CheckParams, load_all
 from qa.errors import InputError
 from qa.evidence import View
-from qa.metrics.intervals import INTERVAL_METHODS
+from qa.metrics.intervals import DEFAULT_CONFIDENCE, DEFAULT_METHOD, INTERVAL_METHODS
 from qa.perturb import LADDERS
 from qa.preprocess import Preprocessing
 
@@ -129,10 +129,15 @@ class Defaults(_Strict):
     """Settings shared by every check of the suite."""
 
     confidence: float = Field(
-        0.95, gt=0.5, lt=1, description="confidence of every one-sided bound a gate compares"
+        DEFAULT_CONFIDENCE,
+        gt=0.5,
+        lt=1,
+        description="confidence of every one-sided bound a gate compares",
     )
     batch_size: int = Field(256, ge=1, description="inference batch size")
-    interval: Literal[INTERVAL_METHODS] = Field("wilson", description="binomial interval method")
+    interval: Literal[INTERVAL_METHODS] = Field(
+        DEFAULT_METHOD, description="binomial interval method"
+    )
     corruption_ladder: Literal[LADDERS] = Field(
         "auto", description="corruption severities: auto (by image size), imagenet_c or cifar10_c"
     )

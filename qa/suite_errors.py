@@ -362,7 +362,7 @@ def _models_in(annotation) -> list[type[BaseModel]]:
 
 
 def type_name(annotation) -> str:
-    """A readable name of a parameter's type: float, list[str], 'lower_bound' | 'point'."""
+    """A readable name of a parameter's type: float, list[str], 'bound' | 'point'."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)

@@ -37,8 +37,9 @@ def thumbnail_uri(path: str | Path, size: int = SIZE) -> str | None:
 
 
 def attach_thumbnails(outcomes, suite, roots: dict[str, Path]) -> None:
-    """Add details["thumbnails"] to each failing or warning data-family outcome with
-    details["failing_paths"]: up to MAX_THUMBNAILS {"path", "data_uri"}, in listed order.
+    """Add details["thumbnails"] to each failing or warning outcome with details["failing_paths"]
+    whose kind shows them (`shows_thumbnails`, the data family's): up to MAX_THUMBNAILS
+    {"path", "data_uri"}, in listed order.
 
     `roots` maps a split to the folder its sample ids are relative to; a check reads the
     split named by its `split` parameter (eval for train-versus-eval checks).
@@ -47,9 +48,10 @@ def attach_thumbnails(outcomes, suite, roots: dict[str, Path]) -> None:
     for outcome in outcomes:
         details = outcome.result.details
         paths = details.get("failing_paths") if isinstance(details, dict) else None
-        if outcome.family != "data" or outcome.status not in ("fail", "warn") or not paths:
+        params = specs[outcome.name].params
+        if not params.shows_thumbnails or outcome.status not in ("fail", "warn") or not paths:
             continue
-        root = roots.get(getattr(specs[outcome.name].params, "split", "eval"))
+        root = roots.get(getattr(params, "split", "eval"))
         if root is None:
             continue
         thumbnails = []

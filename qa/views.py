@@ -3,10 +3,10 @@
 A profile (qa.profile) is keyed by the split's content fingerprint (ids and file bytes), its
 labels (a manifest may relabel the same files) and PROFILE_FORMAT, so an entry is never stale.
 
-Undecodable files: when a suite checks a split with `decodable`, the files its profile found
-undecodable are left out of that split's logits views (and listed in
-`evidence.info["excluded"]`), so the `decodable` check reports them while accuracy and the
-rest are computed on the files that decode. Without such a check, the logits pass stops at
+Undecodable files: when a suite checks a split with a kind that reports them (`decodable`:
+its parameters set `reports_undecodable`), the files its profile found undecodable are left
+out of that split's logits views (and listed in `evidence.info["excluded"]`), so that check
+reports them while accuracy and the rest are computed on the files that decode. Without such a check, the logits pass stops at
 the first undecodable file with a one-line InputError naming it (exit 2): a broken file is
 never skipped silently.
 """
@@ -125,8 +125,8 @@ def _store(cache_dir, key: str, frame: "pd.DataFrame") -> None:
 
 
 def decodability_checked(suite) -> set[str]:
-    """The splits a `decodable` check of the suite reads."""
-    return {c.params.split for c in suite.checks if c.kind == "decodable"}
+    """The splits read by a check of the suite that reports undecodable files."""
+    return {c.params.split for c in suite.checks if c.params.reports_undecodable}
 
 
 def drop_undecodable(
@@ -134,7 +134,7 @@ def drop_undecodable(
 ) -> dict[str, list[str]]:
     """Leave undecodable files out of the checked splits (in place); their ids per split.
 
-    Only splits in `checked` (read by a `decodable` check) with a profile are touched; the
+    Only splits in `checked` (read by a check reporting them) with a profile are touched; the
     others keep every file, so the logits pass names the first broken one (see module doc).
     """
     excluded = {}

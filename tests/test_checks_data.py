@@ -50,7 +50,7 @@ def _evidence(eval_profile, train_profile=None, classes=None, info=None):
 
 def _run(kind, evidence, **params):
     spec = REGISTRY[kind]
-    return spec.fn(evidence, spec.params.model_validate(params, strict=True))
+    return spec.run(evidence, spec.params.model_validate(params, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def test_a_bad_passthrough_is_rejected_with_the_nearest_names(expectation, kwarg
 @pytest.mark.parametrize("kind", DATA_KINDS)
 def test_a_missing_profile_is_an_error_or_a_skip_never_a_pass(kind):
     params = REGISTRY[kind].params.model_validate(REGISTRY[kind].params.example, strict=True)
-    result = REGISTRY[kind].fn(Evidence(["0", "1"], np.zeros(0, int), []), params)
+    result = REGISTRY[kind].run(Evidence(["0", "1"], np.zeros(0, int), []), params)
     assert result.status in ("error", "skip") and result.message
 
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as sk
 
 from qa.metrics import accuracy as acc
-from qa.metrics.intervals import binomial_interval
+from qa.metrics.intervals import binomial_interval, bonferroni_level
 
 
 def _wilson_by_hand(k: int, n: int, z: float) -> tuple[float, float]:
@@ -164,3 +164,36 @@ def test_binomial_bounds_refuse_a_confidence_that_bounds_nothing():
     for confidence in (0.5, 0.3, 1.0):
         with pytest.raises(ValueError, match=r"Expected `confidence` in \(0.5, 1\)"):
             binomial_bounds(5, 10, confidence)
+
+
+def test_macro_f1_rows_is_sklearns_macro_f1_of_each_row():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 6, (7, 50))
+    pred = np.where(rng.random((7, 50)) < 0.6, labels, rng.integers(0, 6, (7, 50)))
+    pred[0] = 0  # a row predicting one class; class absent from labels and predictions left out
+    expected = [sk.f1_score(y, yhat, average="macro") for y, yhat in zip(labels, pred, strict=True)]
+    np.testing.assert_allclose(acc.macro_f1_rows(labels, pred, 6), expected)
+    assert acc.macro_f1_rows(labels[0], pred[0], 6) == pytest.approx(expected[:1])
+
+
+def test_bootstrap_of_macro_f1_resamples_the_statistic_itself():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 300)
+    pred = np.where(rng.random(300) < 0.7, labels, rng.integers(0, 4, 300))
+    low, high = acc.bootstrap_macro_f1(labels, pred, 4, 0.95, 2000, 0)
+    # the percentile interval of a seeded loop over resamples with scikit-learn's macro-F1
+    draws = np.random.default_rng(1).integers(0, 300, (2000, 300))
+    reference = [sk.f1_score(labels[i], pred[i], average="macro") for i in draws]
+    # one-sided 95% bounds: the 5% and 95% quantiles of the resampled macro-F1
+    assert low == pytest.approx(np.quantile(reference, 0.05), abs=0.01)
+    assert high == pytest.approx(np.quantile(reference, 0.95), abs=0.01)
+    assert acc.bootstrap_macro_f1(labels, labels, 4, 0.95, 200, 0) == (1.0, 1.0)
+    assert np.isnan(acc.bootstrap_macro_f1(labels[:1], pred[:1], 4, 0.95, 200, 0)).all()
+
+
+@pytest.mark.parametrize(("confidence", "tests", "expected"), [(0.95, 1, 0.95), (0.95, 5, 0.99)])
+def test_bonferroni_level_splits_the_error_rate_evenly(confidence, tests, expected):
+    # hand-worked: (1 - 0.95) / 5 = 0.01 per test, so each holds at 0.99
+    assert bonferroni_level(confidence, tests) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="tests"):
+        bonferroni_level(confidence, 0)

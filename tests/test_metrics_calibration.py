@@ -108,3 +108,47 @@ def test_equal_mass_bins_do_not_depend_on_the_order_of_tied_confidences():
     bins = cal.bin_assignments(conf, 10, "mass")
     for c in np.unique(conf):
         assert len(set(bins[conf == c])) == 1  # equal confidences share a bin
+
+
+def test_metric_by_name_is_the_metric_itself():
+    rng = np.random.default_rng(4)
+    logits, labels = rng.normal(0, 3, (300, 4)), rng.integers(0, 4, 300)
+    probs = cal.softmax(logits)
+    conf, correct = cal.top_label(probs, labels)
+    expected = {
+        "ece": cal.expected_calibration_error(conf, correct, 8, "mass"),
+        "mce": cal.maximum_calibration_error(conf, correct, 8, "mass"),
+        "classwise_ece": cal.classwise_ece(probs, labels, 8, "mass")[0],
+        "brier": cal.brier_score(probs, labels),
+        "nll": cal.negative_log_likelihood(logits, labels),
+    }
+    assert set(expected) == set(cal.METRICS)
+    for kind, value in expected.items():
+        assert cal.metric(kind, logits, labels, 8, "mass") == value
+    with pytest.raises(ValueError, match="name"):
+        cal.metric("ace", logits, labels, 8, "mass")
+
+
+@pytest.mark.parametrize("kind", ["ece", "mce", "nll", "brier", "classwise_ece"])
+def test_resampled_statistic_equals_the_metric_on_the_same_indices(kind):
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(0, 3, (500, 5)), rng.integers(0, 5, 500)
+    statistic, vectorized = cal.resampled(kind, logits, labels, 15, "width")
+    idx = rng.integers(0, 500, (7, 500))
+    got = statistic(idx) if vectorized else [statistic(i) for i in idx]
+    assert np.allclose(got, [cal.metric(kind, logits[i], labels[i], 15, "width") for i in idx])
+    assert vectorized == (kind != "classwise_ece")
+
+
+def test_bootstrap_bounds_of_nll_are_the_quantiles_of_resampled_log_loss():
+    rng = np.random.default_rng(6)
+    logits, labels = rng.normal(0, 2, (400, 3)), rng.integers(0, 3, 400)
+    low, high = cal.bootstrap_metric_bounds(
+        "nll", logits, labels, 15, "width", 0.95, n_resamples=2000, seed=0
+    )
+    # a seeded loop over resamples with scikit-learn's log loss: the 5% and 95% quantiles
+    probs = cal.softmax(logits)
+    draws = np.random.default_rng(1).integers(0, 400, (2000, 400))
+    reference = [log_loss(labels[i], probs[i], labels=range(3)) for i in draws]
+    assert low == pytest.approx(np.quantile(reference, 0.05), abs=0.01)
+    assert high == pytest.approx(np.quantile(reference, 0.95), abs=0.01)

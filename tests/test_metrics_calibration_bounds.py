@@ -82,3 +82,34 @@ def test_calibrated_reference_is_seeded_and_shrinks_with_more_samples():
     assert (np.diff(small) >= 0).all() and len(small) == 20
     large = cb.calibrated_uppers(probs, *args, seed=1)
     assert np.median(large) < np.median(small) / 2
+
+
+def test_rms_increase_is_the_difference_of_debiased_errors_and_its_bound():
+    from calibration.utils import fast_bin, get_equal_prob_bins, unbiased_square_ce
+
+    rng = np.random.default_rng(5)
+    conf = rng.uniform(0.3, 1.0, 3000)
+    cand = [(conf, (rng.random(3000) < conf - 0.08).astype(float))]
+    base = [(conf, (rng.random(3000) < conf).astype(float))]
+    out = cb.rms_increase(cand, base, 15, "width", 0.95)
+
+    def reference(groups):  # Kumar et al.'s debiased squared error, floored at 0, rooted
+        (c, y), bins = groups[0], get_equal_prob_bins(conf, 15)  # their equal-width bins
+        return np.sqrt(max(unbiased_square_ce(fast_bin(list(zip(c, y, strict=True)), bins)), 0.0))
+
+    assert out["candidate_rmsce"] == pytest.approx(reference(cand), rel=1e-6)
+    assert out["baseline_rmsce"] == pytest.approx(reference(base), rel=1e-6)
+    assert out["increase"] == pytest.approx(out["candidate_rmsce"] - out["baseline_rmsce"])
+    assert out["increase_lower"] == cb.rms_increase_lower(cand, base, 15, "width", 0.95)
+    # hand-worked: what the bounds give away is the distance from the estimate to its bound
+    assert out["mde"] == pytest.approx(out["increase"] - out["increase_lower"])
+    assert 0 < out["increase_lower"] < out["increase"]
+
+
+@pytest.mark.parametrize(
+    ("n", "bound", "limit", "expected"),
+    # 1000 (0.15 / 0.1)^2 = 2250 -> 2300; 500 (0.1 / 0.1)^2 = 500; 270 (0.2 / 0.05)^2 = 4320 -> 4400
+    [(1000, 0.15, 0.1, 2300), (500, 0.1, 0.1, 500), (270, 0.2, 0.05, 4400)],
+)
+def test_samples_to_certify_scales_like_one_over_root_n_by_hand(n, bound, limit, expected):
+    assert cb.samples_to_certify(n, bound, limit) == expected

@@ -5,7 +5,10 @@ The random evidence names its classes "0", "1", ... (as a model without class na
 so an example that names classes uses those.
 """
 
+import importlib
 import pkgutil
+import sys
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -13,9 +16,19 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 import qa.checks
-from qa.checks import FAMILY_MODULES, REGISTRY, CheckResult, load_all
-from qa.evidence import Evidence, View
-from qa.runner import STATUSES
+from qa.checks import (
+    FAMILY_MODULES,
+    REGISTRY,
+    STATUSES,
+    CheckParams,
+    CheckResult,
+    Stop,
+    load_all,
+    register,
+)
+from qa.checks import params as shared
+from qa.evidence import CLEAN, Evidence, View
+from qa.runner import run_checks
 from qa.suite import COMMON_KEYS, load_suite
 
 KINDS = sorted(load_all())
@@ -75,7 +88,7 @@ def test_kind_runs_on_random_evidence_and_shows_its_numbers(kind):
     views = params.views()
     assert views and all(isinstance(v, View) for v in views)
     evidence = _random_evidence(views)
-    result = spec.fn(evidence, params)
+    result = spec.run(evidence, params)
     assert isinstance(result, CheckResult)
     assert result.status in STATUSES
     assert isinstance(result.message, str) and result.message
@@ -87,13 +100,104 @@ def test_kind_runs_on_random_evidence_and_shows_its_numbers(kind):
         assert set(result.threshold) == {"metric", "op", "value"}
         assert result.threshold["op"] in (">=", "<=")
         assert result.threshold["metric"] in result.metrics
-    again = spec.fn(_random_evidence(views), params)
+    again = spec.run(_random_evidence(views), params)
     assert (again.status, again.message) == (result.status, result.message), "not deterministic"
 
 
 def test_every_check_module_is_a_listed_family():
+    """A module that registers kinds is listed, else torch-free commands would not see them."""
     modules = {f"qa.checks.{m.name}" for m in pkgutil.iter_modules(qa.checks.__path__)}
-    assert modules == set(FAMILY_MODULES), "list every family module in FAMILY_MODULES"
+    assert set(FAMILY_MODULES) <= modules
+    for name in sorted(modules):
+        importlib.import_module(name)
+    registering = {spec.fn.__module__ for spec in REGISTRY.values()}
+    assert registering <= set(FAMILY_MODULES), "list every family module in FAMILY_MODULES"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kind_is_registered_through_the_one_decorator(kind):
+    """Its function is the module-level function that `@register` decorated, nothing wrapped."""
+    fn = REGISTRY[kind].fn
+    assert fn.__module__ in FAMILY_MODULES
+    assert fn.__qualname__ == fn.__name__, f"{kind}: register a module-level function"
+    assert getattr(sys.modules[fn.__module__], fn.__name__) is fn, f"{kind}: no wrapper"
+
+
+SHARED_KEYS = {
+    "gate_on": shared.GateOn,
+    "resamples": shared.Resamples,
+    "seed": shared.Seed,
+    "bins": shared.Bins,
+    "binning": shared.Binning,
+    "perturbations": shared.Perturbations,
+    "severities": shared.Severities,
+    "show": shared.Show,
+    "max_failed": shared.MaxFailed,
+    "max_distance": shared.MaxDistance,
+}
+
+
+@pytest.mark.parametrize("key", sorted(SHARED_KEYS))
+def test_a_shared_key_is_validated_the_same_way_in_every_kind(key):
+    """Declared once in qa.checks.params: same type and constraints wherever it appears."""
+
+    class Reference(CheckParams):
+        value: SHARED_KEYS[key]
+
+    expected = Reference.model_fields["value"]
+    users = [spec for spec in REGISTRY.values() if key in spec.params.model_fields]
+    assert users, key
+    for spec in users:
+        field = spec.params.model_fields[key]
+        assert (field.annotation, field.metadata) == (expected.annotation, expected.metadata), (
+            f"{spec.kind}.{key}: declare it with its type from qa.checks.params"
+        )
+    if key == "gate_on":  # one vocabulary, whose default is the conservative bound
+        assert {spec.params.model_fields[key].default for spec in users} == {"bound"}
+
+
+class _StopParams(CheckParams):
+    """Test-only: which status to stop with."""
+
+    status: str
+    example: ClassVar[dict] = {"status": "skip"}
+
+
+def _helper(status: str):
+    raise Stop(status, f"stopped with {status}: a helper said why")
+
+
+@pytest.fixture
+def stopping_kind():
+    @register("test_stop", "test", _StopParams)
+    def stopping(evidence, p):
+        """Stops in a helper."""
+        _helper(p.status)
+
+    yield
+    del REGISTRY["test_stop"]
+
+
+@pytest.mark.parametrize("status", ["error", "skip"])
+def test_stop_becomes_that_status_and_message_never_a_traceback(
+    stopping_kind, status, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    checks = f"  - kind: test_stop\n    status: {status}\n"
+    (tmp_path / "suite.yaml").write_text(f"name: t\ndata:\n  eval: d\nchecks:\n{checks}")
+    evidence = Evidence(["0", "1"], np.array([0, 1]), ["a", "b"], {CLEAN: np.eye(2)})
+    (outcome,) = run_checks(load_suite("suite.yaml"), evidence)
+    assert (outcome.status, outcome.result.message) == (
+        status,
+        f"stopped with {status}: a helper said why",
+    )
+    assert outcome.result.details == {}
+
+
+def test_a_check_cannot_stop_with_a_judgement():
+    for status in ("pass", "fail", "warn"):
+        with pytest.raises(ValueError, match="'error' or 'skip'"):
+            Stop(status, "a judgement is returned, never raised")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -5,8 +5,7 @@ import pytest
 
 import qa.checks.regression  # noqa: F401  (registers the family)
 from qa.checks import REGISTRY
-from qa.checks.regression import BASELINE
-from qa.evidence import CLEAN, Evidence, View
+from qa.evidence import BASELINE, CLEAN, Evidence, View
 from qa.metrics import paired
 
 CLASSES = [str(i) for i in range(5)]
@@ -28,7 +27,7 @@ def _evidence(labels, base_pred, cand_pred) -> Evidence:
 
 def _run(kind, evidence, **params):
     spec = REGISTRY[kind]
-    return spec.fn(evidence, spec.params(**params))
+    return spec.run(evidence, spec.params(**params))
 
 
 @pytest.fixture
@@ -251,3 +250,33 @@ def test_robustness_regression_validates_perturbations_as_corruption_checks_do()
         params(perturbations=["contrast", "contrast"])
     with pytest.raises(ValueError, match="less than or equal to 5"):
         params(perturbations=["contrast"], severities=[6])
+
+
+def test_robustness_regression_never_passes_on_non_finite_corrupted_logits(labels):
+    base = _with_errors(labels, 0.05, 10)
+    ev = _evidence(labels, base, base)
+    for model in ("candidate", "baseline"):
+        ev.arrays[View(model=model, perturbation="gaussian_noise", severity=1)] = _logits(base)
+    broken = View(model="baseline", perturbation="gaussian_noise", severity=1)
+    ev.arrays[broken][:3, 0] = np.nan  # argmax would silently call them class 0
+    result = _run("robustness_regression", ev, perturbations=["gaussian_noise"], severities=[1])
+    assert (result.status, result.message) == (
+        "error",
+        "3 of 300 samples have NaN or infinite logits in logits of baseline on eval "
+        "(gaussian_noise s1)",
+    )
+
+
+def test_a_missing_or_non_finite_baseline_stops_every_paired_check(labels):
+    ev = _evidence(labels, labels, labels)
+    ev.arrays[BASELINE][7, 1] = np.inf
+    for kind in ("accuracy_regression", "mcnemar", "per_class_regression"):
+        assert _run(kind, ev).message == (
+            "1 of 300 samples have NaN or infinite logits in logits of baseline on eval (clean)"
+        )
+    del ev.arrays[BASELINE]
+    result = _run("negative_flip_rate", ev, max=0.1)
+    assert (result.status, result.message) == (
+        "error",
+        "no baseline logits: give `baseline:` in the suite or --baseline",
+    )

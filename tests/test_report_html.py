@@ -152,3 +152,18 @@ def test_report_stays_small_whatever_the_eval_size(doc):
     assert len(json.dumps(doc)) > 200_000  # the JSON holds all 3,000 flips...
     assert len(page.encode()) < 100_000  # ...the page only a capped table of them
     assert "2975 more rows in the JSON result" in page
+
+
+def test_delta_bars_are_drawn_for_per_class_deltas_whatever_the_kind(doc):
+    deltas = [{"class": "3", "delta": -0.2, "regressed": True}]
+    recalls = [{"class": "3", "recall": 0.8, "recall_low": 0.6}]  # per_class_recall's rows
+    doc["checks"] = [
+        _check("renamed", "class_delta_v2", "regression", "fail", {}, None, {"classes": deltas}),
+        _check("recall", "per_class_recall", "accuracy", "pass", {}, None, {"classes": recalls}),
+    ]
+    renamed, recall = (html._figures(c) for c in doc["checks"])
+    assert [f["caption"] for f in renamed] == [
+        "Recall delta per class (candidate - baseline); regressions marked."
+    ]
+    assert recall == []
+    assert "<title>Per-class recall delta</title>" in html.render(doc)

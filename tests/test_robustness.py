@@ -24,6 +24,8 @@ from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import robustness as rob
 from qa.metrics.bootstrap import bootstrap_bounds
 from qa.metrics.intervals import binomial_bounds
+from qa.runner import run_checks
+from qa.suite import load_suite
 
 load_all()
 
@@ -80,19 +82,21 @@ def test_corruption_accuracy_gates_the_worst_view_and_the_drop():
     p = CorruptionAccuracyParams(
         perturbations=["gaussian_noise"], severities=[1, 2], min=0.7, gate_on="point"
     )
-    result = REGISTRY["corruption_accuracy"].fn(ev, p)
+    result = REGISTRY["corruption_accuracy"].run(ev, p)
     assert result.status == "fail" and "gaussian_noise s2" in result.message
     assert result.metrics["worst_accuracy"] == pytest.approx(0.6)
     assert result.details["curves"] == {
         "gaussian_noise": [{"severity": 1, "accuracy": 0.8}, {"severity": 2, "accuracy": 0.6}]
     }
     p = p.model_copy(update={"min": None, "max_relative_drop": 0.5})
-    result = REGISTRY["corruption_accuracy"].fn(ev, p)
+    result = REGISTRY["corruption_accuracy"].run(ev, p)
     assert result.status == "pass" and result.metrics["worst_relative_drop"] == pytest.approx(0.4)
     both = p.model_copy(update={"min": 0.7})
-    assert REGISTRY["corruption_accuracy"].fn(ev, both).threshold["metric"] == "worst_accuracy"
+    assert REGISTRY["corruption_accuracy"].run(ev, both).threshold["metric"] == "worst_accuracy"
     bound = both.model_copy(update={"gate_on": "bound"})
-    assert REGISTRY["corruption_accuracy"].fn(ev, bound).threshold["metric"] == "worst_accuracy_low"
+    assert (
+        REGISTRY["corruption_accuracy"].run(ev, bound).threshold["metric"] == "worst_accuracy_low"
+    )
 
 
 def test_mce_uses_the_baseline_when_there_is_one_and_says_so():
@@ -101,19 +105,19 @@ def test_mce_uses_the_baseline_when_there_is_one_and_says_so():
         perturbations=["gaussian_noise"], severities=[1, 2], max=1.0, gate_on="point"
     )
     assert View(model="baseline") in p.views()
-    clean_only = REGISTRY["mean_corruption_error"].fn(_evidence(LABELS, views), p)
+    clean_only = REGISTRY["mean_corruption_error"].run(_evidence(LABELS, views), p)
     assert clean_only.metrics["mce"] == pytest.approx(3.0)  # (0.2 + 0.4) / 2 / 0.1
     assert "clean error (no baseline)" in clean_only.message and clean_only.status == "fail"
     base = {View(model="baseline"): _wrong(2), noise(1, "baseline"): _wrong(4)}
     base[noise(2, "baseline")] = _wrong(8)
-    with_base = REGISTRY["mean_corruption_error"].fn(_evidence(LABELS, views | base), p)
+    with_base = REGISTRY["mean_corruption_error"].run(_evidence(LABELS, views | base), p)
     assert with_base.metrics["mce"] == pytest.approx(0.5)  # 0.6 / 1.2
     assert with_base.metrics["relative_mce"] == pytest.approx(0.5)  # (0.1 + 0.3) / (0.2 + 0.6)
     assert with_base.status == "pass" and "baseline's errors" in with_base.message
     curve = with_base.details["curves"]["gaussian_noise"][1]
     assert curve == {"severity": 2, "accuracy": 0.6, "baseline_accuracy": pytest.approx(0.2)}
     strict = p.model_copy(update={"reference": "baseline"})
-    assert REGISTRY["mean_corruption_error"].fn(_evidence(LABELS, views), strict).status == "error"
+    assert REGISTRY["mean_corruption_error"].run(_evidence(LABELS, views), strict).status == "error"
     clean = p.model_copy(update={"reference": "clean"})
     assert View(model="baseline") not in clean.views()
 
@@ -121,7 +125,7 @@ def test_mce_uses_the_baseline_when_there_is_one_and_says_so():
 def test_prediction_consistency_gates_the_worst_flip_rate():
     ev = _evidence(LABELS, {CLEAN: _wrong(1), noise(1): _wrong(0), noise(2): _wrong(3)})
     p = PredictionConsistencyParams(perturbations=["gaussian_noise"], severities=[1, 2], max=0.15)
-    result = REGISTRY["prediction_consistency"].fn(ev, p)
+    result = REGISTRY["prediction_consistency"].run(ev, p)
     assert result.metrics["worst_flip_rate"] == pytest.approx(0.2)
     assert result.status == "fail" and "gaussian_noise s2" in result.message
 
@@ -131,10 +135,10 @@ def test_adversarial_accuracy_reads_one_view_per_attack():
     clean, fgsm, pgd = p.views()
     assert (fgsm.kind, fgsm.perturbation) == ("adversarial", "fgsm:eps=0.03,space=pixel")
     assert parse_attack(pgd.perturbation) == Attack("pgd", 0.03, 5, 2.5 * 0.03 / 5, "pixel")
-    missing = REGISTRY["adversarial_accuracy"].fn(_evidence(LABELS, {CLEAN: LABELS}), p)
+    missing = REGISTRY["adversarial_accuracy"].run(_evidence(LABELS, {CLEAN: LABELS}), p)
     assert missing.status == "error" and "pgd:eps=0.03" in missing.message
     ev = _evidence(LABELS, {clean: LABELS, fgsm: _wrong(3), pgd: _wrong(6)})
-    result = REGISTRY["adversarial_accuracy"].fn(ev, p)
+    result = REGISTRY["adversarial_accuracy"].run(ev, p)
     assert result.metrics["pgd_accuracy"] == pytest.approx(0.4) and result.status == "fail"
     assert "PGD" in result.message
 
@@ -154,7 +158,7 @@ def test_corruption_accuracy_gates_every_views_lower_bound_at_the_suite_confiden
     # clean perfect; s1 wrong on 10 of 400, s2 on 32: accuracy 0.92 clears 0.9, its bound does not
     ev = _evidence(BIG, {CLEAN: BIG, noise(1): _big(range(10)), noise(2): _big(range(32))})
     p = CorruptionAccuracyParams(perturbations=["gaussian_noise"], severities=[1, 2], min=0.9)
-    result = REGISTRY["corruption_accuracy"].fn(ev, p)
+    result = REGISTRY["corruption_accuracy"].run(ev, p)
     low = binomial_bounds(368, N, 0.95, "wilson")[0]
     assert result.status == "fail" and result.threshold["metric"] == "worst_accuracy_low"
     assert result.metrics["worst_accuracy_low"] == pytest.approx(low) and low < 0.9
@@ -164,9 +168,9 @@ def test_corruption_accuracy_gates_every_views_lower_bound_at_the_suite_confiden
     )
     assert result.details["views"][1]["accuracy_high"] > 0.92
     point = p.model_copy(update={"gate_on": "point"})
-    assert REGISTRY["corruption_accuracy"].fn(ev, point).status == "pass"
+    assert REGISTRY["corruption_accuracy"].run(ev, point).status == "pass"
     exact = replace(ev, interval_method="clopper_pearson", confidence=0.9)
-    result = REGISTRY["corruption_accuracy"].fn(exact, p)
+    result = REGISTRY["corruption_accuracy"].run(exact, p)
     assert (
         result.metrics["worst_accuracy_low"] == binomial_bounds(368, N, 0.9, "clopper_pearson")[0]
     )
@@ -185,7 +189,7 @@ def test_relative_drop_gates_the_upper_bound_of_its_paired_score_interval():
     p = CorruptionAccuracyParams(
         perturbations=["gaussian_noise"], severities=[1], max_relative_drop=0.1
     )
-    result = REGISTRY["corruption_accuracy"].fn(ev, p)
+    result = REGISTRY["corruption_accuracy"].run(ev, p)
     clean_ok, s1_ok = np.arange(N) >= 20, ~((np.arange(N) >= 15) & (np.arange(N) < 65))
     low, high = rob.relative_drop_bounds(clean_ok, s1_ok, 0.95)
     assert result.metrics["worst_relative_drop"] == pytest.approx(0.075 / 0.95)
@@ -194,7 +198,7 @@ def test_relative_drop_gates_the_upper_bound_of_its_paired_score_interval():
     assert result.metrics["worst_relative_drop_high"] == high
     assert f"upper 95% bound {high:.4f} misses <= 0.1; point estimate 0.0789" in result.message
     point = p.model_copy(update={"gate_on": "point"})
-    assert REGISTRY["corruption_accuracy"].fn(ev, point).status == "pass"
+    assert REGISTRY["corruption_accuracy"].run(ev, point).status == "pass"
 
 
 def _score_by_brute_force(both, only_corrupted, only_clean, neither, ratio):
@@ -248,7 +252,7 @@ def test_relative_drop_without_a_discordant_sample_is_bounded_like_wilson():
 def test_prediction_consistency_gates_the_flip_rates_upper_bound():
     ev = _evidence(BIG, {CLEAN: BIG, noise(1): _big(range(36)), noise(2): _big(range(4))})
     p = PredictionConsistencyParams(perturbations=["gaussian_noise"], severities=[1, 2], max=0.1)
-    result = REGISTRY["prediction_consistency"].fn(ev, p)
+    result = REGISTRY["prediction_consistency"].run(ev, p)
     high = binomial_bounds(36, N, 0.95)[1]
     assert result.status == "fail" and result.metrics["worst_flip_rate_high"] == pytest.approx(high)
     assert result.message == (
@@ -256,20 +260,20 @@ def test_prediction_consistency_gates_the_flip_rates_upper_bound():
         "point estimate 0.0900 (36/400)"
     )
     point = p.model_copy(update={"gate_on": "point"})
-    assert REGISTRY["prediction_consistency"].fn(ev, point).status == "pass"
+    assert REGISTRY["prediction_consistency"].run(ev, point).status == "pass"
 
 
 def test_adversarial_accuracy_gates_the_worst_attacks_lower_bound():
     p = AdversarialAccuracyParams(min=0.5)
     clean, fgsm, pgd = p.views()
     ev = _evidence(BIG, {clean: BIG, fgsm: _big(range(150)), pgd: _big(range(190))})
-    result = REGISTRY["adversarial_accuracy"].fn(ev, p)
+    result = REGISTRY["adversarial_accuracy"].run(ev, p)
     low = binomial_bounds(210, N, 0.95)[0]
     assert result.status == "fail" and result.metrics["worst_accuracy_low"] == pytest.approx(low)
     assert result.metrics["pgd_accuracy"] == 0.525 and "PGD" in result.message
     assert result.message.endswith("point estimate 0.5250 (210/400)")
     point = p.model_copy(update={"gate_on": "point"})
-    assert REGISTRY["adversarial_accuracy"].fn(ev, point).status == "pass"
+    assert REGISTRY["adversarial_accuracy"].run(ev, point).status == "pass"
 
 
 def test_mce_against_the_clean_error_bootstraps_the_clean_error_too():
@@ -279,7 +283,7 @@ def test_mce_against_the_clean_error_bootstraps_the_clean_error_too():
     p = MeanCorruptionErrorParams(
         perturbations=["gaussian_noise"], severities=[1, 2], max=2.0, resamples=300, seed=4
     )
-    result = REGISTRY["mean_corruption_error"].fn(ev, p)
+    result = REGISTRY["mean_corruption_error"].run(ev, p)
     assert result.metrics["mce"] == pytest.approx(1.875)
     errors = np.arange(N)[None, :] < np.array([[40], [60], [90]])  # clean, s1, s2
 
@@ -292,7 +296,7 @@ def test_mce_against_the_clean_error_bootstraps_the_clean_error_too():
     assert result.metrics["mce_low"] == pytest.approx(slow[0])
     assert result.status == "fail" and result.threshold["metric"] == "mce_high"
     assert (
-        REGISTRY["mean_corruption_error"].fn(ev, p.model_copy(update={"gate_on": "point"})).status
+        REGISTRY["mean_corruption_error"].run(ev, p.model_copy(update={"gate_on": "point"})).status
         == "pass"
     )
 
@@ -311,7 +315,7 @@ def test_relative_mce_against_a_baseline_resamples_both_models_together():
         max=1.0,
         resamples=200,
     )
-    result = REGISTRY["mean_corruption_error"].fn(_evidence(BIG, views), p)
+    result = REGISTRY["mean_corruption_error"].run(_evidence(BIG, views), p)
     # (0.15 + 0.25 - 2 * 0.05) / (0.25 + 0.375 - 2 * 0.1)
     assert result.metrics["relative_mce"] == pytest.approx(0.3 / 0.425)
     wrong = {v: np.asarray(pred) != BIG for v, pred in views.items()}
@@ -329,16 +333,34 @@ def test_relative_mce_against_a_baseline_resamples_both_models_together():
     assert result.status == ("pass" if slow[1] <= 1.0 else "fail")
 
 
-def test_gate_on_uses_the_accuracy_familys_words_for_one_sided_gates():
-    for params, word in [
-        (PredictionConsistencyParams, "lower_bound"),
-        (AdversarialAccuracyParams, "upper_bound"),
-        (MeanCorruptionErrorParams, "lower_bound"),
-    ]:
-        with pytest.raises(ValidationError, match="gate_on"):
-            params.model_validate({**params.example, "gate_on": word})
-    with pytest.raises(ValidationError, match="'bound' or 'point'"):
-        CorruptionAccuracyParams(perturbations=["fog"], min=0.5, gate_on="lower_bound")
+def test_gate_on_has_one_vocabulary_the_side_implied_by_the_gate():
+    for params in (
+        PredictionConsistencyParams,
+        AdversarialAccuracyParams,
+        MeanCorruptionErrorParams,
+        CorruptionAccuracyParams,
+    ):
+        assert params.model_validate(params.example).gate_on == "bound"
+        for word in ("lower_bound", "upper_bound"):
+            with pytest.raises(ValidationError, match="'bound' or 'point'"):
+                params.model_validate({**params.example, "gate_on": word})
+
+
+@pytest.mark.parametrize("kind", ["corruption_accuracy", "prediction_consistency"])
+def test_non_finite_corrupted_logits_are_an_error_result_not_a_crash(kind, tmp_path, monkeypatch):
+    ev = _evidence(LABELS, {CLEAN: _wrong(0), noise(1): _wrong(2)})
+    ev.arrays[noise(1)][[2, 5], 0] = [np.nan, np.inf]
+    monkeypatch.chdir(tmp_path)
+    entry = f"  - {{kind: {kind}, perturbations: [gaussian_noise], severities: [1], min: 0.1}}"
+    entry = entry.replace("min:", "max:") if kind == "prediction_consistency" else entry
+    (tmp_path / "suite.yaml").write_text(f"name: t\ndata:\n  eval: d\nchecks:\n{entry}\n")
+    (outcome,) = run_checks(load_suite("suite.yaml"), ev)
+    assert (outcome.status, outcome.result.message) == (
+        "error",
+        "2 of 10 samples have NaN or infinite logits in logits of candidate on eval "
+        "(gaussian_noise s1)",
+    )
+    assert "traceback" not in outcome.result.details
 
 
 def test_every_boundary_scenario_runs_the_registered_check():

@@ -7,12 +7,11 @@ import pytest
 
 from qa.checks import REGISTRY, CheckParams, CheckResult, register
 from qa.errors import ExitCode
-from qa.evidence import CLEAN, Evidence, View
+from qa.evidence import BASELINE, CLEAN, Evidence, View
 from qa.runner import CheckOutcome, exit_code, plan, run_checks, verdict
 from qa.suite import load_suite
 
 NOISE = View(perturbation="gaussian_noise", severity=3)
-BASELINE = View(model="baseline")
 TRAIN = View(split="train")
 
 
@@ -177,3 +176,27 @@ def test_verdict(statuses, strict, expected):
 def test_exit_codes_of_verdicts():
     assert exit_code("pass") == ExitCode.OK == 0
     assert exit_code("fail") == exit_code("error") == ExitCode.GATE_FAILED == 1
+
+
+def test_a_view_names_what_the_images_went_through():
+    assert CLEAN.name() == "clean" and BASELINE.name() == "clean"
+    assert NOISE.name() == "gaussian_noise s3" and NOISE.name("-") == "gaussian_noise-s3"
+    attack = View(kind="adversarial", perturbation="fgsm:eps=0.1")
+    assert attack.name("-") == "fgsm:eps=0.1"
+    assert attack.label() == "adversarial of candidate on eval (fgsm:eps=0.1)"
+    assert NOISE.label() == "logits of candidate on eval (gaussian_noise s3)"
+
+
+def test_the_suites_defaults_and_the_evidence_share_one_source():
+    from qa.metrics import intervals
+    from qa.suite import Defaults
+
+    bare = Evidence(["a"], np.zeros(1, dtype=int), ["s"])
+    assert (bare.confidence, bare.interval_method) == (
+        intervals.DEFAULT_CONFIDENCE,
+        intervals.DEFAULT_METHOD,
+    )
+    assert (Defaults().confidence, Defaults().interval) == (
+        intervals.DEFAULT_CONFIDENCE,
+        intervals.DEFAULT_METHOD,
+    )

@@ -67,7 +67,7 @@ def test_a_good_suite_loads_typed(tmp_path, monkeypatch):
         "confusion_rate",
     ]
     first, camera, other, confusion = suite.checks
-    assert first.params.min == 0.9 and first.params.gate_on == "lower_bound"
+    assert first.params.min == 0.9 and first.params.gate_on == "bound"
     assert first.severity == "fail" and first.slice is None
     assert camera.severity == "warn" and camera.params.min == 0.1  # 1e-1 is a number
     assert camera.slice.as_dict() == {"column": "camera", "equals": "A"}
@@ -272,8 +272,8 @@ def test_describe_checks_lists_every_kind_with_typed_parameters():
         "constraints": ">= 0, <= 1",
         "description": "smallest acceptable accuracy",
     }
-    assert params["gate_on"]["type"] == "'lower_bound' | 'point'"
-    assert params["gate_on"]["default"] == "lower_bound" and not params["gate_on"]["required"]
+    assert params["gate_on"]["type"] == "'bound' | 'point'"
+    assert params["gate_on"]["default"] == "bound" and not params["gate_on"]["required"]
     assert {p["name"]: p["type"] for p in rows["per_class_recall"]["parameters"]}["classes"] == (
         "'all' | list[str]"
     )

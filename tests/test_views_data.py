@@ -4,6 +4,8 @@ import base64
 import io
 import json
 import shutil
+from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -12,12 +14,15 @@ from helpers import save_tiny, write_data, write_suite
 
 import qa.profile
 from qa import views
+from qa.checks import CheckParams, CheckResult
 from qa.data import fingerprint_from_hashes, load_dataset, sha256_bytes
 from qa.engine import run_suite
 from qa.errors import InputError
 from qa.inference import Split
 from qa.profile import PROFILE_EVAL
 from qa.report import json_report
+from qa.runner import CheckOutcome
+from qa.thumbnails import attach_thumbnails
 
 N = 20
 
@@ -122,3 +127,58 @@ def test_failing_data_checks_carry_small_png_thumbnails(tmp_path, data, ckpt):
     assert (pixels[::4, ::4] == pixels[3::4, 3::4]).all()  # nearest-neighbour: 4x4 blocks
     written = json_report.load(tmp_path / "reports" / "result.json")
     assert "data:image/png;base64," in json.dumps(written)
+
+
+class _Split(CheckParams):
+    """Test-only: a split to read."""
+
+    split: str = "eval"
+    example: ClassVar[dict] = {}
+
+
+class _ReportsUndecodable(_Split):
+    """Test-only: a kind that reports undecodable files, whatever its name."""
+
+    reports_undecodable: ClassVar[bool] = True
+
+
+class _ShowsThumbnails(_Split):
+    """Test-only: a kind whose failing paths are worth showing, whatever its family."""
+
+    shows_thumbnails: ClassVar[bool] = True
+
+
+def _spec(name: str, kind: str, params: CheckParams):
+    return SimpleNamespace(name=name, kind=kind, params=params)
+
+
+def test_undecodable_files_are_left_out_for_a_kind_that_says_it_reports_them():
+    suite = SimpleNamespace(
+        checks=[
+            _spec("a", "my_decodable", _ReportsUndecodable(split="train")),
+            _spec("b", "decodable_lookalike", _Split(split="calibration")),
+        ]
+    )
+    assert views.decodability_checked(suite) == {"train"}
+
+
+def test_thumbnails_follow_the_kinds_flag_not_its_family(data):
+    path = sorted(data.rglob("*.png"))[0].relative_to(data).as_posix()
+    specs = [_spec("shown", "k1", _ShowsThumbnails()), _spec("hidden", "k2", _Split())]
+    outcomes = [
+        CheckOutcome(
+            name,
+            "k",
+            family,
+            "fail",
+            "fail",
+            CheckResult("fail", "x", details={"failing_paths": [path]}),
+            None,
+            0.0,
+        )
+        for name, family in (("shown", "accuracy"), ("hidden", "data"))
+    ]
+    attach_thumbnails(outcomes, SimpleNamespace(checks=specs), {"eval": data})
+    shown, hidden = (o.result.details for o in outcomes)
+    assert [t["path"] for t in shown["thumbnails"]] == [path]
+    assert "thumbnails" not in hidden

@@ -1,9 +1,18 @@
 """The check registry: every check kind registers here by name, with a typed parameter schema.
 
-A check is `fn(evidence, params) -> CheckResult`: a pure function of evidence. Its parameter
-model (pydantic, extra="forbid") is what `qa validate` checks and what `qa checks` lists; its
-`views()` tells the engine what to compute. Families live in sibling modules, imported by
-`load_all()`; registering a name twice is an error.
+One way to write a check, at module level in a family module:
+
+    @register("top1_accuracy", "accuracy", Top1Params)
+    def top1_accuracy(evidence: Evidence, p: Top1Params) -> CheckResult:
+        ...  # a docstring first: its first line is the kind's summary in `qa checks`
+
+A check is a pure function of evidence. It returns a CheckResult when it has judged (most
+through `gate`); when it cannot judge (no sound evidence) or does not apply, it, or any helper
+it calls, raises `Stop(status, message)`, which `CheckKind.run` turns into that result. Its
+parameter model (pydantic, extra="forbid"; shared keys declared once in qa.checks.params) is
+what `qa validate` checks and what `qa checks` lists; its `views()` tells the engine what to
+compute, and its ClassVar flags what else the layers around it must do. Families live in
+sibling modules, imported by `load_all()`; registering a name twice is an error.
 """
 
 import importlib
@@ -12,11 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qa.evidence import CLEAN, Evidence, View
 
-Status = Literal["pass", "fail", "warn", "error", "skip"]
+STATUSES = ("pass", "fail", "warn", "error", "skip")  # every status a check outcome can have
+Status = Literal[STATUSES]
+# the modules whose kinds load_all registers; a family may span several (data: data, leakage),
+# and qa.checks.params, the shared parameter types, registers none
 FAMILY_MODULES = (
     "qa.checks.accuracy",
     "qa.checks.calibration",
@@ -35,7 +48,11 @@ class CheckParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    needs_baseline: ClassVar[bool] = False
+    needs_baseline: ClassVar[bool] = False  # the suite needs a baseline model for this kind
+    # the kind reports its split's undecodable files, so inference leaves them out (qa.views)
+    reports_undecodable: ClassVar[bool] = False
+    # the kind's failing paths are image files a report shows as thumbnails (qa.thumbnails)
+    shows_thumbnails: ClassVar[bool] = False
     example: ClassVar[dict]
 
     def views(self) -> list[View]:
@@ -57,6 +74,21 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class Stop(Exception):
+    """Ends a check early with `status` and `message`, from the check or any helper it calls.
+
+    "error": there is nothing sound to judge (no samples, non-finite logits, an unknown class);
+    "skip": the check does not apply (the suite has no such split). Never a pass or a fail:
+    those are judgements, which a check returns.
+    """
+
+    def __init__(self, status: Literal["error", "skip"], message: str):
+        if status not in ("error", "skip"):
+            raise ValueError(f"a check stops with 'error' or 'skip', not {status!r}")
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
 @dataclass(frozen=True)
 class CheckKind:
     """A registered check kind."""
@@ -71,12 +103,19 @@ class CheckKind:
         """One line of meaning, from the check function's docstring."""
         return (self.fn.__doc__ or "").strip().splitlines()[0]
 
+    def run(self, evidence: Evidence, params: CheckParams) -> CheckResult:
+        """The check's result on `evidence`; a Stop raised inside becomes its status and message."""
+        try:
+            return self.fn(evidence, params)
+        except Stop as stop:
+            return CheckResult(stop.status, stop.message)
+
 
 REGISTRY: dict[str, CheckKind] = {}
 
 
 def register(kind: str, family: str, params: type[CheckParams]):
-    """Decorator: register `fn` as check `kind` of `family` taking `params`."""
+    """Decorator: register `fn` as check `kind` of `family` taking `params`; returns `fn`."""
 
     def decorate(fn):
         if kind in REGISTRY:
@@ -94,6 +133,16 @@ def load_all() -> dict[str, CheckKind]:
     return REGISTRY
 
 
+def finite_logits(evidence: Evidence, view: View = CLEAN) -> np.ndarray:
+    """The logits of `view`; Stop("error") when some sample's are NaN or infinite."""
+    logits = evidence.logits(view)
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        where = "" if view == CLEAN else f" in {view.label()}"
+        raise Stop("error", f"{bad} of {len(logits)} samples have NaN or infinite logits{where}")
+    return logits
+
+
 def compare(value: float, op: str, threshold: float) -> bool | None:
     """Apply a gate comparison; None when the value is NaN or infinite (never a silent pass)."""
     if value is None or not math.isfinite(value):
@@ -103,6 +152,18 @@ def compare(value: float, op: str, threshold: float) -> bool | None:
     if op == "<=":
         return value <= threshold
     raise ValueError(f"unknown comparison {op!r}")
+
+
+def gated_on(name: str, op: str, gate_on: str, confidence: float) -> tuple[str, str]:
+    """The metric a gate on `name` compares, and the words saying so (see qa.checks.params).
+
+    `gate_on: bound` compares `name`_low for a `>=` gate (" lower 95% bound") and `name`_high
+    for a `<=` gate (" upper 95% bound"); `point` compares `name` itself, with no words.
+    """
+    if gate_on == "point":
+        return name, ""
+    side, end = ("lower", "_low") if op == ">=" else ("upper", "_high")
+    return name + end, f" {side} {confidence * 100:g}% bound"
 
 
 def gate(

@@ -15,26 +15,22 @@ Metrics use binomial notation: k of n samples.
 import difflib
 from typing import ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
-from qa.checks import CheckParams, CheckResult, gate, register
-from qa.evidence import CLEAN, Evidence
+from qa.checks import CheckParams, CheckResult, Stop, finite_logits, gate, gated_on, register
+from qa.checks.params import GateOn, Resamples, Seed
+from qa.evidence import Evidence
 from qa.metrics import accuracy as acc
 from qa.metrics.intervals import binomial_bounds
 
 MAX_LISTED = 10  # classes named in one message; the rest are in the details
-
-LowerGate = Literal["lower_bound", "point"]
-UpperGate = Literal["upper_bound", "point"]
-_GATE_DOC = "compare the interval's bound (conservative) or the point estimate"
 
 
 class Top1Params(CheckParams):
     """Gate top-1 accuracy from below."""
 
     min: float = Field(ge=0, le=1, description="smallest acceptable accuracy")
-    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"min": 0.5}
 
 
@@ -43,7 +39,7 @@ class TopkParams(CheckParams):
 
     k: int = Field(ge=1, description="how many of the highest-scoring classes count as a hit")
     min: float = Field(ge=0, le=1, description="smallest acceptable top-k accuracy")
-    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"k": 2, "min": 0.5}
 
 
@@ -54,7 +50,7 @@ class PerClassRecallParams(CheckParams):
     classes: Literal["all"] | list[str] = Field(
         "all", min_length=1, description="class names to gate, or 'all'"
     )
-    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"min": 0.2}
 
 
@@ -62,9 +58,9 @@ class MacroF1Params(CheckParams):
     """Gate macro-F1 from below, on its bootstrap lower bound or its point estimate."""
 
     min: float = Field(ge=0, le=1, description="smallest acceptable macro-F1")
-    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
-    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
-    seed: int = Field(0, description="bootstrap seed")
+    gate_on: GateOn = "bound"
+    resamples: Resamples = 1000
+    seed: Seed = 0
     example: ClassVar[dict] = {"min": 0.2}
 
 
@@ -74,7 +70,7 @@ class ConfusionRateParams(CheckParams):
     true: str = Field(min_length=1, description="the true class name")
     predicted: str = Field(min_length=1, description="the class it must not be mistaken for")
     max: float = Field(ge=0, le=1, description="largest acceptable rate")
-    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"true": "0", "predicted": "1", "max": 0.5}
 
     @model_validator(mode="after")
@@ -84,19 +80,16 @@ class ConfusionRateParams(CheckParams):
         return self
 
 
-def _logits_or_error(evidence: Evidence) -> np.ndarray | CheckResult:
-    """The clean logits, or an error result when there is nothing sound to judge."""
-    logits = evidence.logits(CLEAN)
+def _clean_logits(evidence: Evidence):
+    """The clean logits; Stop when there is nothing sound to judge."""
+    logits = finite_logits(evidence)
     if len(evidence.labels) == 0:
-        return CheckResult("error", "no eval samples to judge")
-    bad = int((~np.isfinite(logits)).any(axis=1).sum())
-    if bad:
-        return CheckResult("error", f"{bad} of {len(logits)} samples have NaN or infinite logits")
+        raise Stop("error", "no eval samples to judge")
     return logits
 
 
-def _class_indices(evidence: Evidence, wanted: list[str]) -> list[int] | CheckResult:
-    """Indices of the named classes, or an error naming the unknown ones and the valid ones."""
+def _class_indices(evidence: Evidence, wanted: list[str]) -> list[int]:
+    """Indices of the named classes; Stop naming the first unknown one and the valid ones."""
     names = evidence.class_names
     unknown = [c for c in wanted if c not in names]
     if not unknown:
@@ -104,14 +97,7 @@ def _class_indices(evidence: Evidence, wanted: list[str]) -> list[int] | CheckRe
     near = difflib.get_close_matches(unknown[0], names, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     listed = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
-    return CheckResult(
-        "error", f"unknown class {unknown[0]!r}{hint}; the model's classes are {listed}"
-    )
-
-
-def _bound_words(gate_on: str, confidence: float) -> str:
-    side = "lower" if gate_on == "lower_bound" else "upper"
-    return "" if gate_on == "point" else f" {side} {confidence * 100:g}% bound"
+    raise Stop("error", f"unknown class {unknown[0]!r}{hint}; the model's classes are {listed}")
 
 
 def _proportion(name: str, k: int, n: int, evidence: Evidence) -> dict:
@@ -129,10 +115,8 @@ def _proportion(name: str, k: int, n: int, evidence: Evidence) -> dict:
 
 
 def _gate_proportion(name: str, what: str, metrics: dict, p, op: str, limit: float):
-    suffix = {"lower_bound": "_low", "upper_bound": "_high", "point": ""}[p.gate_on]
-    deciding = name + suffix
-    words = what + _bound_words(p.gate_on, metrics["confidence"])
-    result = gate(deciding, metrics[deciding], op, limit, metrics, words)
+    deciding, words = gated_on(name, op, p.gate_on, metrics["confidence"])
+    result = gate(deciding, metrics[deciding], op, limit, metrics, what + words)
     result.message += f" ({metrics['k']}/{metrics['n']})"
     return result
 
@@ -140,9 +124,7 @@ def _gate_proportion(name: str, what: str, metrics: dict, p, op: str, limit: flo
 @register("top1_accuracy", "accuracy", Top1Params)
 def top1_accuracy(evidence: Evidence, p: Top1Params) -> CheckResult:
     """Top-1 accuracy with a binomial interval, gated from below."""
-    logits = _logits_or_error(evidence)
-    if isinstance(logits, CheckResult):
-        return logits
+    logits = _clean_logits(evidence)
     k = int(acc.topk_correct(logits, evidence.labels, 1).sum())
     metrics = _proportion("accuracy", k, len(evidence.labels), evidence)
     return _gate_proportion("accuracy", "top-1 accuracy", metrics, p, ">=", p.min)
@@ -151,12 +133,10 @@ def top1_accuracy(evidence: Evidence, p: Top1Params) -> CheckResult:
 @register("topk_accuracy", "accuracy", TopkParams)
 def topk_accuracy(evidence: Evidence, p: TopkParams) -> CheckResult:
     """Top-k accuracy with a binomial interval, gated from below."""
-    logits = _logits_or_error(evidence)
-    if isinstance(logits, CheckResult):
-        return logits
+    logits = _clean_logits(evidence)
     n_classes = len(evidence.class_names)
     if p.k >= n_classes:
-        return CheckResult(
+        raise Stop(
             "error", f"k={p.k} but the model has {n_classes} classes: every sample would count"
         )
     hits = int(acc.topk_correct(logits, evidence.labels, p.k).sum())
@@ -168,28 +148,23 @@ def topk_accuracy(evidence: Evidence, p: TopkParams) -> CheckResult:
 @register("per_class_recall", "accuracy", PerClassRecallParams)
 def per_class_recall(evidence: Evidence, p: PerClassRecallParams) -> CheckResult:
     """Recall of each class with its own binomial interval; fails naming the classes below."""
-    logits = _logits_or_error(evidence)
-    if isinstance(logits, CheckResult):
-        return logits
+    logits = _clean_logits(evidence)
     names = evidence.class_names
-    wanted = names if p.classes == "all" else p.classes
-    indices = _class_indices(evidence, wanted)
-    if isinstance(indices, CheckResult):
-        return indices
+    indices = _class_indices(evidence, names if p.classes == "all" else p.classes)
     _, correct, support = acc.per_class_recall(evidence.labels, acc.predictions(logits), len(names))
     empty = [names[i] for i in indices if support[i] == 0]
     if empty:
-        return CheckResult("error", f"no eval samples of class {', '.join(empty)}: cannot judge")
-    suffix = "_low" if p.gate_on == "lower_bound" else ""
+        raise Stop("error", f"no eval samples of class {', '.join(empty)}: cannot judge")
+    key, bound = gated_on("recall", ">=", p.gate_on, evidence.confidence)
     rows = []
     for i in indices:
         row = _proportion("recall", int(correct[i]), int(support[i]), evidence)
         row["class"] = names[i]
-        row["passed"] = bool(row["recall" + suffix] >= p.min)
+        row["passed"] = bool(row[key] >= p.min)
         rows.append(row)
-    rows.sort(key=lambda r: r["recall" + suffix])
+    rows.sort(key=lambda r: r[key])
     worst = rows[0]
-    metrics = {f"worst_{key}": worst[key] for key in ("recall", "recall_low", "recall_high")}
+    metrics = {f"worst_{name}": worst[name] for name in ("recall", "recall_low", "recall_high")}
     metrics |= {
         "worst_class": worst["class"],
         "k": worst["k"],
@@ -199,78 +174,28 @@ def per_class_recall(evidence: Evidence, p: PerClassRecallParams) -> CheckResult
         "confidence": evidence.confidence,
         "interval": evidence.interval_method,
     }
-    words = f"recall of worst class {worst['class']}" + _bound_words(p.gate_on, evidence.confidence)
-    result = gate(f"worst_recall{suffix}", worst["recall" + suffix], ">=", p.min, metrics, words)
+    words = f"recall of worst class {worst['class']}{bound}"
+    result = gate(f"worst_{key}", worst[key], ">=", p.min, metrics, words)
     result.details = {"classes": rows}
     below = [r for r in rows if not r["passed"]]
     if result.status == "fail":
         listed = ", ".join(
-            f"{r['class']} {r['recall' + suffix]:.3f} ({r['k']}/{r['n']})"
-            for r in below[:MAX_LISTED]
+            f"{r['class']} {r[key]:.3f} ({r['k']}/{r['n']})" for r in below[:MAX_LISTED]
         )
         more = f" and {len(below) - MAX_LISTED} more" if len(below) > MAX_LISTED else ""
         result.message = (
-            f"recall{_bound_words(p.gate_on, evidence.confidence)} below {p.min:g} for "
-            f"{len(below)} of {len(rows)} classes: {listed}{more}"
+            f"recall{bound} below {p.min:g} for {len(below)} of {len(rows)} classes: {listed}{more}"
         )
     return result
-
-
-def bootstrap_macro_f1(
-    labels: np.ndarray,
-    pred: np.ndarray,
-    n_classes: int,
-    confidence: float,
-    resamples: int,
-    seed: int,
-) -> tuple[float, float]:
-    """Two-sided percentile bootstrap interval of macro-F1, resampling samples (seeded).
-
-    Vectorised: each resample's per-class counts are bincounts, never a confusion matrix, so
-    memory stays O(resamples x (n + classes)) even for a thousand classes.
-    """
-    from qa.metrics.bootstrap import bootstrap_bounds
-
-    if len(labels) < 2:
-        return float("nan"), float("nan")
-
-    def statistic(y: np.ndarray, yhat: np.ndarray, axis: int = -1) -> np.ndarray:
-        y, yhat = np.atleast_2d(y), np.atleast_2d(yhat)
-        rows = len(y)
-        true_codes = y + (np.arange(rows) * n_classes)[:, None]
-        pred_codes = yhat + (np.arange(rows) * n_classes)[:, None]
-
-        def count(codes: np.ndarray) -> np.ndarray:
-            flat = np.bincount(codes.ravel(), minlength=rows * n_classes)
-            return flat.reshape(rows, n_classes)
-
-        tp = count(true_codes[y == yhat])
-        both = count(true_codes) + count(pred_codes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f1 = np.where(both > 0, 2 * tp / np.maximum(both, 1), np.nan)
-        return np.nanmean(f1, axis=-1)
-
-    return bootstrap_bounds(
-        statistic,
-        (np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)),
-        confidence,
-        n_resamples=resamples,
-        seed=seed,
-        vectorized=True,
-        paired=True,
-        batch=max(1, 2_000_000 // (len(labels) + n_classes)),
-    )
 
 
 @register("macro_f1", "accuracy", MacroF1Params)
 def macro_f1(evidence: Evidence, p: MacroF1Params) -> CheckResult:
     """Macro-F1 with a seeded percentile-bootstrap interval, gated from below."""
-    logits = _logits_or_error(evidence)
-    if isinstance(logits, CheckResult):
-        return logits
+    logits = _clean_logits(evidence)
     labels, pred = evidence.labels, acc.predictions(logits)
     n_classes = len(evidence.class_names)
-    low, high = bootstrap_macro_f1(
+    low, high = acc.bootstrap_macro_f1(
         labels, pred, n_classes, evidence.confidence, p.resamples, p.seed
     )
     metrics = {
@@ -281,23 +206,18 @@ def macro_f1(evidence: Evidence, p: MacroF1Params) -> CheckResult:
         "confidence": evidence.confidence,
         "interval": f"percentile bootstrap, {p.resamples} resamples, seed {p.seed}",
     }
-    deciding = "macro_f1_low" if p.gate_on == "lower_bound" else "macro_f1"
-    words = "macro-F1" + _bound_words(p.gate_on, evidence.confidence)
-    return gate(deciding, metrics[deciding], ">=", p.min, metrics, words)
+    deciding, words = gated_on("macro_f1", ">=", p.gate_on, evidence.confidence)
+    return gate(deciding, metrics[deciding], ">=", p.min, metrics, "macro-F1" + words)
 
 
 @register("confusion_rate", "accuracy", ConfusionRateParams)
 def confusion_rate(evidence: Evidence, p: ConfusionRateParams) -> CheckResult:
     """Rate of samples of class `true` predicted as `predicted`, gated from above."""
-    logits = _logits_or_error(evidence)
-    if isinstance(logits, CheckResult):
-        return logits
+    logits = _clean_logits(evidence)
     indices = _class_indices(evidence, [p.true, p.predicted])
-    if isinstance(indices, CheckResult):
-        return indices
     _, k, n = acc.confusion_rate(evidence.labels, acc.predictions(logits), *indices)
     if n == 0:
-        return CheckResult("error", f"no eval samples of class {p.true!r}: cannot judge")
+        raise Stop("error", f"no eval samples of class {p.true!r}: cannot judge")
     metrics = _proportion("confusion_rate", k, n, evidence)
     what = f"rate of {p.true} predicted as {p.predicted}"
     return _gate_proportion("confusion_rate", what, metrics, p, "<=", p.max)

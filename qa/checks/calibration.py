@@ -2,10 +2,9 @@
 
 Computed from the clean logits the engine already has (no extra inference). Every result
 carries a one-sided upper bound at the suite's confidence, the reliability-diagram bins, and
-the temperature that would
-fix the model, fitted on a calibration split (`data.calibration` in the suite) or, when there
-is none, on a seeded half of eval and judged on the other half, so the fix is never scored
-on the data it was fitted to.
+the temperature that would fix the model, fitted on a calibration split (`data.calibration`
+in the suite) or, when there is none, on a seeded half of eval and judged on the other half,
+so the fix is never scored on the data it was fitted to.
 
 ECE and classwise ECE gate on a bound free of the plug-in estimate's upward bias (see
 qa.metrics.calibration_bounds); when the eval set is too small for even a perfectly calibrated
@@ -14,16 +13,16 @@ rather than a plain fail. MCE, Brier and NLL gate on a percentile bootstrap boun
 MCE is biased upwards too, which makes its gate conservative.
 """
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from qa.checks import CheckParams, CheckResult, gate, register
+from qa.checks import CheckParams, CheckResult, finite_logits, gate, gated_on, register
+from qa.checks.params import Binning, Bins, GateOn, Resamples, Seed
 from qa.evidence import CLEAN, Evidence, View
 from qa.metrics import calibration as cal
 from qa.metrics import calibration_bounds as cal_bounds
-from qa.metrics.bootstrap import index_bootstrap_bounds
 
 CALIBRATION_VIEW = View(split="calibration")
 MIN_CALIBRATION_SAMPLES = 50
@@ -33,66 +32,16 @@ class CalibrationParams(CheckParams):
     """Gate a calibration metric from above."""
 
     max: float = Field(ge=0, description="largest acceptable value of the metric")
-    bins: int = Field(15, ge=1, le=1000, description="number of confidence bins")
-    binning: Literal["width", "mass"] = Field("width", description="equal-width or equal-mass bins")
-    gate_on: Literal["point", "upper_bound"] = Field(
-        "upper_bound", description="compare the one-sided upper bound or the point estimate"
-    )
-    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
-    seed: int = Field(0, description="bootstrap and hold-out seed")
+    bins: Bins = 15
+    binning: Binning = "width"
+    gate_on: GateOn = "bound"
+    resamples: Resamples = 1000
+    seed: Seed = 0
     example: ClassVar[dict] = {"max": 0.1}
 
     def views(self) -> list[View]:
         """Clean eval logits, and the calibration split's when the suite declares one."""
         return [CLEAN, CALIBRATION_VIEW]
-
-
-def _metric(kind: str, logits: np.ndarray, labels: np.ndarray, p: CalibrationParams) -> float:
-    probs = cal.softmax(logits)
-    if kind == "nll":
-        return cal.negative_log_likelihood(logits, labels)
-    if kind == "brier":
-        return cal.brier_score(probs, labels)
-    if kind == "classwise_ece":
-        return cal.classwise_ece(probs, labels, p.bins, p.binning)[0]
-    conf, correct = cal.top_label(probs, labels)
-    if kind == "ece":
-        return cal.expected_calibration_error(conf, correct, p.bins, p.binning)
-    return cal.maximum_calibration_error(conf, correct, p.bins, p.binning)
-
-
-def _resampled(kind: str, logits: np.ndarray, labels: np.ndarray, p: CalibrationParams):
-    """The metric as a function of resampled index arrays, and whether it is vectorised.
-
-    The per-sample work (softmax, bins) is done once here, not once per bootstrap resample;
-    means and equal-width bin sums then vectorise across resamples with bincount.
-    """
-    n = len(labels)
-    probs = cal.softmax(logits)
-    if kind in ("nll", "brier"):
-        if kind == "nll":
-            per_sample = -cal.log_softmax(logits)[np.arange(n), labels]
-        else:
-            per_sample = ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(axis=1)
-        return (lambda i, axis=-1: per_sample[i].mean(axis=-1)), True
-    if kind in ("ece", "mce") and p.binning == "width":
-        conf, correct = cal.top_label(probs, labels)
-        bins = cal.bin_assignments(conf, p.bins, "width")
-
-        def binned(i: np.ndarray, axis: int = -1) -> np.ndarray:
-            i = np.atleast_2d(i)
-            size = len(i) * p.bins
-            codes = (bins[i] + p.bins * np.arange(len(i))[:, None]).ravel()
-            count = np.bincount(codes, minlength=size).reshape(len(i), p.bins)
-            conf_sum = np.bincount(codes, conf[i].ravel(), size).reshape(count.shape)
-            hits = np.bincount(codes, correct[i].ravel(), size).reshape(count.shape)
-            gap = np.abs(conf_sum - hits)  # = count * |mean confidence - accuracy| per bin
-            if kind == "ece":
-                return gap.sum(axis=1) / count.sum(axis=1)
-            return (gap / np.maximum(count, 1)).max(axis=1)
-
-        return binned, True
-    return (lambda i: _metric(kind, logits[i], labels[i], p)), False
 
 
 def temperature_fix(kind: str, evidence: Evidence, p: CalibrationParams) -> dict:
@@ -120,8 +69,8 @@ def temperature_fix(kind: str, evidence: Evidence, p: CalibrationParams) -> dict
         "fitted_on": source,
         "n_fit": len(fit_labels),
         "judged_on": "eval" if source == "calibration split" else "the other half of eval",
-        "before": _metric(kind, test_logits, test_labels, p),
-        "after": _metric(kind, test_logits / t, test_labels, p),
+        "before": cal.metric(kind, test_logits, test_labels, p.bins, p.binning),
+        "after": cal.metric(kind, test_logits / t, test_labels, p.bins, p.binning),
     }
 
 
@@ -132,19 +81,20 @@ BOUNDED = {"ece": cal_bounds.top_label_groups, "classwise_ece": cal_bounds.class
 
 def _upper(kind: str, logits, labels, p: CalibrationParams, confidence: float) -> dict:
     """The metric's point estimate and its one-sided upper bound, with what else explains it."""
-    value = _metric(kind, logits, labels, p)
+    value = cal.metric(kind, logits, labels, p.bins, p.binning)
     if kind in BOUNDED:
         groups = BOUNDED[kind](cal.softmax(logits), labels)
         bounds = cal_bounds.calibration_error_bounds(groups, p.bins, p.binning, confidence)
         return {kind: value, f"{kind}_high": bounds.pop("ece_upper"), **bounds}
-    statistic, vectorized = _resampled(kind, logits, labels, p)
-    low, high = index_bootstrap_bounds(
-        statistic,
-        len(labels),
+    low, high = cal.bootstrap_metric_bounds(
+        kind,
+        logits,
+        labels,
+        p.bins,
+        p.binning,
         confidence,
         n_resamples=p.resamples,
         seed=p.seed,
-        vectorized=vectorized,
     )
     return {kind: value, f"{kind}_low": low, f"{kind}_high": high}
 
@@ -167,7 +117,7 @@ def _inconclusive(kind: str, logits, metrics: dict, p: CalibrationParams) -> str
     metrics["calibrated_upper_80"] = reference
     if reference <= p.max or metrics[f"{kind}_high"] > uppers[-1]:
         return None
-    needed = int(np.ceil(n * (reference / p.max) ** 2 / 100) * 100)
+    needed = cal_bounds.samples_to_certify(n, reference, p.max)
     return (
         f"inconclusive: {n} samples cannot certify {kind} <= {p.max:g} with these confidences "
         f"(a perfectly calibrated model's upper bound exceeds it 1 time in 5 or more, at "
@@ -176,14 +126,11 @@ def _inconclusive(kind: str, logits, metrics: dict, p: CalibrationParams) -> str
 
 
 def _evaluate(kind: str, what: str, evidence: Evidence, p: CalibrationParams) -> CheckResult:
-    logits, labels = evidence.logits(CLEAN), evidence.labels
-    bad = int((~np.isfinite(logits)).any(axis=1).sum())
-    if bad:
-        return CheckResult("error", f"{bad} of {len(labels)} samples have NaN or infinite logits")
+    """Gate calibration metric `kind` (`what` in words) and explain a failure."""
+    logits, labels = finite_logits(evidence), evidence.labels
     metrics = _upper(kind, logits, labels, p, evidence.confidence)
     metrics |= {"n": len(labels), "confidence": evidence.confidence}
-    deciding = kind if p.gate_on == "point" else f"{kind}_high"
-    bound = "" if p.gate_on == "point" else f" upper {evidence.confidence:.0%} bound"
+    deciding, bound = gated_on(kind, "<=", p.gate_on, evidence.confidence)
     result = gate(deciding, metrics[deciding], "<=", p.max, metrics, f"{what}{bound}")
     if result.status == "fail" and p.gate_on != "point":
         result.message += f" ({what} {metrics[kind]:.4f})"
@@ -210,17 +157,31 @@ def _evaluate(kind: str, what: str, evidence: Evidence, p: CalibrationParams) ->
     return result
 
 
-def _register(kind: str, what: str, summary: str) -> None:
-    def check(evidence: Evidence, params: CalibrationParams) -> CheckResult:
-        return _evaluate(kind, what, evidence, params)
-
-    check.__doc__ = summary
-    check.__name__ = kind
-    register(kind, "calibration", CalibrationParams)(check)
+@register("ece", "calibration", CalibrationParams)
+def ece(evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    """Expected calibration error (top label), gated from above."""
+    return _evaluate("ece", "ECE", evidence, p)
 
 
-_register("ece", "ECE", "Expected calibration error (top label), gated from above.")
-_register("mce", "MCE", "Maximum calibration error over bins, gated from above.")
-_register("classwise_ece", "classwise ECE", "Mean one-vs-rest ECE over classes, from above.")
-_register("brier", "Brier score", "Multiclass Brier score, gated from above.")
-_register("nll", "NLL", "Negative log-likelihood of the true class, gated from above.")
+@register("mce", "calibration", CalibrationParams)
+def mce(evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    """Maximum calibration error over bins, gated from above."""
+    return _evaluate("mce", "MCE", evidence, p)
+
+
+@register("classwise_ece", "calibration", CalibrationParams)
+def classwise_ece(evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    """Mean one-vs-rest ECE over classes, from above."""
+    return _evaluate("classwise_ece", "classwise ECE", evidence, p)
+
+
+@register("brier", "calibration", CalibrationParams)
+def brier(evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    """Multiclass Brier score, gated from above."""
+    return _evaluate("brier", "Brier score", evidence, p)
+
+
+@register("nll", "calibration", CalibrationParams)
+def nll(evidence: Evidence, p: CalibrationParams) -> CheckResult:
+    """Negative log-likelihood of the true class, gated from above."""
+    return _evaluate("nll", "NLL", evidence, p)

@@ -6,7 +6,7 @@ profile itself or over a small frame derived from it (per-class counts, nearest 
 distances, a table of test statistics). A failing check names how many samples (or classes)
 failed and the first few, so a reader can open the files. The checks that compare
 eval with training data (leakage, drift) live in qa.checks.leakage and share the plumbing here
-(profile_of, expect, rows_result, near_result, register_data).
+(profile_of, expect, rows_result, near_result).
 
 A check whose profile is missing says so: `skip` when the suite has no such split (the engine
 only profiles splits the suite declares), `error` for eval, which every suite has.
@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pandas is imported only where a data check runs
     import pandas as pd
 
 from qa import gx
-from qa.checks import CheckParams, CheckResult, gate, register
+from qa.checks import CheckParams, CheckResult, Stop, gate, register
+from qa.checks.params import MaxDistance, MaxFailed, Show
 from qa.evidence import Evidence, View
 from qa.profile import COLUMNS, nearest_frame, profile_view
 
@@ -29,55 +30,31 @@ Split = Literal["eval", "train", "calibration"]
 SHOWN_IN_MESSAGE = 3
 
 
-class Early(Exception):
-    """Carries the skip or error result a check returns early (missing profile, GX error)."""
-
-    def __init__(self, result: CheckResult):
-        super().__init__(result.message)
-        self.result = result
-
-
 def profile_of(evidence: Evidence, split: str) -> "pd.DataFrame":
-    """The profile of `split`; a skip when the suite has no such split, an error for eval."""
+    """The profile of `split`; Stop: a skip when the suite has no such split, an error for eval."""
     frame = evidence.profiles.get(split)
     if frame is not None:
         return frame
     if split == "eval":
-        raise Early(CheckResult("error", "no data profile of the eval split was computed"))
-    raise Early(CheckResult("skip", f"skip: the suite has no {split} split"))
+        raise Stop("error", "no data profile of the eval split was computed")
+    raise Stop("skip", f"skip: the suite has no {split} split")
 
 
 def expect(frame: "pd.DataFrame", specs: list[tuple[str, dict]]) -> list[gx.Outcome]:
-    """Validate (expectation name, kwargs) pairs over `frame`; an unevaluable one is an error."""
+    """Validate (expectation name, kwargs) pairs over `frame`; Stop on an unevaluable one."""
     outcomes = gx.run(frame, [gx.expectation(name, kwargs) for name, kwargs in specs])
     for o in outcomes:
         if o.exception:
-            message = f"great-expectations could not evaluate {o.name}: {o.exception}"
-            raise Early(CheckResult("error", message))
+            raise Stop("error", f"great-expectations could not evaluate {o.name}: {o.exception}")
     return outcomes
-
-
-def register_data(kind: str, params: type[CheckParams]):
-    """Register a data check; an early result (skip or error) is returned as the result."""
-
-    def decorate(fn):
-        def check(evidence: Evidence, p: CheckParams) -> CheckResult:
-            try:
-                return fn(evidence, p)
-            except Early as early:
-                return early.result
-
-        check.__doc__, check.__name__ = fn.__doc__, fn.__name__
-        return register(kind, "data", params)(check)
-
-    return decorate
 
 
 class _DataParams(CheckParams):
     """Common to data checks: which split to read and how many failures to list."""
 
+    shows_thumbnails: ClassVar[bool] = True
     split: Split = Field("eval", description="the split whose profile is checked")
-    show: int = Field(10, ge=0, description="how many failing paths to list in the details")
+    show: Show = 10
 
     def views(self) -> list[View]:
         """The profile of the checked split."""
@@ -87,7 +64,7 @@ class _DataParams(CheckParams):
 class _RowParams(_DataParams):
     """A per-sample check: gated on how many samples fail."""
 
-    max_failed: int = Field(0, ge=0, description="most failing samples allowed")
+    max_failed: MaxFailed = 0
 
 
 def _listing(items: list[str], n: int) -> str:
@@ -118,7 +95,7 @@ class LabelSetParams(_DataParams):
     example: ClassVar[dict] = {}
 
 
-@register_data("label_set", LabelSetParams)
+@register("label_set", "data", LabelSetParams)
 def label_set(evidence: Evidence, p: LabelSetParams) -> CheckResult:
     """The split's label set equals the checkpoint's class names: none missing, none unknown."""
     frame = profile_of(evidence, p.split)
@@ -180,7 +157,7 @@ class MinSamplesParams(_DataParams):
     example: ClassVar[dict] = {"min": 1}
 
 
-@register_data("min_samples_per_class", MinSamplesParams)
+@register("min_samples_per_class", "data", MinSamplesParams)
 def min_samples_per_class(evidence: Evidence, p: MinSamplesParams) -> CheckResult:
     """Every checkpoint class has at least `min` samples in the split."""
     counts = _class_counts(evidence, p.split)
@@ -198,7 +175,7 @@ class ClassBalanceParams(_DataParams):
     example: ClassVar[dict] = {"max_ratio": 10.0}
 
 
-@register_data("class_balance", ClassBalanceParams)
+@register("class_balance", "data", ClassBalanceParams)
 def class_balance(evidence: Evidence, p: ClassBalanceParams) -> CheckResult:
     """The biggest class is at most `max_ratio` times the smallest (every class counted)."""
     counts = _class_counts(evidence, p.split)
@@ -231,7 +208,7 @@ class ImageSizeParams(_RowParams):
         return self
 
 
-@register_data("image_size", ImageSizeParams)
+@register("image_size", "data", ImageSizeParams)
 def image_size(evidence: Evidence, p: ImageSizeParams) -> CheckResult:
     """Every decodable image's width, height and mode are within the given bounds."""
     frame = profile_of(evidence, p.split)
@@ -251,10 +228,11 @@ def image_size(evidence: Evidence, p: ImageSizeParams) -> CheckResult:
 class DecodableParams(_RowParams):
     """Every file must be readable and decode as an image."""
 
+    reports_undecodable: ClassVar[bool] = True
     example: ClassVar[dict] = {}
 
 
-@register_data("decodable", DecodableParams)
+@register("decodable", "data", DecodableParams)
 def decodable(evidence: Evidence, p: DecodableParams) -> CheckResult:
     """Every file of the split can be read and decoded; undecodable ones are listed with why."""
     frame = profile_of(evidence, p.split)
@@ -272,7 +250,7 @@ class DuplicateParams(_RowParams):
     example: ClassVar[dict] = {}
 
 
-@register_data("exact_duplicates", DuplicateParams)
+@register("exact_duplicates", "data", DuplicateParams)
 def exact_duplicates(evidence: Evidence, p: DuplicateParams) -> CheckResult:
     """No byte-identical files (same sha256) within the split; every copy counts as failing."""
     frame = profile_of(evidence, p.split)
@@ -302,13 +280,11 @@ def near_result(near: "pd.DataFrame", p: CheckParams, what: str) -> CheckResult:
 class NearDuplicateParams(_RowParams):
     """No two images of the split may have perceptual hashes within `max_distance` bits."""
 
-    max_distance: int = Field(
-        4, ge=0, le=64, description="Hamming distance (of 64 bits) that counts as near-duplicate"
-    )
+    max_distance: MaxDistance = 4
     example: ClassVar[dict] = {}
 
 
-@register_data("near_duplicates", NearDuplicateParams)
+@register("near_duplicates", "data", NearDuplicateParams)
 def near_duplicates(evidence: Evidence, p: NearDuplicateParams) -> CheckResult:
     """No image has another of the split within `max_distance` bits of perceptual hash."""
     frame = profile_of(evidence, p.split)
@@ -333,7 +309,7 @@ class ExpectationParams(_DataParams):
         return self
 
 
-@register_data("expectation", ExpectationParams)
+@register("expectation", "data", ExpectationParams)
 def expectation(evidence: Evidence, p: ExpectationParams) -> CheckResult:
     """A great-expectations expectation named in the suite holds over the split's profile."""
     frame = profile_of(evidence, p.split)

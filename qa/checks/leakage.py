@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from qa.checks import CheckParams, CheckResult, gate
-from qa.checks.data import Early, expect, near_result, profile_of, register_data, rows_result
+from qa.checks import CheckParams, CheckResult, Stop, gate, register
+from qa.checks.data import expect, near_result, profile_of, rows_result
+from qa.checks.params import MaxDistance, MaxFailed, Show
 from qa.data import fingerprint_contains
 from qa.evidence import Evidence, View
 from qa.profile import PROFILE_EVAL, PROFILE_TRAIN, drift_tests, nearest_frame
@@ -22,7 +23,8 @@ from qa.profile import PROFILE_EVAL, PROFILE_TRAIN, drift_tests, nearest_frame
 class _PairParams(CheckParams):
     """A train-versus-eval check: reads both profiles."""
 
-    show: int = Field(10, ge=0, description="how many failing paths to list in the details")
+    shows_thumbnails: ClassVar[bool] = True
+    show: Show = 10
 
     def views(self) -> list[View]:
         """The eval and train profiles (the engine gives train only if the suite has it)."""
@@ -30,9 +32,9 @@ class _PairParams(CheckParams):
 
 
 class _LeakParams(_PairParams):
-    """A train-versus-eval check gated on how many eval samples leaked."""
+    """A train-versus-eval check gated on how many eval samples leaked (failed)."""
 
-    max_failed: int = Field(0, ge=0, description="most leaked eval samples allowed")
+    max_failed: MaxFailed = 0
 
 
 class LeakageParams(_LeakParams):
@@ -49,17 +51,15 @@ def _training_hashes(evidence: Evidence) -> tuple[str, Any]:
     provenance = (evidence.info.get("candidate") or {}).get("provenance") or {}
     fingerprint = provenance.get("data_fingerprint")
     if fingerprint is None:
-        raise Early(
-            CheckResult(
-                "skip",
-                "skip: the suite has no train split and the checkpoint records no "
-                "training-data fingerprint",
-            )
+        raise Stop(
+            "skip",
+            "skip: the suite has no train split and the checkpoint records no "
+            "training-data fingerprint",
         )
     return "checkpoint fingerprint", fingerprint
 
 
-@register_data("leakage", LeakageParams)
+@register("leakage", "data", LeakageParams)
 def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
     """No eval file is byte-identical to a training file (train split, else the fingerprint)."""
     frame = profile_of(evidence, "eval")
@@ -72,7 +72,9 @@ def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
                 [isinstance(h, str) and fingerprint_contains(train, h) for h in frame["sha256"]]
             )
         except (KeyError, TypeError, ValueError) as exc:
-            return CheckResult("error", f"the checkpoint's data fingerprint is unreadable: {exc!r}")
+            raise Stop(
+                "error", f"the checkpoint's data fingerprint is unreadable: {exc!r}"
+            ) from exc
     import pandas as pd
 
     table = pd.DataFrame({"path": frame["path"], "leaked": leaked})
@@ -86,13 +88,11 @@ def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
 class NearLeakageParams(_LeakParams):
     """No eval image may be within `max_distance` bits of perceptual hash of a train image."""
 
-    max_distance: int = Field(
-        4, ge=0, le=64, description="Hamming distance (of 64 bits) that counts as leaked"
-    )
+    max_distance: MaxDistance = 4
     example: ClassVar[dict] = {}
 
 
-@register_data("near_leakage", NearLeakageParams)
+@register("near_leakage", "data", NearLeakageParams)
 def near_leakage(evidence: Evidence, p: NearLeakageParams) -> CheckResult:
     """No eval image is a near-duplicate (perceptual hash) of a train image."""
     frame, train = profile_of(evidence, "eval"), profile_of(evidence, "train")
@@ -114,7 +114,7 @@ def _drift(evidence: Evidence, p: DriftParams, kind: str, what: str) -> CheckRes
     if kind == "pixel":
         frame, train = frame[frame["decodes"]], train[train["decodes"]]
     if frame.empty or train.empty:
-        return CheckResult("error", f"cannot test {what}: a split has no decodable samples")
+        raise Stop("error", f"cannot test {what}: a split has no decodable samples")
     tests = drift_tests(frame, train, kind)
     kwargs = {"column": "p_value", "min_value": p.min_p_value}
     (outcome,) = expect(tests, [("ExpectColumnValuesToBeBetween", kwargs)])
@@ -132,13 +132,13 @@ def _drift(evidence: Evidence, p: DriftParams, kind: str, what: str) -> CheckRes
     return result
 
 
-@register_data("label_drift", DriftParams)
+@register("label_drift", "data", DriftParams)
 def label_drift(evidence: Evidence, p: DriftParams) -> CheckResult:
     """Train and eval label distributions agree (chi-square test), gated on its p-value."""
     return _drift(evidence, p, "label", "label-distribution chi-square p-value")
 
 
-@register_data("pixel_drift", DriftParams)
+@register("pixel_drift", "data", DriftParams)
 def pixel_drift(evidence: Evidence, p: DriftParams) -> CheckResult:
     """Train and eval per-image pixel mean and std agree (KS tests), gated on the smaller p."""
     return _drift(evidence, p, "pixel", "pixel-statistics KS smallest p-value")

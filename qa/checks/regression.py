@@ -2,10 +2,8 @@
 
 Both models are judged on identical views, so every comparison is paired. Each result states
 the minimum detectable effect (MDE) for this eval size at the suite's confidence and 80% power,
-so a reader learns when the eval set is too small to support the gate that was written.
-For accuracy-type deltas the MDE uses Connor's McNemar relation with the expected discordant
-fraction taken as the observed one, floored at the baseline's error rate (identical models
-disagree nowhere, yet a real drop would show up as disagreements at least that common).
+so a reader learns when the eval set is too small to support the gate that was written (for
+accuracy-type deltas qa.metrics.paired.accuracy_mde says how it is found).
 """
 
 from typing import ClassVar, Literal
@@ -13,14 +11,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from qa.checks import CheckParams, CheckResult, gate, register
-from qa.checks.robustness import CorruptionParams
-from qa.evidence import CLEAN, Evidence, View
+from qa.checks import CheckParams, CheckResult, Stop, finite_logits, gate, register
+from qa.checks.params import Binning, Bins, CorruptionParams, GateOn, Resamples, Seed
+from qa.evidence import BASELINE, CLEAN, Evidence, View
 from qa.metrics import paired
-from qa.metrics.bootstrap import index_bootstrap_bounds
-
-BASELINE = View(model="baseline")
-POWER = 0.8
 
 
 class RegressionParams(CheckParams):
@@ -34,17 +28,14 @@ class RegressionParams(CheckParams):
 
 
 class PairedEvidence:
-    """Predictions of both models on the same samples, validated once."""
+    """Predictions of both models on the same samples, validated once (Stop when unsound)."""
 
-    def __init__(self, evidence: Evidence, cand: View = CLEAN, base: View = BASELINE):
-        if base not in evidence.arrays:
-            raise ValueError("no baseline logits: give `baseline:` in the suite or --baseline")
+    def __init__(self, evidence: Evidence):
+        if BASELINE not in evidence.arrays:
+            raise Stop("error", "no baseline logits: give `baseline:` in the suite or --baseline")
         self.labels = evidence.labels
-        self.cand_logits, self.base_logits = evidence.arrays[cand], evidence.arrays[base]
-        for who, logits in (("candidate", self.cand_logits), ("baseline", self.base_logits)):
-            bad = int((~np.isfinite(logits)).any(axis=1).sum())
-            if bad:
-                raise ValueError(f"{bad} samples have NaN or infinite {who} logits")
+        self.cand_logits = finite_logits(evidence, CLEAN)
+        self.base_logits = finite_logits(evidence, BASELINE)
         self.cand_pred = self.cand_logits.argmax(axis=1)
         self.base_pred = self.base_logits.argmax(axis=1)
         self.cand_ok = self.cand_pred == self.labels
@@ -52,30 +43,10 @@ class PairedEvidence:
         self.worse, self.better = paired.discordant_counts(self.base_ok, self.cand_ok)
 
     def mde(self, confidence: float, mask: np.ndarray | None = None) -> float:
-        """Minimum detectable accuracy drop on these samples (see the module docstring)."""
+        """Minimum detectable accuracy drop on these samples (qa.metrics.paired.accuracy_mde)."""
         if mask is None:
-            return accuracy_mde(self.base_ok, self.cand_ok, confidence)
-        return accuracy_mde(self.base_ok[mask], self.cand_ok[mask], confidence)
-
-
-def accuracy_mde(base_ok: np.ndarray, cand_ok: np.ndarray, confidence: float) -> float:
-    """Minimum detectable paired accuracy drop at 80% power (see the module docstring).
-
-    `base_ok` and `cand_ok` are per-sample correctness, possibly averaged over severities.
-    """
-    n = len(base_ok)
-    if n == 0:
-        return float("inf")
-    observed = float((np.asarray(base_ok) != np.asarray(cand_ok)).mean())
-    psi = max(observed, 1.0 - float(np.mean(base_ok)), 1.0 / n)
-    return paired.minimum_detectable_effect(n, psi, confidence, POWER)
-
-
-def _pair_or_error(evidence: Evidence) -> PairedEvidence | CheckResult:
-    try:
-        return PairedEvidence(evidence)
-    except ValueError as exc:
-        return CheckResult("error", str(exc))
+            return paired.accuracy_mde(self.base_ok, self.cand_ok, confidence)
+        return paired.accuracy_mde(self.base_ok[mask], self.cand_ok[mask], confidence)
 
 
 class AccuracyRegressionParams(RegressionParams):
@@ -83,44 +54,29 @@ class AccuracyRegressionParams(RegressionParams):
 
     metric: Literal["accuracy", "macro_f1"] = Field("accuracy", description="metric compared")
     tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable drop")
-    gate_on: Literal["bound", "point"] = Field(
-        "bound", description="fail only when worse beyond tolerance with the suite's confidence"
-    )
-    resamples: int = Field(2000, ge=100, description="bootstrap resamples")
-    seed: int = Field(0, description="bootstrap seed")
+    gate_on: GateOn = "bound"
+    resamples: Resamples = 2000
+    seed: Seed = 0
     example: ClassVar[dict] = {"tolerance": 0.01}
-
-
-def _macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    from qa.metrics.accuracy import macro_f1
-
-    return macro_f1(labels, pred, n_classes)
 
 
 @register("accuracy_regression", "regression", AccuracyRegressionParams)
 def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> CheckResult:
     """Paired bootstrap bound of the accuracy or macro-F1 delta against the baseline."""
-    pe = _pair_or_error(evidence)
-    if isinstance(pe, CheckResult):
-        return pe
+    from qa.metrics.accuracy import macro_f1
+
+    pe = PairedEvidence(evidence)
     conf, n = evidence.confidence, len(pe.labels)
     if p.metric == "accuracy":
         cand, base = float(pe.cand_ok.mean()), float(pe.base_ok.mean())
         upper = paired.accuracy_delta_upper(pe.base_ok, pe.cand_ok, conf, p.resamples, p.seed)
     else:
         k = len(evidence.class_names)
-        cand = _macro_f1(pe.labels, pe.cand_pred, k)
-        base = _macro_f1(pe.labels, pe.base_pred, k)
-        upper = index_bootstrap_bounds(
-            lambda i: (
-                _macro_f1(pe.labels[i], pe.cand_pred[i], k)
-                - _macro_f1(pe.labels[i], pe.base_pred[i], k)
-            ),
-            n,
-            conf,
-            n_resamples=p.resamples,
-            seed=p.seed,
-        )[1]
+        cand = macro_f1(pe.labels, pe.cand_pred, k)
+        base = macro_f1(pe.labels, pe.base_pred, k)
+        upper = paired.macro_f1_delta_upper(
+            pe.labels, pe.base_pred, pe.cand_pred, k, conf, p.resamples, p.seed
+        )
     metrics = {
         "candidate": cand,
         "baseline": base,
@@ -158,9 +114,7 @@ def mcnemar(evidence: Evidence, p: McNemarParams) -> CheckResult:
     Never fails a better candidate: with `two-sided`, a significant difference in the
     candidate's favour passes (its p-value is reported as 1 for the regression question).
     """
-    pe = _pair_or_error(evidence)
-    if isinstance(pe, CheckResult):
-        return pe
+    pe = PairedEvidence(evidence)
     alpha = 1.0 - evidence.confidence
     pvalue = paired.mcnemar_exact(pe.worse, pe.better, p.alternative)
     if pe.better >= pe.worse:
@@ -182,7 +136,7 @@ class FlipParams(RegressionParams):
     """Gate the negative flip rate: samples the baseline got right and the candidate gets wrong."""
 
     max: float = Field(ge=0, le=1, description="largest acceptable negative flip rate")
-    gate_on: Literal["bound", "point"] = Field("bound", description="upper bound or point")
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"max": 0.05}
 
 
@@ -191,9 +145,7 @@ def negative_flip_rate(evidence: Evidence, p: FlipParams) -> CheckResult:
     """Rate of baseline-correct samples the candidate gets wrong; lists every flipped sample."""
     from qa.metrics.intervals import binomial_bounds
 
-    pe = _pair_or_error(evidence)
-    if isinstance(pe, CheckResult):
-        return pe
+    pe = PairedEvidence(evidence)
     n = len(pe.labels)
     low, high = binomial_bounds(pe.worse, n, evidence.confidence, evidence.interval_method)
     metrics = {
@@ -245,13 +197,11 @@ def per_class_regression(evidence: Evidence, p: PerClassParams) -> CheckResult:
     Tango's score test with the tolerance as margin otherwise), Holm-corrected across classes:
     a class whose true drop equals the tolerance is flagged with probability at most 1 - c.
     """
-    pe = _pair_or_error(evidence)
-    if isinstance(pe, CheckResult):
-        return pe
+    pe = PairedEvidence(evidence)
     names = evidence.class_names
     unknown = sorted(set(p.classes or []) - set(names))
     if unknown:
-        return CheckResult("error", f"unknown classes {unknown}; the model's classes are {names}")
+        raise Stop("error", f"unknown classes {unknown}; the model's classes are {names}")
     tested = [c for c in names if p.classes is None or c in p.classes]
     rows = []
     for cls in tested:
@@ -303,9 +253,9 @@ class CalibrationRegressionParams(RegressionParams):
     max_increase: float = Field(
         0.0, ge=0, le=1, description="largest acceptable increase of the RMS calibration error"
     )
-    bins: int = Field(15, ge=1, le=1000, description="number of confidence bins")
-    binning: Literal["width", "mass"] = Field("width", description="equal-width or equal-mass")
-    gate_on: Literal["bound", "point"] = Field("bound", description="lower bound or point")
+    bins: Bins = 15
+    binning: Binning = "width"
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"max_increase": 0.02}
 
 
@@ -321,35 +271,21 @@ def calibration_regression(evidence: Evidence, p: CalibrationRegressionParams) -
     from qa.metrics import calibration as cal
     from qa.metrics import calibration_bounds as cb
 
-    pe = _pair_or_error(evidence)
-    if isinstance(pe, CheckResult):
-        return pe
-    conf, n = evidence.confidence, len(pe.labels)
-    sides = {}
-    for who, logits in (("candidate", pe.cand_logits), ("baseline", pe.base_logits)):
-        groups = cb.top_label_groups(cal.softmax(logits), pe.labels)
-        sides[who] = (groups, cb.calibration_error_bounds(groups, p.bins, p.binning, conf))
-    cand, base = sides["candidate"][1], sides["baseline"][1]
-    lower = cb.rms_increase_lower(
-        sides["candidate"][0], sides["baseline"][0], p.bins, p.binning, conf
+    pe = PairedEvidence(evidence)
+    conf = evidence.confidence
+    cand, base = (
+        cb.top_label_groups(cal.softmax(x), pe.labels) for x in (pe.cand_logits, pe.base_logits)
     )
-    metrics = {
-        "candidate_rmsce": cand["rmsce"],
-        "baseline_rmsce": base["rmsce"],
-        "increase": cand["rmsce"] - base["rmsce"],
-        "increase_lower": lower,
-        "n": n,
-        "confidence": conf,
-        # what the two bounds give away: an increase smaller than this cannot be shown
-        "mde": float(cand["rmsce"] - base["rmsce"] - lower),
-    }
+    rms = cb.rms_increase(cand, base, p.bins, p.binning, conf)
+    mde = rms.pop("mde")  # an increase smaller than this cannot be shown
+    metrics = {**rms, "n": len(pe.labels), "confidence": conf, "mde": mde}
     if p.gate_on == "point":
         return gate(
             "increase", metrics["increase"], "<=", p.max_increase, metrics, "RMSCE increase"
         )
     return gate(
         "increase_lower",
-        lower,
+        metrics["increase_lower"],
         "<=",
         p.max_increase,
         metrics,
@@ -365,8 +301,8 @@ class RobustnessRegressionParams(CorruptionParams):
 
     needs_baseline: ClassVar[bool] = True
     tolerance: float = Field(0.0, ge=0, le=1, description="largest acceptable drop per family")
-    resamples: int = Field(2000, ge=100, description="bootstrap resamples")
-    seed: int = Field(0, description="bootstrap seed")
+    resamples: Resamples = 2000
+    seed: Seed = 0
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "severities": [1]}
 
     def views(self) -> list[View]:
@@ -377,9 +313,11 @@ class RobustnessRegressionParams(CorruptionParams):
 @register("robustness_regression", "regression", RobustnessRegressionParams)
 def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> CheckResult:
     """Per corruption family, a paired bound of the accuracy delta (Bonferroni across families)."""
+    from qa.metrics.intervals import bonferroni_level
+
     labels = evidence.labels
-    # Bonferroni keeps the family-wise false-alarm rate at 1 - confidence across families.
-    conf = 1.0 - (1.0 - evidence.confidence) / len(p.perturbations)
+    # the family-wise false-alarm rate stays at 1 - confidence across families
+    conf = bonferroni_level(evidence.confidence, len(p.perturbations))
     rows = []
     for name in p.perturbations:
         ok = {}
@@ -387,8 +325,9 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
             views = [View(model=model, perturbation=name, severity=s) for s in p.severities]
             missing = [v.label() for v in views if v not in evidence.arrays]
             if missing:
-                return CheckResult("error", f"no evidence for {missing[0]}")
-            ok[model] = np.mean([evidence.arrays[v].argmax(1) == labels for v in views], axis=0)
+                raise Stop("error", f"no evidence for {missing[0]}")
+            hits = [finite_logits(evidence, v).argmax(1) == labels for v in views]
+            ok[model] = np.mean(hits, axis=0)
         upper = paired.accuracy_delta_upper(
             ok["baseline"], ok["candidate"], conf, p.resamples, p.seed
         )
@@ -401,7 +340,7 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
                 "delta": delta,
                 "delta_upper": upper,
                 "regressed": upper < -p.tolerance,
-                "mde": accuracy_mde(ok["baseline"], ok["candidate"], conf),
+                "mde": paired.accuracy_mde(ok["baseline"], ok["candidate"], conf),
             }
         )
     worst = min(rows, key=lambda r: r["delta_upper"])

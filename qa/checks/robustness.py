@@ -24,52 +24,18 @@ fails (one of many bounds falling short by chance): many views make the gate str
 more lenient.
 """
 
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from qa.adversarial import Attack
-from qa.checks import CheckParams, CheckResult, gate, register
-from qa.checks.accuracy import LowerGate, UpperGate
-from qa.evidence import CLEAN, Evidence, View
+from qa.checks import CheckParams, CheckResult, Stop, finite_logits, gate, gated_on, register
+from qa.checks.params import CorruptionParams, GateOn, Perturbations, Resamples, Seed
+from qa.evidence import BASELINE, CLEAN, Evidence, View
 from qa.metrics import robustness as rob
 from qa.metrics.intervals import binomial_bounds
-from qa.perturb import MCE_DEFAULT, SEVERITIES, check_name
-
-PerturbationName = Annotated[str, AfterValidator(check_name)]
-Severity = Annotated[int, Field(ge=1, le=5)]
-BASELINE_CLEAN = View(model="baseline")
-_NAMES_DOC = "perturbation names (see qa.perturb; user-registered ones too)"
-_SEVERITIES_DOC = "severities from 1 to 5 to run each perturbation at"
-_GATE_DOC = "compare the one-sided bound at the suite's confidence (conservative) or the point"
-
-
-class CorruptionParams(CheckParams):
-    """Common to the corruption checks: which perturbations, at which severities."""
-
-    perturbations: list[PerturbationName] = Field(min_length=1, description=_NAMES_DOC)
-    severities: list[Severity] = Field(list(SEVERITIES), min_length=1, description=_SEVERITIES_DOC)
-
-    @model_validator(mode="after")
-    def _distinct(self):
-        for key in ("perturbations", "severities"):
-            values = getattr(self, key)
-            if len(set(values)) != len(values):
-                raise ValueError(f"`{key}` lists a value twice: {values}")
-        return self
-
-    def corruption_views(self, model: str = "candidate") -> list[View]:
-        """One logits view per (perturbation, severity) of `model`."""
-        return [
-            View(model=model, perturbation=name, severity=s)
-            for name in self.perturbations
-            for s in self.severities
-        ]
-
-    def views(self) -> list[View]:
-        """Clean logits and the logits under every listed perturbation and severity."""
-        return [CLEAN, *self.corruption_views()]
+from qa.perturb import MCE_DEFAULT
 
 
 class CorruptionAccuracyParams(CorruptionParams):
@@ -79,11 +45,7 @@ class CorruptionAccuracyParams(CorruptionParams):
     max_relative_drop: float | None = Field(
         None, ge=0, le=1, description="largest acceptable (clean - corrupted) / clean accuracy"
     )
-    gate_on: Literal["bound", "point"] = Field(
-        "bound",
-        description=_GATE_DOC + ": the accuracy's lower bound for `min`, the drop's upper bound "
-        "for `max_relative_drop`",
-    )
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "min": 0.5}
 
     @model_validator(mode="after")
@@ -96,10 +58,10 @@ class CorruptionAccuracyParams(CorruptionParams):
 class MeanCorruptionErrorParams(CorruptionParams):
     """Gate the mean corruption error (mCE) or relative mCE from above."""
 
-    perturbations: list[PerturbationName] = Field(
+    perturbations: Perturbations = Field(
         list(MCE_DEFAULT),
-        min_length=1,
-        description=_NAMES_DOC + "; default: the 12 of the paper's 15 that qa implements",
+        description="perturbation names (see qa.perturb; user-registered ones too); "
+        "default: the 12 of the paper's 15 that qa implements",
     )
     reference: Literal["auto", "baseline", "clean"] = Field(
         "auto",
@@ -110,16 +72,16 @@ class MeanCorruptionErrorParams(CorruptionParams):
     max: float = Field(
         ge=0, description="largest acceptable value (1.0: as robust as the reference)"
     )
-    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
-    resamples: int = Field(1000, ge=100, description="bootstrap resamples")
-    seed: int = Field(0, description="bootstrap seed")
+    gate_on: GateOn = "bound"
+    resamples: Resamples = 1000
+    seed: Seed = 0
     example: ClassVar[dict] = {"max": 1.2}
 
     def views(self) -> list[View]:
         """The corruption views, and the baseline's too unless the reference is clean."""
         views = super().views()
         if self.reference != "clean":
-            views += [BASELINE_CLEAN, *self.corruption_views("baseline")]
+            views += [BASELINE, *self.corruption_views("baseline")]
         return views
 
 
@@ -127,7 +89,7 @@ class PredictionConsistencyParams(CorruptionParams):
     """Gate from above how often the top-1 prediction changes under each corruption."""
 
     max: float = Field(ge=0, le=1, description="largest acceptable flip rate")
-    gate_on: UpperGate = Field("upper_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"perturbations": ["gaussian_noise"], "max": 0.9}
 
 
@@ -144,7 +106,7 @@ class AdversarialAccuracyParams(CheckParams):
         "pixel", description="eps on the [0, 1] pixel scale or on the model's normalised input"
     )
     min: float = Field(ge=0, le=1, description="smallest acceptable accuracy under each attack")
-    gate_on: LowerGate = Field("lower_bound", description=_GATE_DOC)
+    gate_on: GateOn = "bound"
     example: ClassVar[dict] = {"min": 0.1}
 
     def attack_specs(self) -> list[Attack]:
@@ -165,15 +127,8 @@ class AdversarialAccuracyParams(CheckParams):
 
 
 def _read(evidence: Evidence, views: list[View]) -> dict[View, np.ndarray]:
-    """The logits of `views`; ValueError naming a view whose logits are not all finite."""
-    out = {}
-    for view in views:
-        logits = evidence.logits(view)
-        bad = int((~np.isfinite(logits)).any(axis=1).sum())
-        if bad:
-            raise ValueError(f"{bad} samples have NaN or infinite logits in {view.label()}")
-        out[view] = logits
-    return out
+    """The logits of `views`; Stop naming a view whose logits are not all finite."""
+    return {view: finite_logits(evidence, view) for view in views}
 
 
 def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -191,16 +146,12 @@ def _proportion(name: str, hits: np.ndarray, evidence: Evidence) -> dict:
     return {name: k / n if n else float("nan"), f"{name}_low": low, f"{name}_high": high, "k": k}
 
 
-def _label(view: View) -> str:
-    return f"{view.perturbation} s{view.severity}"
-
-
 def _gate_worst(
     rows: list[dict],
     name: str,
     op: str,
     limit: float,
-    bound: bool,
+    gate_on: str,
     ev: Evidence,
     metrics: dict,
     counted: bool = True,
@@ -211,14 +162,12 @@ def _gate_worst(
     proportion), its count "k" of metrics["n"]. A row whose compared value is nan counts as
     the worst, so an undefined view errors instead of hiding behind the others.
     """
-    key = name + ("" if not bound else "_low" if op == ">=" else "_high")
+    key, bound = gated_on(name, op, gate_on, ev.confidence)
     sign = 1 if op == ">=" else -1  # the worst is the smallest value for `min`, largest for `max`
     worst = min(rows, key=lambda r: -np.inf if np.isnan(r[key]) else sign * r[key])
     metrics.update({f"worst_{name}{end}": worst[name + end] for end in ("", "_low", "_high")})
     metrics[f"worst_{name}_view"] = worst["label"]
-    side = "lower" if op == ">=" else "upper"
-    words = f"worst {name.replace('_', ' ')} ({worst['label']})"
-    words += f" {side} {ev.confidence * 100:g}% bound" if bound else ""
+    words = f"worst {name.replace('_', ' ')} ({worst['label']}){bound}"
     result = gate(f"worst_{key}", worst[key], op, limit, metrics, words)
     if bound and result.status != "error":
         result.message += f"; point estimate {worst[name]:.4f}"
@@ -262,7 +211,7 @@ def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> Chec
     rows = []
     for view in p.corruption_views():
         hits = _correct(logits[view], labels)
-        row = {"perturbation": view.perturbation, "severity": view.severity, "label": _label(view)}
+        row = {"perturbation": view.perturbation, "severity": view.severity, "label": view.name()}
         row |= _proportion("accuracy", hits, evidence)
         row["relative_drop"] = (
             (clean_acc - row["accuracy"]) / clean_acc if clean_acc > 0 else np.nan
@@ -277,25 +226,24 @@ def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> Chec
         "confidence": evidence.confidence,
         "interval": evidence.interval_method,
     }
-    bound = p.gate_on == "bound"
     results = []
     if p.min is not None:
-        results.append(_gate_worst(rows, "accuracy", ">=", p.min, bound, evidence, metrics))
+        results.append(_gate_worst(rows, "accuracy", ">=", p.min, p.gate_on, evidence, metrics))
     if p.max_relative_drop is not None:
         metrics["drop_interval"] = "score interval of a ratio of paired proportions"
         limit = p.max_relative_drop
-        drop = _gate_worst(rows, "relative_drop", "<=", limit, bound, evidence, metrics, False)
+        drop = _gate_worst(rows, "relative_drop", "<=", limit, p.gate_on, evidence, metrics, False)
         results.append(drop)
     result = _combine(results)
     result.details = {"views": rows, "curves": _curves(p, logits, labels, baseline=False)}
     return result
 
 
-def _reference(evidence: Evidence, p: MeanCorruptionErrorParams) -> str | CheckResult:
-    """ "baseline" or "clean": what normalises the errors; an error result if it cannot be had."""
-    has_baseline = BASELINE_CLEAN in evidence.arrays
+def _reference(evidence: Evidence, p: MeanCorruptionErrorParams) -> str:
+    """ "baseline" or "clean": what normalises the errors; Stop if it cannot be had."""
+    has_baseline = BASELINE in evidence.arrays
     if p.reference == "baseline" and not has_baseline:
-        return CheckResult(
+        raise Stop(
             "error",
             "reference: baseline, but the run has no baseline logits; add `baseline:` to the "
             "suite or pass --baseline (or use reference: clean)",
@@ -320,22 +268,20 @@ def _errors(logits: dict, labels: np.ndarray, p: CorruptionParams, model: str) -
 def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> CheckResult:
     """mCE or relative mCE (Hendrycks & Dietterich 2019), normalised by a baseline or clean error."""
     reference = _reference(evidence, p)
-    if isinstance(reference, CheckResult):
-        return reference
     use_baseline = reference == "baseline"
     wanted = [CLEAN, *p.corruption_views()]
     if use_baseline:
-        wanted += [BASELINE_CLEAN, *p.corruption_views("baseline")]
+        wanted += [BASELINE, *p.corruption_views("baseline")]
     logits = _read(evidence, wanted)
     labels = evidence.labels
     clean = ~_correct(logits[CLEAN], labels)
     cand = _errors(logits, labels, p, "candidate")
     if use_baseline:
         ref = _errors(logits, labels, p, "baseline")
-        ref_clean = ~_correct(logits[BASELINE_CLEAN], labels)
+        ref_clean = ~_correct(logits[BASELINE], labels)
         words = "the baseline's errors"
     elif not clean.any():
-        return CheckResult(
+        raise Stop(
             "error",
             "the candidate makes no clean errors, so its corruption errors cannot be "
             "normalised by them; give the suite a baseline (reference: baseline)",
@@ -363,10 +309,8 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
         "confidence": evidence.confidence,
         "interval": f"paired percentile bootstrap, {p.resamples} resamples, seed {p.seed}",
     }
-    bound = p.gate_on == "upper_bound"
-    what = f"{'mCE' if p.metric == 'mce' else 'relative mCE'} vs {words}"
-    what += f" upper {evidence.confidence * 100:g}% bound" if bound else ""
-    deciding = f"{p.metric}_high" if bound else p.metric
+    deciding, bound = gated_on(p.metric, "<=", p.gate_on, evidence.confidence)
+    what = f"{'mCE' if p.metric == 'mce' else 'relative mCE'} vs {words}{bound}"
     result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what)
     if bound and result.status != "error":
         result.message += f"; point estimate {metrics[p.metric]:.4f}"
@@ -388,7 +332,7 @@ def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -
     clean = logits[CLEAN].argmax(axis=1)
     rows = []
     for v in p.corruption_views():
-        row = {"perturbation": v.perturbation, "severity": v.severity, "label": _label(v)}
+        row = {"perturbation": v.perturbation, "severity": v.severity, "label": v.name()}
         rows.append(row | _proportion("flip_rate", logits[v].argmax(axis=1) != clean, evidence))
     metrics = {
         "mean_flip_rate": float(np.mean([r["flip_rate"] for r in rows])),
@@ -396,8 +340,7 @@ def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -
         "confidence": evidence.confidence,
         "interval": evidence.interval_method,
     }
-    bound = p.gate_on == "upper_bound"
-    result = _gate_worst(rows, "flip_rate", "<=", p.max, bound, evidence, metrics)
+    result = _gate_worst(rows, "flip_rate", "<=", p.max, p.gate_on, evidence, metrics)
     result.details = {"views": rows, "curves": _curves(p, logits, evidence.labels, baseline=False)}
     return result
 
@@ -408,7 +351,7 @@ def adversarial_accuracy(evidence: Evidence, p: AdversarialAccuracyParams) -> Ch
     views = p.views()
     missing = [v.perturbation for v in views[1:] if v not in evidence.arrays]
     if missing:
-        return CheckResult(
+        raise Stop(
             "error", f"no adversarial logits for {', '.join(missing)}: the engine did not run them"
         )
     logits = _read(evidence, views)
@@ -427,7 +370,6 @@ def adversarial_accuracy(evidence: Evidence, p: AdversarialAccuracyParams) -> Ch
         "confidence": evidence.confidence,
         "interval": evidence.interval_method,
     }
-    bound = p.gate_on == "lower_bound"
-    result = _gate_worst(attacks, "accuracy", ">=", p.min, bound, evidence, metrics)
+    result = _gate_worst(attacks, "accuracy", ">=", p.min, p.gate_on, evidence, metrics)
     result.details = {"attacks": attacks}
     return result

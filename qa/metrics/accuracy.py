@@ -90,3 +90,53 @@ def confusion_rate(
     n = int(of_class.sum())
     k = int((np.asarray(pred)[of_class] == predicted_class).sum())
     return (k / n if n else float("nan")), k, n
+
+
+def macro_f1_rows(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """`macro_f1` of each row of (rows, n) label and prediction arrays: one per resample.
+
+    Each row's per-class counts are bincounts of row-offset class codes, never a confusion
+    matrix, so memory stays O(rows x (n + classes)) even for a thousand classes.
+    """
+    y, yhat = np.atleast_2d(labels), np.atleast_2d(pred)
+    offset = (np.arange(len(y)) * n_classes)[:, None]
+    true_codes, pred_codes = y + offset, yhat + offset
+
+    def count(codes: np.ndarray) -> np.ndarray:
+        flat = np.bincount(codes.ravel(), minlength=len(y) * n_classes)
+        return flat.reshape(len(y), n_classes)
+
+    tp = count(true_codes[y == yhat])
+    both = count(true_codes) + count(pred_codes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(both > 0, 2 * tp / np.maximum(both, 1), np.nan)
+    return np.nanmean(f1, axis=-1)
+
+
+def bootstrap_macro_f1(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    n_classes: int,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """(lower, upper) one-sided `confidence` bounds of macro-F1: a seeded percentile
+    bootstrap over samples (qa.metrics.bootstrap), vectorised by `macro_f1_rows`.
+
+    Macro-F1 is not a proportion, so it has no binomial bounds. (nan, nan) below two samples.
+    """
+    from qa.metrics.bootstrap import bootstrap_bounds
+
+    if len(labels) < 2:
+        return float("nan"), float("nan")
+    return bootstrap_bounds(
+        lambda y, yhat, axis=-1: macro_f1_rows(y, yhat, n_classes),
+        (np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)),
+        confidence,
+        n_resamples=resamples,
+        seed=seed,
+        vectorized=True,
+        paired=True,
+        batch=max(1, 2_000_000 // (len(labels) + n_classes)),
+    )

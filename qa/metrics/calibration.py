@@ -11,6 +11,7 @@ tied confidences share a bin, so the split never depends on the samples' order.
 import numpy as np
 
 BINNINGS = ("width", "mass")
+METRICS = ("ece", "mce", "classwise_ece", "brier", "nll")  # what a calibration gate compares
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -149,3 +150,81 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         options={"xatol": 1e-6},
     )
     return float(np.exp(res.x))
+
+
+def metric(name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str) -> float:
+    """One of METRICS of these logits, by name: the number a calibration gate compares."""
+    if name == "nll":
+        return negative_log_likelihood(logits, labels)
+    probs = softmax(logits)
+    if name == "brier":
+        return brier_score(probs, labels)
+    if name == "classwise_ece":
+        return classwise_ece(probs, labels, n_bins, binning)[0]
+    conf, correct = top_label(probs, labels)
+    if name == "ece":
+        return expected_calibration_error(conf, correct, n_bins, binning)
+    if name == "mce":
+        return maximum_calibration_error(conf, correct, n_bins, binning)
+    raise ValueError(f"Expected `name` to be one of {METRICS}, but got {name!r}")
+
+
+def resampled(name: str, logits: np.ndarray, labels: np.ndarray, n_bins: int, binning: str):
+    """`metric` as a function of resampled index arrays, and whether that function is vectorised.
+
+    The per-sample work (softmax, bins) is done once here, not once per bootstrap resample;
+    means and equal-width bin sums then vectorise across resamples with bincount. A vectorised
+    function takes a (resamples, n) index array and an `axis` keyword.
+    """
+    n = len(labels)
+    probs = softmax(logits)
+    if name in ("nll", "brier"):
+        if name == "nll":
+            per_sample = -log_softmax(logits)[np.arange(n), labels]
+        else:
+            per_sample = ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(axis=1)
+        return (lambda i, axis=-1: per_sample[i].mean(axis=-1)), True
+    if name in ("ece", "mce") and binning == "width":
+        conf, correct = top_label(probs, labels)
+        bins = bin_assignments(conf, n_bins, "width")
+
+        def binned(i: np.ndarray, axis: int = -1) -> np.ndarray:
+            i = np.atleast_2d(i)
+            size = len(i) * n_bins
+            codes = (bins[i] + n_bins * np.arange(len(i))[:, None]).ravel()
+            count = np.bincount(codes, minlength=size).reshape(len(i), n_bins)
+            conf_sum = np.bincount(codes, conf[i].ravel(), size).reshape(count.shape)
+            hits = np.bincount(codes, correct[i].ravel(), size).reshape(count.shape)
+            gap = np.abs(conf_sum - hits)  # = count * |mean confidence - accuracy| per bin
+            if name == "ece":
+                return gap.sum(axis=1) / count.sum(axis=1)
+            return (gap / np.maximum(count, 1)).max(axis=1)
+
+        return binned, True
+    return (lambda i: metric(name, logits[i], labels[i], n_bins, binning)), False
+
+
+def bootstrap_metric_bounds(
+    name: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    n_bins: int,
+    binning: str,
+    confidence: float,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(lower, upper) one-sided `confidence` bounds of `metric`: a seeded percentile bootstrap
+    over samples (qa.metrics.bootstrap), vectorised where `resampled` can be."""
+    from qa.metrics.bootstrap import index_bootstrap_bounds
+
+    statistic, vectorized = resampled(name, logits, labels, n_bins, binning)
+    return index_bootstrap_bounds(
+        statistic,
+        len(labels),
+        confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        vectorized=vectorized,
+    )

@@ -75,6 +75,11 @@ def _spread(moments: np.ndarray, per_bin: np.ndarray, theta: float) -> float:
     return float(np.sqrt(var).mean())
 
 
+def _rms(moments: np.ndarray) -> float:
+    """The debiased RMS calibration error: the root of the unbiased squared error, floored at 0."""
+    return float(np.sqrt(max(_squared(moments)[0], 0.0)))
+
+
 def rms_bounds(moments: np.ndarray, z: float) -> tuple[float, float, float]:
     """(debiased RMS error, lower, upper): the bounds invert the normal test at level z."""
     squared, per_bin = _squared(moments)
@@ -89,7 +94,7 @@ def rms_bounds(moments: np.ndarray, z: float) -> tuple[float, float, float]:
     kept = [t for t in grid if above(t) <= 0]
     upper = _bisect(above, float(kept[-1]), min(float(kept[-1] + grid[1]), 1.0)) if kept else 0.0
     lower = _bisect(below, 0.0, 1.0) if below(0.0) > 0 else 0.0
-    return float(np.sqrt(max(squared, 0.0))), lower, upper
+    return _rms(moments), lower, upper
 
 
 def _bisect(fn, low: float, high: float) -> float:
@@ -136,6 +141,27 @@ def rms_increase_lower(
     return cand_low - base_high
 
 
+def rms_increase(
+    candidate: Groups, baseline: Groups, n_bins: int, binning: str, confidence: float
+) -> dict:
+    """How much worse the candidate's debiased RMS calibration error is than the baseline's.
+
+    {"candidate_rmsce", "baseline_rmsce", "increase": their difference, "increase_lower":
+    `rms_increase_lower`, "mde": increase - increase_lower}. The mde is what the two bounds
+    give away: an increase smaller than it cannot be shown at `confidence`.
+    """
+    cand = _rms(_moments(candidate, n_bins, binning))
+    base = _rms(_moments(baseline, n_bins, binning))
+    lower = rms_increase_lower(candidate, baseline, n_bins, binning, confidence)
+    return {
+        "candidate_rmsce": cand,
+        "baseline_rmsce": base,
+        "increase": cand - base,
+        "increase_lower": lower,
+        "mde": float(cand - base - lower),
+    }
+
+
 def top_label_groups(probs: np.ndarray, labels: np.ndarray) -> Groups:
     """The one group of top-label calibration: confidence of the predicted class, hit or not."""
     return [(probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(np.float64))]
@@ -172,3 +198,13 @@ def calibrated_uppers(
         groups = grouping(probs, labels)
         uppers.append(calibration_error_bounds(groups, n_bins, binning, confidence)["ece_upper"])
     return np.sort(uppers)
+
+
+def samples_to_certify(n: int, bound: float, limit: float) -> int:
+    """About how many samples would bring a bound of `bound` at `n` samples down to `limit`.
+
+    A bound's excess over a calibrated model's zero error is sampling noise, which shrinks
+    like 1 / sqrt(n): n (bound / limit)^2 samples, rounded up to hundreds (an estimate to
+    plan with, not a promise).
+    """
+    return int(np.ceil(n * (bound / limit) ** 2 / 100) * 100)

@@ -11,6 +11,8 @@ conservative: its coverage is at least the nominal confidence for every true pro
 import math
 
 INTERVAL_METHODS = ("wilson", "clopper_pearson")
+DEFAULT_CONFIDENCE = 0.95  # a suite's `defaults.confidence` unless it says otherwise
+DEFAULT_METHOD = "wilson"  # a suite's `defaults.interval` unless it says otherwise
 _SCIPY_METHOD = {"wilson": "wilson", "clopper_pearson": "exact"}
 
 
@@ -22,7 +24,7 @@ def two_sided_level(confidence: float) -> float:
 
 
 def binomial_bounds(
-    k: int, n: int, confidence: float = 0.95, method: str = "wilson"
+    k: int, n: int, confidence: float = DEFAULT_CONFIDENCE, method: str = DEFAULT_METHOD
 ) -> tuple[float, float]:
     """(lower, upper): one-sided `confidence` bounds for the proportion k/n, by `method`.
 
@@ -33,7 +35,7 @@ def binomial_bounds(
 
 
 def binomial_interval(
-    k: int, n: int, confidence: float = 0.95, method: str = "wilson"
+    k: int, n: int, confidence: float = 0.95, method: str = DEFAULT_METHOD
 ) -> tuple[float, float]:
     """(low, high) of the two-sided `confidence` interval for the proportion k/n.
 
@@ -56,3 +58,14 @@ def binomial_interval(
     low = 0.0 if k == 0 else min(max(float(ci.low), 0.0), 1.0)
     high = 1.0 if k == n else min(max(float(ci.high), 0.0), 1.0)
     return low, high
+
+
+def bonferroni_level(confidence: float, tests: int) -> float:
+    """The confidence each of `tests` bounds needs so that all hold together at `confidence`.
+
+    Bonferroni: each test may err with probability (1 - c) / m, so by the union bound the
+    chance that any errs is at most 1 - c, whatever the dependence between the tests.
+    """
+    if tests < 1:
+        raise ValueError(f"Expected `tests` to be a positive int, but got {tests}")
+    return 1.0 - (1.0 - confidence) / tests

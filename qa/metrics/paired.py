@@ -6,6 +6,8 @@ between-sample variance: only the samples on which the models disagree carry inf
 
 import numpy as np
 
+POWER = 0.8  # the power at which a minimum detectable effect is stated
+
 
 def discordant_counts(base_correct: np.ndarray, cand_correct: np.ndarray) -> tuple[int, int]:
     """(baseline right & candidate wrong, candidate right & baseline wrong): McNemar's b and c."""
@@ -79,6 +81,32 @@ def accuracy_delta_upper(
     )[1]
 
 
+def macro_f1_delta_upper(
+    labels: np.ndarray,
+    base_pred: np.ndarray,
+    cand_pred: np.ndarray,
+    n_classes: int,
+    confidence: float,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> float:
+    """One-sided upper bound of the paired macro-F1 delta (candidate - baseline).
+
+    A percentile bootstrap over samples, each sample's labels and both predictions resampled
+    together (qa.metrics.bootstrap.index_bootstrap_bounds), so the bound is paired.
+    """
+    from qa.metrics.accuracy import macro_f1
+    from qa.metrics.bootstrap import index_bootstrap_bounds
+
+    def delta(i: np.ndarray) -> float:
+        cand = macro_f1(labels[i], cand_pred[i], n_classes)
+        return cand - macro_f1(labels[i], base_pred[i], n_classes)
+
+    return index_bootstrap_bounds(
+        delta, len(labels), confidence, n_resamples=n_resamples, seed=seed
+    )[1]
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone), in the input order.
 
@@ -122,3 +150,20 @@ def minimum_detectable_effect(
     if gap(hi) > 0:
         return float("inf")
     return float(brentq(gap, 1e-9, hi))
+
+
+def accuracy_mde(base_ok: np.ndarray, cand_ok: np.ndarray, confidence: float) -> float:
+    """Minimum detectable paired accuracy drop at POWER, for samples judged like these.
+
+    `base_ok` and `cand_ok` are per-sample correctness (possibly averaged over severities).
+    Connor's relation (`minimum_detectable_effect`) needs the expected discordant fraction:
+    it is taken as the observed one, floored at the baseline's error rate (identical models
+    disagree nowhere, yet a real drop would show up as disagreements at least that common)
+    and at one sample. inf without samples.
+    """
+    n = len(base_ok)
+    if n == 0:
+        return float("inf")
+    observed = float((np.asarray(base_ok) != np.asarray(cand_ok)).mean())
+    psi = max(observed, 1.0 - float(np.mean(base_ok)), 1.0 / n)
+    return minimum_detectable_effect(n, psi, confidence, POWER)

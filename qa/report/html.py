@@ -30,7 +30,7 @@ def _figures(check: dict) -> list[dict]:
                 "caption": f"{name}: candidate solid (circles), baseline dashed (squares).",
             }
         )
-    if check.get("kind") == "per_class_regression" and details.get("classes"):
+    if _class_deltas(details.get("classes")):
         out.append(
             {
                 "svg": figures.delta_bars(details["classes"]),
@@ -52,6 +52,15 @@ def _figures(check: dict) -> list[dict]:
             }
         )
     return out
+
+
+def _class_deltas(rows) -> bool:
+    """Whether `rows` are per-class deltas (what per_class_regression writes), for bars."""
+    return (
+        bool(rows)
+        and isinstance(rows, list)
+        and all(isinstance(r, dict) and {"class", "delta"} <= r.keys() for r in rows)
+    )
 
 
 def _table(details: dict) -> dict | None:

@@ -53,12 +53,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qa.checks import STATUSES, Status
 from qa.errors import ExitCode, InputError
 from qa.report import RunReport, now
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-STATUSES = ("pass", "fail", "warn", "error", "skip")
 ERROR_CHECK = "qa run"
 
 
@@ -191,7 +191,7 @@ class _Check(_Strict):
     kind: str
     family: str
     severity: Literal["fail", "warn"]
-    status: Literal["pass", "fail", "warn", "error", "skip"]
+    status: Status
     message: str
     metrics: dict[str, Any] | None
     threshold: _Threshold | None
