@@ -55,10 +55,9 @@ def _count(kind: str, n: int, reps: int, seed: int, params: dict, draw) -> dict:
     rng = np.random.default_rng(seed)
     passes = sum(spec.run(draw(rng, n), p).status == "pass" for _ in range(reps))
     shown = {k: v for k, v in params.items() if k not in ("perturbations", "severities")}
-    label = f"{kind} " + ", ".join(f"{k}={v}" for k, v in shown.items())
-    what = "false pass at the boundary"
+    what = ", ".join(f"{k}={v}" for k, v in shown.items()) + " on the boundary"
     return {
-        "kind": label,
+        "kind": kind,
         "n": n,
         "reps": reps,
         "wrong": passes,
