@@ -47,8 +47,19 @@ as much as ImageMagick itself through Wand, as the references call it (x0.99-1.0
 x1.02 at 32 px). imagecorruptions replaced ImageNet-C's elastic transform with a milder one of
 its own, so elastic_transform was measured against the original ImageNet-C and CIFAR-10-C code.
 
-This module imports no torch (so `qa validate` stays fast): the built-in families are named
-by "module:function" and imported on first use.
+Adding a perturbation is one function, registered where it is defined:
+
+    @register("darken", "digital")
+    def darken(images, severity, rng):
+        return images * (1 - severity / 10)
+
+`register` takes the name suites use, the group (one of GROUPS) and what else reports and
+validation need (`imagenet_c`, `min_size`, `graded`, `ladders`); `register_perturbation(name,
+fn, group, ...)` does the same for a function defined elsewhere. The built-ins are registered
+so in their family modules (FAMILY_MODULES), which this module imports to fill the registry.
+Those import no torch (they import it inside their functions), so `qa validate` checks a
+suite's perturbation names without loading torch; a new built-in family module must do the
+same and be listed in FAMILY_MODULES.
 """
 
 import difflib
@@ -59,6 +70,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.errors import InputError
+from qa.perturb.common import SampleRandom
 
 GROUPS = ("noise", "blur", "weather", "digital", "geometric")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -68,32 +80,33 @@ LADDERS = ("auto", "imagenet_c", "cifar10_c")
 # on a log scale (sqrt(32 * 224) = 84.7), so an image gets the reference nearer its size.
 AUTO_CIFAR_MAX_SIDE = 84
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# the modules whose perturbations are built in, imported below to register them (order matters:
+# it is the order of PERTURBATIONS, hence of MCE_DEFAULT)
+FAMILY_MODULES = (
+    "qa.perturb.noise",
+    "qa.perturb.blur",
+    "qa.perturb.color",
+    "qa.perturb.digital",
+    "qa.perturb.geometric",
+)
 
 
 @dataclass(frozen=True)
 class PerturbationSpec:
     """A registered perturbation: its function and what reports and validation need to know.
 
-    `fn` is a callable, or "module:function" for a built-in (imported on first use).
     `graded` is False for a perturbation whose severities all give the same image (hflip).
     `ladders` is True for one that has both reference ladders: it is called with `ladder=`
     "imagenet_c" or "cifar10_c" besides the contract's arguments.
     """
 
     name: str
-    fn: Callable | str
+    fn: Callable
     group: str
     imagenet_c: bool
     min_size: int = 1
     graded: bool = True
     ladders: bool = False
-
-    def function(self) -> Callable:
-        """The perturbation function itself, importing its module if it is a built-in."""
-        if callable(self.fn):
-            return self.fn
-        module, _, attr = self.fn.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
 
 PERTURBATIONS: dict[str, PerturbationSpec] = {}
@@ -101,7 +114,7 @@ PERTURBATIONS: dict[str, PerturbationSpec] = {}
 
 def register_perturbation(
     name: str,
-    fn: Callable | str,
+    fn: Callable,
     group: str,
     *,
     imagenet_c: bool = False,
@@ -120,13 +133,27 @@ def register_perturbation(
         raise ValueError(f"Expected a perturbation name of [a-z0-9_], but got {name!r}")
     if group not in GROUPS:
         raise ValueError(f"Expected `group` to be one of {', '.join(GROUPS)}, but got {group!r}")
-    if not (callable(fn) or (isinstance(fn, str) and ":" in fn)):
-        raise ValueError(f"Expected `fn` to be callable or 'module:function', but got {fn!r}")
+    if not callable(fn):
+        raise ValueError(f"Expected `fn` to be callable, but got {fn!r}")
     if min_size < 1:
         raise ValueError(f"Expected `min_size` to be a positive int, but got {min_size}")
     spec = PerturbationSpec(name, fn, group, imagenet_c, min_size, graded, ladders)
     PERTURBATIONS[name] = spec
     return spec
+
+
+def register(name: str, group: str, **flags: bool | int) -> Callable[[Callable], Callable]:
+    """Decorator: register the function as perturbation `name` of `group`; returns it unchanged.
+
+    `flags` are `register_perturbation`'s keywords (imagenet_c, min_size, graded, ladders);
+    this is how every built-in is registered, at its definition.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        register_perturbation(name, fn, group, **flags)
+        return fn
+
+    return decorate
 
 
 def known_names() -> list[str]:
@@ -186,8 +213,6 @@ def apply(name: str, images, severity: int, keys, seed: int = 0, ladder: str = "
     built-in corruptions use, see this module's docstring). Raises InputError for an image
     smaller than the perturbation needs. The result is clamped to [0, 1].
     """
-    from qa.perturb.common import SampleRandom
-
     spec = PERTURBATIONS[check_name(name)]
     check_severity(severity)
     if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
@@ -206,7 +231,7 @@ def apply(name: str, images, severity: int, keys, seed: int = 0, ladder: str = "
         )
     rng = SampleRandom(sample_seeds(keys, name, severity, seed), images.device)
     options = {"ladder": resolve_ladder(ladder, height, width)} if spec.ladders else {}
-    out = spec.function()(images, severity, rng, **options)
+    out = spec.fn(images, severity, rng, **options)
     if out.shape != images.shape or out.dtype != images.dtype:
         raise ValueError(
             f"perturbation {name} returned {tuple(out.shape)} {out.dtype}, "
@@ -226,28 +251,9 @@ def perturb_view(images, view, sample_ids: list[str], seed: int = 0, ladder: str
     return apply(view.perturbation, images, view.severity, keys, seed, ladder)
 
 
-def _builtin(name: str, module: str, group: str, min_size: int, imagenet_c: bool = True) -> None:
-    fn = f"qa.perturb.{module}:{name}"
-    # Every ImageNet-C corruption here has both ladders; the geometric shifts have their own.
-    register_perturbation(
-        name, fn, group, imagenet_c=imagenet_c, min_size=min_size, ladders=imagenet_c
-    )
-
-
-for _name in ("gaussian_noise", "shot_noise", "impulse_noise"):
-    _builtin(_name, "noise", "noise", 1)
-for _name in ("defocus_blur", "motion_blur", "zoom_blur", "gaussian_blur"):
-    _builtin(_name, "blur", "blur", SPATIAL_MIN_SIZE)
-_builtin("fog", "color", "weather", SPATIAL_MIN_SIZE)
-_builtin("brightness", "color", "weather", 1)  # ImageNet-C's group: sunlight
-for _name in ("contrast", "saturate"):
-    _builtin(_name, "color", "digital", 1)
-_builtin("pixelate", "digital", "digital", SPATIAL_MIN_SIZE)
-_builtin("jpeg_compression", "digital", "digital", 8)  # one JPEG block
-_builtin("elastic_transform", "digital", "digital", SPATIAL_MIN_SIZE)
-for _name in ("rotate", "translate", "scale"):
-    _builtin(_name, "geometric", "geometric", SPATIAL_MIN_SIZE, imagenet_c=False)
-register_perturbation("hflip", "qa.perturb.geometric:hflip", "geometric", graded=False)
+# Last, as the family modules import `register` and SPATIAL_MIN_SIZE from this module.
+for _module in FAMILY_MODULES:
+    importlib.import_module(_module)
 
 IMAGENET_C = tuple(n for n, s in PERTURBATIONS.items() if s.imagenet_c)
 # The paper's mCE averages 15 corruptions; these are the 12 of them built in here (glass blur,

@@ -6,18 +6,20 @@ averages zooms made as scipy's `zoom` makes them. Motion blur is ImageMagick's, 
 references call through Wand (torch and torchvision have no motion blur).
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from qa.perturb.common import (
-    SampleRandom,
-    filter2d,
-    gaussian_kernel1d,
-    size_scale,
-)
+from qa.perturb import SPATIAL_MIN_SIZE, register
+from qa.perturb.common import SampleRandom, filter2d, gaussian_kernel1d, size_scale
+
+# torch is imported inside the functions: `import qa.perturb` imports this module to register
+# its perturbations, and the torch-free commands (`qa validate`) read that registry.
+if TYPE_CHECKING:
+    import torch
 
 DEFOCUS = {  # (disc radius, anti-alias sigma), pixels at the ladder's image size
     "imagenet_c": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
@@ -50,6 +52,8 @@ def _disc(radius: float, alias_sigma: float) -> torch.Tensor:
     smoothed by a 3x3 Gaussian of `alias_sigma` (5x5 past radius 8) with mirrored edges, as
     OpenCV's GaussianBlur: below a pixel of radius the smoothing is all the blur there is.
     """
+    import torch
+
     n = max(8, math.floor(radius))
     axis = torch.arange(-n, n + 1, dtype=torch.float64)
     disc = ((axis[:, None] ** 2 + axis[None] ** 2) <= radius**2).double()
@@ -58,6 +62,7 @@ def _disc(radius: float, alias_sigma: float) -> torch.Tensor:
     return filter2d(disc, smooth[:, None])[0, 0]
 
 
+@register("defocus_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def defocus_blur(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -67,6 +72,7 @@ def defocus_blur(
     return filter2d(images, _disc(radius * scale, alias_sigma * scale).float()).clamp(0, 1)
 
 
+@register("motion_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def motion_blur(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -76,6 +82,8 @@ def motion_blur(
     reads the pixel i steps along the angle, rounded to whole pixels, and the edge is repeated
     (its default virtual pixels). Each tap is one gather, with offsets per image.
     """
+    import torch
+
     scale = size_scale(images, ladder)
     radius, sigma = (v * scale for v in MOTION[ladder][severity - 1])
     taps = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
@@ -102,6 +110,8 @@ def _clipped_zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
     """Zoom into the centre as the references do: crop ceil(side / factor) pixels about the
     centre, resize them by `factor` (bilinear with aligned corners, as scipy's order-1 zoom)
     and keep the top-left H x W."""
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     ch, cw = math.ceil(h / factor), math.ceil(w / factor)
     top, left = (h - ch) // 2, (w - cw) // 2
@@ -110,6 +120,7 @@ def _clipped_zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[..., :h, :w]
 
 
+@register("zoom_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def zoom_blur(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -121,6 +132,7 @@ def zoom_blur(
     return (out / (len(factors) + 1)).clamp(0, 1)
 
 
+@register("gaussian_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def gaussian_blur(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:

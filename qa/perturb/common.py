@@ -1,9 +1,16 @@
-"""Helpers shared by the perturbation families: per-sample randomness, size scaling, filters."""
+"""Helpers shared by the perturbation families: per-sample randomness, size scaling, filters.
+
+torch is imported inside the functions, as in the family modules: `import qa.perturb` imports
+this module, and the torch-free commands (`qa validate`) read the registry it fills.
+"""
+
+from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 # The image size each ladder's pixel-valued parameters (radii, sigmas, lengths) are given at.
 REFERENCE_SIZE = {"imagenet_c": 224, "cifar10_c": 32}
@@ -17,6 +24,8 @@ class SampleRandom:
     """
 
     def __init__(self, seeds: list[int], device: torch.device):
+        import torch
+
         self.device = torch.device(device)
         self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
@@ -25,6 +34,8 @@ class SampleRandom:
 
     def rand(self, *shape: int) -> torch.Tensor:
         """Uniform [0, 1) draws, (B, *shape)."""
+        import torch
+
         return torch.stack(
             [torch.rand(shape, generator=g, device=self.device) for g in self.generators]
         )
@@ -35,12 +46,16 @@ class SampleRandom:
 
     def randn(self, *shape: int) -> torch.Tensor:
         """Standard normal draws, (B, *shape)."""
+        import torch
+
         return torch.stack(
             [torch.randn(shape, generator=g, device=self.device) for g in self.generators]
         )
 
     def poisson(self, rates: torch.Tensor) -> torch.Tensor:
         """Poisson draws with the given (B, ...) rates, one generator per row."""
+        import torch
+
         pairs = zip(rates, self.generators, strict=True)
         return torch.stack([torch.poisson(r, generator=g) for r, g in pairs])
 
@@ -59,6 +74,8 @@ def filter2d(images: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect
 
     Odd-sized kernels, centred; the border is extended by `padding` (F.pad modes).
     """
+    import torch.nn.functional as F
+
     b, c, h, w = images.shape
     kh, kw = kernel.shape[-2:]
     padded = F.pad(images, [kw // 2, kw // 2, kh // 2, kh // 2], mode=padding)
@@ -74,6 +91,8 @@ def gaussian_kernel1d(sigma: float, radius: int) -> torch.Tensor:
     """exp(-x^2 / 2 sigma^2) at the integers -radius..radius, normalised: the kernel of scipy's
     gaussian_filter and OpenCV's GaussianBlur, which the references use. (2 * radius + 1,) float64.
     """
+    import torch
+
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     return kernel / kernel.sum()
@@ -86,6 +105,8 @@ def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
     mirror extension, so sigmas larger than the image (ImageNet-C's elastic uses them) are
     handled exactly, where a reflect-padded convolution cannot pad by more than the image.
     """
+    import torch
+
     h, w = field.shape[-2:]
     mirrored = torch.cat([field, field.flip(-1)], -1)
     mirrored = torch.cat([mirrored, mirrored.flip(-2)], -2)
@@ -98,6 +119,8 @@ def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def pixel_grid(images: torch.Tensor) -> torch.Tensor:
     """The (H, W, 2) pixel coordinates (x, y) of an image batch, as float on its device."""
+    import torch
+
     h, w = images.shape[-2:]
     ys = torch.arange(h, dtype=images.dtype, device=images.device)
     xs = torch.arange(w, dtype=images.dtype, device=images.device)
@@ -107,6 +130,9 @@ def pixel_grid(images: torch.Tensor) -> torch.Tensor:
 
 def sample_at(images: torch.Tensor, coords: torch.Tensor, padding: str) -> torch.Tensor:
     """Bilinearly sample each image at (B, H, W, 2) pixel coordinates (x, y)."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=coords.device)
     grid = (coords * scale - 1).to(images.dtype)

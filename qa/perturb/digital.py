@@ -5,12 +5,21 @@ scaled (JPEG's 8x8 blocks are fixed in pixels, so its artefacts loom larger on s
 the elastic transform's pixel-valued parameters are scaled to the image size.
 """
 
+from __future__ import annotations
+
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from qa.perturb import SPATIAL_MIN_SIZE, register
 from qa.perturb.common import SampleRandom, gaussian_smooth, pixel_grid, sample_at, size_scale
+
+# torch and PIL are imported inside the functions: `import qa.perturb` imports this
+# module to register its perturbations, and the torch-free commands (`qa validate`) read that
+# registry.
+if TYPE_CHECKING:
+    import torch
 
 PIXELATE = {  # side of the coarse grid, as a fraction of the image
     "imagenet_c": (0.6, 0.5, 0.4, 0.3, 0.25),
@@ -46,6 +55,8 @@ def _box_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     nearest pixel. torchvision has no box filter for tensors (its antialiased bilinear is a
     triangle filter, which blurs the blocks).
     """
+    import torch
+
     scale = n_in / n_out
     support = 0.5 * max(scale, 1.0)
     centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
@@ -65,6 +76,7 @@ def _box_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return rows @ images @ columns.T
 
 
+@register("pixelate", "digital", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def pixelate(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -76,6 +88,7 @@ def pixelate(
     return _box_resize(small, h, w).clamp(0, 1)
 
 
+@register("jpeg_compression", "digital", imagenet_c=True, min_size=8, ladders=True)  # a JPEG block
 def jpeg_compression(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -84,6 +97,7 @@ def jpeg_compression(
     With PIL, as ImageNet-C: torchvision's jpeg rests on its image codecs, deprecated since
     0.29 in favour of TorchCodec. JPEG is a CPU codec, so the batch visits the CPU.
     """
+    import torch
     from PIL import Image
 
     quality = JPEG_QUALITY[ladder][severity - 1]
@@ -105,6 +119,8 @@ def _affine_jitter(images: torch.Tensor, jitter: float, rng: SampleRandom) -> to
     between the point sets solved for, as cv2.getAffineTransform; warpAffine samples the
     input at the inverse map, which is the map from moved points back to the originals.
     """
+    import torch
+
     h, w = images.shape[-2:]
     centre = torch.tensor([w // 2, h // 2], dtype=torch.float64, device=images.device)
     d = min(h, w) // 3
@@ -117,6 +133,7 @@ def _affine_jitter(images: torch.Tensor, jitter: float, rng: SampleRandom) -> to
     return inverse.transpose(1, 2)
 
 
+@register("elastic_transform", "digital", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
 def elastic_transform(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -126,6 +143,8 @@ def elastic_transform(
     here each image has its own, and both warps are composed into a single bilinear sampling
     with mirrored borders.
     """
+    import torch
+
     scale = size_scale(images, ladder)
     gain, sigma, jitter = (v * scale for v in ELASTIC[ladder][severity - 1])
     inverse = _affine_jitter(images, jitter, rng).to(images.dtype)

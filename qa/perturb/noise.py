@@ -4,9 +4,17 @@ The parameters are relative to the intensity, so they are not scaled with the im
 torchvision has no noise operations, so all three are written by hand.
 """
 
-import torch
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from qa.perturb import register
 from qa.perturb.common import SampleRandom
+
+# torch is imported inside the functions: `import qa.perturb` imports this module to register
+# its perturbations, and the torch-free commands (`qa validate`) read that registry.
+if TYPE_CHECKING:
+    import torch
 
 GAUSSIAN_SIGMA = {
     "imagenet_c": (0.08, 0.12, 0.18, 0.26, 0.38),
@@ -22,6 +30,7 @@ IMPULSE_AMOUNT = {
 }
 
 
+@register("gaussian_noise", "noise", imagenet_c=True, ladders=True)
 def gaussian_noise(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -30,6 +39,7 @@ def gaussian_noise(
     return (images + sigma * rng.randn(*images.shape[1:]).to(images)).clamp(0, 1)
 
 
+@register("shot_noise", "noise", imagenet_c=True, ladders=True)
 def shot_noise(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -38,6 +48,7 @@ def shot_noise(
     return (rng.poisson(images * photons) / photons).clamp(0, 1).to(images.dtype)
 
 
+@register("impulse_noise", "noise", imagenet_c=True, ladders=True)
 def impulse_noise(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
@@ -45,6 +56,8 @@ def impulse_noise(
 
     As scikit-image's random_noise(mode="s&p") that ImageNet-C uses.
     """
+    import torch
+
     amount = IMPULSE_AMOUNT[ladder][severity - 1]
     draws = rng.rand(2, *images.shape[1:]).to(images)
     hit, salt = draws[:, 0] < amount, (draws[:, 1] < 0.5).to(images.dtype)
