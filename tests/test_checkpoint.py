@@ -274,6 +274,14 @@ def test_trainer_init_records_the_digest_of_the_bytes_it_read(swapped):
     assert torch.equal(state["fc.weight"], _weights_of(a))
 
 
+def test_trainer_init_reads_a_state_dict_saved_from_ddp_under_the_bare_names(tmp_path):
+    state = tiny_module(seed=2).state_dict()
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt")
+    loaded, origin = load_init(str(tmp_path / "ddp.pt"))
+    assert origin["kind"] == "state_dict" and list(loaded) == list(state)
+    assert torch.equal(loaded["fc.weight"], state["fc.weight"])
+
+
 def test_a_checkpoint_replaced_while_loading_never_poisons_the_cache(
     tmp_path, data, swapped, monkeypatch
 ):

@@ -15,13 +15,14 @@ from helpers import (
 )
 
 from qa.application import RunOptions, run_suite
-from qa.data import content_fingerprint, load_dataset
+from qa.data import content_fingerprint, fingerprint_from_hashes, load_dataset
+from qa.engine import EvidenceRequest, build_evidence, load_splits
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
 from qa.formats import load_any
 from qa.inference import ImageFiles
 from qa.preprocess import load_rgb, normalize, to_unit_tensor
-from qa.suite import load_suite
+from qa.suite import DataSpec, load_suite
 
 BASELINE = View(model="baseline")
 N = 60
@@ -56,6 +57,24 @@ def test_logits_match_a_plain_forward_pass_and_labels_follow_folder_names(
     with torch.inference_mode():
         expected = candidate.module(norm(images)).numpy()
     np.testing.assert_allclose(ev.logits()[picks], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_request_needs_no_suite_and_the_evidence_carries_each_models_facts(tmp_path, data):
+    """The engine's whole input is an EvidenceRequest: data splits, models and views, no suite.
+    The models' facts keep their full provenance (the fingerprint's hashes, which checks read)."""
+    fingerprint = fingerprint_from_hashes(["ab" * 32, "cd" * 32])
+    path = save_tiny(tmp_path / "fp.pt", seed=1, provenance={"data_fingerprint": fingerprint})
+    model = load_any(path)
+    splits = load_splits({"eval": DataSpec(path=str(data))}, [CLEAN], model.class_names)
+    models = {"candidate": model, "baseline": None}
+    request = EvidenceRequest(splits, models, [CLEAN], cache_dir=None, progress=False)
+    ev = build_evidence(request)
+    assert ev.logits().shape == (N, 10) and ev.info == {"excluded": {}}
+    facts = ev.model_facts["candidate"]
+    assert facts["path"] == str(path) and facts["sha256"] == model.digest
+    hashes = facts["provenance"]["data_fingerprint"]["hashes"]
+    np.testing.assert_array_equal(hashes, fingerprint["hashes"])
+    assert ev.model_facts["baseline"] is None
 
 
 def test_temperature_divides_the_logits(tmp_path, data, candidate):

@@ -186,7 +186,7 @@ def apply(name: str, images, severity: int, keys, seed: int = 0, ladder: str = "
     built-in corruptions use, see this module's docstring). Raises InputError for an image
     smaller than the perturbation needs. The result is clamped to [0, 1].
     """
-    from qa.perturb.common import SampleRandom
+    from qa.perturb.common import SampleRandom  # torch: `qa validate` reads this registry
 
     spec = PERTURBATIONS[check_name(name)]
     check_severity(severity)
