@@ -11,7 +11,7 @@ so interpreter start-up and `import torch` are excluded from both sides:
   floor  a plain loop: scan the folder, DataLoader (same batch size, workers, threads) decoding
          with the same to_unit_tensor + normalize, forward under inference_mode, keep logits;
          the checkpoint is loaded inside the timed region, as qa must.
-  cold   `qa.engine.run_suite` (the function `qa run` calls) with an empty cache dir: suite
+  cold   `qa.application.run_suite` (the function `qa run` calls) with an empty cache dir: suite
          loading, checkpoint loading, data fingerprint, inference, checks, reports
          (progress bar on, to a pipe, as in CI).
   warm   the same call again in the same process: everything from the cache.
@@ -130,16 +130,14 @@ def floor(inputs: dict, batch_size: int, repeats: int) -> dict:
 
 def qa_runs(inputs: dict, repeats: int, work: Path) -> dict:
     """`run_suite` cold (empty cache) then warm: best times over `repeats`, and peak RSS."""
-    from qa.engine import run_suite
+    from qa.application import RunOptions, run_suite
 
     cold, warm = [], []
     for i in range(repeats):
-        cache_dir = work / f"cache-{i}"
+        options = RunOptions(out=work / "reports", cache_dir=work / f"cache-{i}")
         for times in (cold, warm):
             start = time.perf_counter()
-            report = run_suite(
-                inputs["suite"], inputs["ckpt"], out=work / "reports", cache_dir=cache_dir
-            )
+            report = run_suite(inputs["suite"], inputs["ckpt"], options)
             times.append(time.perf_counter() - start)
             assert report.exit_code in (0, 1), report.verdict
     return {

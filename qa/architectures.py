@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from qa import suite_errors as err
-from qa.errors import InputError
+from qa.errors import InputError, first_line
 
 # Constructor arguments that would ask torchvision for pretrained weights: a checkpoint
 # carries its own weights, and qa never downloads.
@@ -54,7 +54,7 @@ def build_model(arch: str, arch_kwargs: dict | None = None) -> nn.Module:
             raise
         # the arguments are the file's data: valid ones never fail (TypeError, ValueError, ...)
         raise InputError(
-            f"arch_kwargs: expected arguments {arch} accepts, found {kwargs} ({_first_line(exc)})"
+            f"arch_kwargs: expected arguments {arch} accepts, found {kwargs} ({first_line(exc)})"
         ) from None
 
 
@@ -94,7 +94,7 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "") -> nn.Module:
             module.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(
-            f"{path}: weights do not fit {arch}({kwargs}): {_first_line(exc)}"
+            f"{path}: weights do not fit {arch}({kwargs}): {first_line(exc)}"
         ) from None
     return module.eval()
 
@@ -115,6 +115,14 @@ def _cast_to(module: nn.Module, state: dict, path) -> dict:
     return out
 
 
+def without_ddp_prefix(state: dict) -> dict:
+    """A state_dict saved from a DistributedDataParallel wrapper, which prefixes every name with
+    "module.", under the names of the bare model; any other state_dict as it is."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
 def check_outputs(module: nn.Module, names: list[str], path, source: str) -> None:
     """One class name per output of the classification head, or InputError naming `source`."""
     try:
@@ -126,8 +134,3 @@ def check_outputs(module: nn.Module, names: list[str], path, source: str) -> Non
             f"{path}: {source}: expected {layer.out_features} names (one per output of "
             f"{head}), found {len(names)}"
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+import qa
 from qa.io import atomic_path, write_text_atomic
 
 CACHE_FORMAT = 2  # 2: images decode by their real range (16-bit greyscale no longer clips)
@@ -27,8 +28,6 @@ DEFAULT_DIR = ".qa-cache"
 
 def entry_key(parts: dict) -> str:
     """The content address of one entry: sha256 of its parts as canonical JSON."""
-    import qa
-
     text = json.dumps(
         {**parts, "qa": qa.__version__, "cache_format": CACHE_FORMAT}, sort_keys=True, default=str
     )

@@ -13,10 +13,9 @@ import numpy as np
 
 from qa.checkpoint import loaded_model, read_checkpoint, save_checkpoint
 from qa.data import content_fingerprint, labels_for, load_dataset
-from qa.engine import default_workers, resolve_device
 from qa.errors import InputError
 from qa.evidence import CLEAN
-from qa.inference import Split, infer
+from qa.inference import Split, default_workers, infer, resolve_device
 from qa.io import check_writable
 from qa.metrics import calibration as cal
 from qa.suite import DataSpec

@@ -18,11 +18,9 @@ from torch import nn
 
 from qa.architectures import check_outputs, model_from_checkpoint
 from qa.checkpoint_meta import FORMAT, FORMAT_VERSION, validate_checkpoint
+from qa.data import fingerprint_summary
 from qa.io import atomic_path
 from qa.torchfile import FileBytes, read_file, unpickle
-
-# What `describe` keeps of a data fingerprint: its summary, not the hash of every file.
-FINGERPRINT_SUMMARY = ("digest", "n_files", "n_unique", "kind")
 
 
 @dataclass
@@ -106,7 +104,7 @@ def describe(path: str | Path) -> dict:
     prov = dict(ckpt.get("provenance", {}))
     fp = prov.get("data_fingerprint")
     if isinstance(fp, dict):
-        prov["data_fingerprint"] = {k: v for k, v in fp.items() if k in FINGERPRINT_SUMMARY}
+        prov["data_fingerprint"] = fingerprint_summary(fp)  # not the hash of every file
     return {
         "path": str(path),
         "sha256": blob.digest,

@@ -19,15 +19,39 @@ Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could n
 2 unusable input (one line `error: ...` on stderr), 3 internal error (a bug: one line asking
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
-the exit code stays the verdict's. Imports are lazy so that `--help`,
-`validate`, `checks`, `schema` and `report` start instantly and never import torch.
+the exit code stays the verdict's. The commands that need torch (run, describe, calibrate)
+import their modules when they run, so that `--help`, `validate`, `checks`, `schema` and
+`report` never import torch, great-expectations or scipy.
 """
 
 import argparse
+import io
+import json
 import os
 import sys
+import time
+import traceback
 
-from qa.errors import ExitCode, InputError, QAError
+from jinja2 import TemplateError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from qa.errors import ExitCode, InputError, QAError, first_line
+from qa.io import check_writable, write_text_atomic
+from qa.report import (
+    ReportWriteError,
+    append_step_summary,
+    html,
+    json_report,
+    junit,
+    markdown,
+    terminal,
+    write_report_set,
+)
+from qa.result import now
+from qa.schema import SCHEMAS
+from qa.suite import describe_checks, load_suite
 
 REPORT_FORMATS = ("html", "md", "junit", "terminal")
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
@@ -108,20 +132,18 @@ def _fail(exc: Exception) -> tuple[int, str]:
     bug (3): one line asking for a report, the traceback only with QA_DEBUG=1.
     """
     if isinstance(exc, InputError):
-        code, line = ExitCode.BAD_INPUT, _one_line(exc)
+        code, line = ExitCode.BAD_INPUT, first_line(exc)
     else:
         if os.environ.get("QA_DEBUG") == "1":
-            import traceback
-
             traceback.print_exception(exc)
-        line = f"{BUG_REPORT}: {type(exc).__name__}: {_one_line(exc)}"
+        line = f"{BUG_REPORT}: {type(exc).__name__}: {first_line(exc)}"
         code = exc.exit_code if isinstance(exc, QAError) else ExitCode.INTERNAL
     print(f"error: {line}", file=sys.stderr)
     return int(code), line
 
 
 def _calibrate(args) -> int:
-    from qa.calibrate import calibrate_checkpoint
+    from qa.calibrate import calibrate_checkpoint  # torch: imported only by this command
 
     fit = calibrate_checkpoint(args.checkpoint, args.data, args.out, args.device, args.batch_size)
     before, after = fit["before"], fit["after"]
@@ -133,11 +155,6 @@ def _calibrate(args) -> int:
 
 
 def _run(args) -> int:
-    import time
-
-    from qa.io import check_writable
-    from qa.report import json_report, now
-
     check_writable(args.out, "--out", folder=True)  # else no report could say what went wrong
     started, clock = now(), time.perf_counter()
     try:
@@ -164,11 +181,9 @@ def _run(args) -> int:
 
 def _gate(args):
     """The finished RunReport of `qa run` (the reports are written by the caller)."""
-    from qa.engine import run_suite
+    from qa.application import RunOptions, run_suite  # torch: imported only by this command
 
-    return run_suite(
-        args.suite,
-        args.checkpoint,
+    options = RunOptions(
         baseline=args.baseline,
         device=args.device,
         batch_size=args.batch_size,
@@ -180,13 +195,10 @@ def _gate(args):
         strict=args.strict,
         progress=not args.quiet,
     )
+    return run_suite(args.suite, args.checkpoint, options)
 
 
 def _show(doc: dict, quiet: bool) -> None:
-    from rich.console import Console
-
-    from qa.report import terminal
-
     console = Console()
     if quiet:
         console.print(terminal.verdict_line(doc))
@@ -199,12 +211,10 @@ def _publish(doc: dict, out: str) -> None:
 
     Neither failure changes the exit code: the verdict (or the error) already decided it.
     """
-    from qa.report import ReportWriteError, append_step_summary, write_report_set
-
     try:
         write_report_set(doc, out)
     except ReportWriteError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {first_line(exc)}", file=sys.stderr)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:
@@ -214,13 +224,6 @@ def _publish(doc: dict, out: str) -> None:
 
 
 def _report(args) -> int:
-    import io
-
-    from rich.console import Console
-
-    from qa.io import check_writable, write_text_atomic
-    from qa.report import html, json_report, junit, markdown, terminal
-
     if args.out is not None:
         check_writable(args.out, "--out")
     doc = json_report.load(args.result)
@@ -245,31 +248,21 @@ def _report(args) -> int:
 def _render_or_refuse(path: str, render, doc: dict, *extra):
     """`render(doc, *extra)`; a document `load` accepted that still cannot be rendered (a
     hand-made `details` the figures cannot draw, say) is the file's fault: InputError."""
-    from jinja2 import TemplateError
-
     try:
         return render(doc, *extra)
     except (LookupError, TypeError, ValueError, AttributeError, TemplateError) as exc:
         raise InputError(
-            f"{path}: cannot be rendered as a qa result ({type(exc).__name__}: {_one_line(exc)})"
+            f"{path}: cannot be rendered as a qa result ({type(exc).__name__}: {first_line(exc)})"
         ) from None
 
 
 def _validate(args) -> int:
-    from qa.suite import load_suite
-
     suite = load_suite(args.suite)
     print(f"ok: {len(suite.checks)} checks")
     return ExitCode.OK
 
 
 def _checks(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from qa.suite import describe_checks
-
     console = Console()
     for row in describe_checks():
         needs = "  (compares against a baseline)" if row["needs_baseline"] else ""
@@ -287,24 +280,15 @@ def _checks(args) -> int:
 
 
 def _schema(args) -> int:
-    import json
-
-    from qa.schema import SCHEMAS
-
     print(json.dumps(SCHEMAS[args.document](), indent=2))
     return ExitCode.OK
 
 
 def _describe(args) -> int:
-    from qa.checkpoint import describe, description_lines
+    from qa.checkpoint import describe, description_lines  # torch: imported only by this command
 
     print("\n".join(description_lines(describe(args.checkpoint))))
     return ExitCode.OK
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _positive(text: str) -> int:

@@ -180,6 +180,11 @@ def fingerprint_from_hashes(hashes: list[str]) -> dict:
     return fp
 
 
+def fingerprint_summary(fp: dict) -> dict:
+    """A fingerprint without its hashes or filter: what reports and `qa describe` show."""
+    return {k: fp[k] for k in ("digest", "n_files", "n_unique", "kind") if k in fp}
+
+
 def fingerprint_contains(fp: dict, sha256_hex: str) -> bool:
     """Whether a file with this sha256 was part of the fingerprinted training data."""
     key = np.frombuffer(bytes.fromhex(sha256_hex), dtype=np.uint8)

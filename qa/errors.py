@@ -27,3 +27,10 @@ class InputError(QAError):
 
 class UntrustedCheckpointError(InputError):
     """A checkpoint that could only be loaded by executing code from the file."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error shows of an exception raised by code that is not qa's."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

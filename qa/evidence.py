@@ -58,8 +58,9 @@ class Evidence:
     # the suite's `defaults`, which the runner sets; these defaults are the suite's own
     confidence: float = DEFAULT_CONFIDENCE
     interval_method: str = DEFAULT_METHOD  # binomial intervals: "wilson" or "clopper_pearson"
-    # "candidate"/"baseline": model descriptions with full provenance (the data fingerprint
-    # too); "excluded": per split, the ids of undecodable files left out of inference
+    # "candidate" and "baseline" (None without one): each model's facts (model_facts)
+    model_facts: dict[str, dict | None] = field(default_factory=dict)
+    # "excluded": per split, the ids of undecodable files left out of inference
     info: dict = field(default_factory=dict)
     profiles: dict[str, "pd.DataFrame"] = field(default_factory=dict)  # split -> qa.profile table
 
@@ -78,3 +79,22 @@ class Evidence:
             arrays={v: a[mask] if len(a) == len(mask) else a for v, a in self.arrays.items()},
             metadata={k: v[mask] for k, v in self.metadata.items()},
         )
+
+
+def model_facts(model) -> dict | None:
+    """A loaded model's facts as plain data (None for no model): what checks may know of it.
+
+    `model` is a qa.checkpoint.LoadedModel. The provenance is whole, the data fingerprint's
+    hashes included (the leakage check reads them); reports show qa.result.model_summary of it.
+    """
+    if model is None:
+        return None
+    return {
+        "path": model.path,
+        "sha256": model.digest,
+        "arch": model.arch,
+        "class_names": list(model.class_names),
+        "preprocessing": dict(model.preprocessing),
+        "temperature": model.temperature,
+        "provenance": dict(model.provenance),
+    }

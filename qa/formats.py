@@ -17,7 +17,13 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from qa.architectures import build_model, check_outputs, classifier_head, model_from_checkpoint
+from qa.architectures import (
+    build_model,
+    check_outputs,
+    classifier_head,
+    model_from_checkpoint,
+    without_ddp_prefix,
+)
 from qa.checkpoint import LoadedModel, loaded_model
 from qa.checkpoint_meta import FORMAT, kind_of, validate_checkpoint
 from qa.errors import InputError, UntrustedCheckpointError
@@ -133,10 +139,7 @@ def _as_state_dict(obj: Any, path: Path) -> dict:
             f"{path}: expected a qa checkpoint, a state_dict, TorchScript or torch.export "
             f"archive, found {kind_of(obj)}"
         )
-    # DistributedDataParallel saves every key under "module."
-    if all(k.startswith("module.") for k in obj):
-        obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    return obj
+    return without_ddp_prefix(obj)
 
 
 def _from_state_dict(state: dict, spec, blob: FileBytes) -> LoadedModel:

@@ -5,6 +5,7 @@ perturbation or attack acts on that batch; then each model normalises it its own
 runs. Only logits stay in memory; images stream.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from qa.adversarial import attack_view
 from qa.checkpoint import LoadedModel
 from qa.data import Dataset, Sample
 from qa.errors import InputError
@@ -23,6 +25,24 @@ SEED = 0
 # A perturbation: a batch of [0, 1] images, the view naming it (perturbation, severity) and
 # each image's sample id (so its randomness is per sample, whatever the batching) -> a batch.
 Perturb = Callable[[torch.Tensor, View, list[str]], torch.Tensor]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for `--device`; InputError when CUDA is asked for but absent."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "--device cuda: CUDA is not available on this machine "
+            f"(torch {torch.__version__}, cuda build {torch.version.cuda or 'none'}); use --device cpu"
+        )
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device: expected cpu or cuda, found {name!r}")
+    return torch.device(name)
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers: none on CPU, where the forward pass already uses every core; a few
+    on CUDA, where decoding in parallel keeps the GPU fed."""
+    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 class ImageFiles(TorchDataset):
@@ -107,8 +127,6 @@ def infer_adversarial(
     comes from one generator seeded with SEED, so its draws depend on the batch size: the
     engine keys the cache on it.
     """
-    from qa.adversarial import attack_view
-
     device = settings["device"]
     module, norm = model.module.to(device), normalize(model.preprocessing)
     generator = torch.Generator(device=device).manual_seed(SEED)

@@ -1,6 +1,6 @@
 """Data profiles: one row of facts per image file, the table every data check reads.
 
-A profile is computed once per split (the engine plans it as a view and caches it) by reading
+A profile is computed once per split (planned as a view, which the engine caches) by reading
 each file exactly once: its bytes give the sha256, its header size and mode, and its pixels,
 decoded as inference decodes them (qa.preprocess.decode_rgb), give statistics and a
 perceptual hash. A file that cannot be read or decoded is a row with `decodes` false and the

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.errors import ExitCode, QAError
+from qa.errors import ExitCode, QAError, first_line
+from qa.report import json_report
+from qa.report.fmt import decision
 
 
 class QACheckWarning(UserWarning):
@@ -75,24 +77,22 @@ class QASuite(pytest.File):
 
     def collect(self):
         """Run the suite (once) and yield its checks as items, in suite order."""
-        from qa.engine import run_suite
-        from qa.report import json_report
+        # imported here, not above: every pytest run loads this plugin, few run a suite (torch)
+        from qa.application import RunOptions, run_suite
 
         option = self.config.getoption
+        options = RunOptions(
+            baseline=option("qa_baseline"),
+            device=option("qa_device"),
+            out=option("qa_out"),
+            progress=False,
+        )
         try:
-            report = run_suite(
-                self.path,
-                option("qa_checkpoint"),
-                baseline=option("qa_baseline"),
-                device=option("qa_device"),
-                out=option("qa_out"),
-                progress=False,
-            )
+            report = run_suite(self.path, option("qa_checkpoint"), options)
         except QAError as exc:
             if exc.exit_code != ExitCode.BAD_INPUT:
                 raise
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            raise self.CollectError(f"qa: {lines[0]}") from None
+            raise self.CollectError(f"qa: {first_line(exc)}") from None
         for check in json_report.to_dict(report)["checks"]:
             item = QACheck.from_parent(self, name=check["name"], check=check)
             if check["status"] == "skip":  # a marker, so that pytest reports the item's location
@@ -109,8 +109,6 @@ class QACheck(pytest.Item):
 
     def runtest(self) -> None:
         """Pass, fail or warn as the check's status says (a skip never gets here)."""
-        from qa.report.fmt import decision
-
         status, message = self.check["status"], self.check["message"]
         if status == "warn":  # attributed to the suite file, not to this plugin's source
             warnings.warn_explicit(

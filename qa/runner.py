@@ -17,26 +17,13 @@ check that says it does not apply, and why) does not block.
 
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from qa.checks import STATUSES, CheckKind, CheckResult, load_all
 from qa.errors import ExitCode
 from qa.evidence import Evidence, View
+from qa.result import CheckOutcome
 from qa.suite import CheckSpec, Suite
-
-
-@dataclass
-class CheckOutcome:
-    """One check's final outcome: its result, with the suite's severity applied to the status."""
-
-    name: str
-    kind: str
-    family: str
-    severity: str  # "fail" | "warn"
-    status: str  # one of qa.checks.STATUSES; a failing severity:warn check is "warn"
-    result: CheckResult
-    slice: dict | None
-    seconds: float
 
 
 def plan(suite: Suite) -> list[View]:

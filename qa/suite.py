@@ -36,6 +36,8 @@ number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.re
 """
 
 import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -328,7 +330,48 @@ def describe_checks() -> list[dict]:
                 "summary": spec.summary,
                 "needs_baseline": spec.params.needs_baseline,
                 "example": dict(getattr(spec.params, "example", {})),
-                "parameters": err.describe_fields(spec.params),
+                "parameters": describe_fields(spec.params),
+            }
+        )
+    return rows
+
+
+def type_name(annotation) -> str:
+    """A readable name of a parameter's type: float, list[str], 'bound' | 'point'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe_fields(model: type[BaseModel]) -> list[dict]:
+    """Each parameter of `model`: name, type, required, default, constraints, description."""
+    rows = []
+    for name, f in model.model_fields.items():
+        bounds = []
+        for m in f.metadata:
+            for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                if getattr(m, attr, None) is not None:
+                    bounds.append(f"{word} {getattr(m, attr)}")
+            if getattr(m, "min_length", None) is not None:
+                bounds.append(f"at least {m.min_length} item(s)")
+        required = f.is_required()
+        rows.append(
+            {
+                "name": f.alias or name,
+                "type": type_name(f.annotation),
+                "required": required,
+                "default": None if required else f.get_default(call_default_factory=True),
+                "constraints": ", ".join(bounds),
+                "description": f.description or "",
             }
         )
     return rows

@@ -1,7 +1,8 @@
 """Thumbnails of the files a data check flagged, embedded in its result for the reports.
 
-Report preparation, not a check: the engine runs it after the checks, so that the HTML
-report, rendered from the JSON alone, can show the images a data check failed on.
+Report preparation, not a check: the application (qa.application) runs it after the checks,
+so that the HTML report, rendered from the JSON alone, can show the images a data check
+failed on.
 """
 
 import base64

@@ -5,6 +5,7 @@ Real data (scikit-learn's digits at 16x16, written as an ImageFolder) and real s
 """
 
 import atexit
+import dataclasses
 import functools
 import shutil
 import tempfile
@@ -14,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qa.application import RunOptions, evidence_request
 from qa.architectures import build_model
 from qa.checkpoint import save_checkpoint
 from qa.checks import CheckResult
+from qa.engine import build_evidence
+from qa.evidence import Evidence
 from qa.preprocess import make_preprocessing
-from qa.report import RunReport, json_report
-from qa.runner import CheckOutcome
+from qa.report import json_report
+from qa.result import CheckOutcome, RunReport
 
 DIGITS = [str(d) for d in range(10)]
 SIZE = 16
@@ -86,6 +90,16 @@ def write_suite(path: Path, eval_data, checks: str, head: str = "") -> Path:
     text = f"name: test\n{head}data:\n  eval: {eval_data}\nchecks:\n{textwrap.indent(textwrap.dedent(checks), '  ')}"
     path.write_text(text)
     return path
+
+
+def evidence_of(suite, candidate, views, baseline=None, **changes) -> Evidence:
+    """The engine's evidence for `views` as a run of `suite` requests it, but on the CPU with
+    no cache, no progress bar and no perturbation hook, unless `changes` (EvidenceRequest
+    fields: cache_dir, perturb, workers, ...) say otherwise."""
+    models = {"candidate": candidate, "baseline": baseline}
+    options = RunOptions(cache_dir=None, progress=False)
+    request = evidence_request(suite, models, views, torch.device("cpu"), options)
+    return build_evidence(dataclasses.replace(request, **{"perturb": None, **changes}))
 
 
 def forward_counter(monkeypatch) -> list[int]:

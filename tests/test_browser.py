@@ -103,12 +103,12 @@ def _remote(url: str | None) -> bool:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """result.json and result.html of a real run of a tiny suite on real digits."""
-    from qa.engine import run_suite
+    from qa.application import RunOptions, run_suite
 
     root = tmp_path_factory.mktemp("browser")
     suite = write_suite(root / "suite.yaml", write_data(root / "digits", per_class=3), CHECKS)
     ckpt = save_tiny(root / "cand.pt", seed=4)
-    run_suite(suite, ckpt, out=root / "reports", cache_dir=None, progress=False)
+    run_suite(suite, ckpt, RunOptions(out=root / "reports", cache_dir=None, progress=False))
     return root / "reports"
 
 

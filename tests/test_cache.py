@@ -5,7 +5,7 @@ import pytest
 from helpers import forward_counter, save_tiny, write_data, write_suite
 
 from qa import cache
-from qa.engine import run_suite
+from qa.application import RunOptions, run_suite
 
 CHECKS = "- {kind: top1_accuracy, min: 0.0}\n"
 N = 30  # images: three per class
@@ -21,14 +21,10 @@ def setup(tmp_path):
 
 def _run(suite, ckpt, cache_dir, tmp_path):
     """Run the suite; return the eval logits (from the saved predictions)."""
-    run_suite(
-        suite,
-        ckpt,
-        out=None,
-        cache_dir=cache_dir,
-        progress=False,
-        save_predictions_to=tmp_path / "pred.npz",
+    options = RunOptions(
+        out=None, cache_dir=cache_dir, progress=False, save_predictions_to=tmp_path / "pred.npz"
     )
+    run_suite(suite, ckpt, options)
     with np.load(tmp_path / "pred.npz") as saved:
         return saved["candidate/eval/clean/logits"]
 

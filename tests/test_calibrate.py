@@ -92,12 +92,12 @@ def _calibrate(overconfident, data, out):
 def test_an_out_that_is_a_folder_is_exit_2_before_any_inference(
     tmp_path, overconfident, capsys, monkeypatch
 ):
-    import qa.engine
+    import qa.calibrate
 
     def never(*args, **kwargs):
         raise AssertionError("inference ran before --out was checked")
 
-    monkeypatch.setattr(qa.engine, "infer", never)
+    monkeypatch.setattr(qa.calibrate, "infer", never)
     data = write_data(tmp_path / "val", per_class=6)
     assert _calibrate(overconfident, data, tmp_path) == 2
     assert (

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import DIGITS, SIZE, save_tiny, tiny_module, write_data, write_suite
+from helpers import DIGITS, SIZE, evidence_of, save_tiny, tiny_module, write_data, write_suite
 
 from qa.architectures import build_model, model_from_checkpoint
 from qa.checkpoint import describe, load_model, read_checkpoint, save_checkpoint
 from qa.cli import main
-from qa.engine import build_evidence
 from qa.errors import InputError, UntrustedCheckpointError
 from qa.evidence import CLEAN
 from qa.formats import load_any
@@ -275,17 +274,25 @@ def test_trainer_init_records_the_digest_of_the_bytes_it_read(swapped):
     assert torch.equal(state["fc.weight"], _weights_of(a))
 
 
+def test_trainer_init_reads_a_state_dict_saved_from_ddp_under_the_bare_names(tmp_path):
+    state = tiny_module(seed=2).state_dict()
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt")
+    loaded, origin = load_init(str(tmp_path / "ddp.pt"))
+    assert origin["kind"] == "state_dict" and list(loaded) == list(state)
+    assert torch.equal(loaded["fc.weight"], state["fc.weight"])
+
+
 def test_a_checkpoint_replaced_while_loading_never_poisons_the_cache(
     tmp_path, data, swapped, monkeypatch
 ):
     path, _ = swapped
     suite = load_suite(write_suite(tmp_path / "s.yaml", data, "- {kind: top1_accuracy, min: 0}\n"))
     cache = tmp_path / "cache"
-    build_evidence(suite, load_any(path), None, [CLEAN], cache_dir=cache, progress=False)
+    evidence_of(suite, load_any(path), [CLEAN], cache_dir=cache)
     monkeypatch.undo()  # path now holds B for good
     b = load_any(path)
-    cached = build_evidence(suite, b, None, [CLEAN], cache_dir=cache, progress=False).logits()
-    fresh = build_evidence(suite, b, None, [CLEAN], cache_dir=None, progress=False).logits()
+    cached = evidence_of(suite, b, [CLEAN], cache_dir=cache).logits()
+    fresh = evidence_of(suite, b, [CLEAN]).logits()
     np.testing.assert_array_equal(cached, fresh)
 
 

@@ -40,12 +40,12 @@ def _profile(root, split):
     return profile_samples(samples, root, names, split)
 
 
-def _evidence(eval_profile, train_profile=None, classes=None, info=None):
+def _evidence(eval_profile, train_profile=None, classes=None, facts=None):
     profiles = {"eval": eval_profile}
     if train_profile is not None:
         profiles["train"] = train_profile
     names = classes or sorted(eval_profile["label"].unique())
-    return Evidence(names, np.zeros(0, int), [], profiles=profiles, info=info or {})
+    return Evidence(names, np.zeros(0, int), [], profiles=profiles, model_facts=facts or {})
 
 
 def _run(kind, evidence, **params):
@@ -106,11 +106,11 @@ def test_a_leaked_eval_file_is_found_through_the_checkpoint_fingerprint(small):
     hashes = train_profile["sha256"].tolist()
     assert _run("leakage", _evidence(eval_profile)).status == "skip"
     clean = {"candidate": {"provenance": {"data_fingerprint": fingerprint_from_hashes(hashes)}}}
-    assert _run("leakage", _evidence(eval_profile, info=clean)).status == "pass"
+    assert _run("leakage", _evidence(eval_profile, facts=clean)).status == "pass"
     leaked_hash = eval_profile.loc[eval_profile["path"] == "2/d0002.png", "sha256"].item()
     fp = fingerprint_from_hashes([*hashes, leaked_hash])
-    info = {"candidate": {"provenance": {"data_fingerprint": fp}}}
-    result = _run("leakage", _evidence(eval_profile, info=info))
+    facts = {"candidate": {"provenance": {"data_fingerprint": fp}}}
+    result = _run("leakage", _evidence(eval_profile, facts=facts))
     assert result.status == "fail" and result.details["failing_paths"] == ["2/d0002.png"]
     assert result.details["source"] == "checkpoint fingerprint"
 

@@ -122,12 +122,12 @@ def test_cuda_without_a_gpu_is_exit_2(tmp_path, data, ckpt, capsys):
 def test_an_internal_error_is_exit_3_with_one_line_and_a_traceback_only_when_debugging(
     tmp_path, data, ckpt, capsys, monkeypatch
 ):
-    import qa.engine
+    import qa.application
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero in the engine")
 
-    monkeypatch.setattr(qa.engine, "build_evidence", broken)
+    monkeypatch.setattr(qa.application, "build_evidence", broken)
     suite = write_suite(tmp_path / "s.yaml", data, PASSING)
     assert _run(tmp_path, suite, ckpt) == 3
     err = capsys.readouterr().err

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import PREPROCESSING, save_tiny, write_suite
+from helpers import PREPROCESSING, evidence_of, save_tiny, write_suite
 from PIL import Image
 
 from qa.data import Sample, image_problem
-from qa.engine import build_evidence
 from qa.errors import InputError
 from qa.evidence import CLEAN
 from qa.formats import load_any
@@ -107,7 +106,7 @@ def test_a_model_scores_16_bit_digits_as_their_8_bit_originals(tiny_digits, wide
     for data in (tiny_digits / "val", wide):
         checks = "- {kind: top1_accuracy, min: 0.0}\n"
         suite = load_suite(write_suite(tmp_path / "s.yaml", data, checks))
-        ev = build_evidence(suite, model, None, [CLEAN], cache_dir=None, progress=False)
+        ev = evidence_of(suite, model, [CLEAN])
         logits.append(ev.logits())
     np.testing.assert_allclose(logits[1], logits[0], rtol=1e-4, atol=1e-4)
 
@@ -198,7 +197,7 @@ def test_an_out_of_range_image_stops_a_run_naming_it(tiny_digits, tmp_path):
     checks = "- {kind: top1_accuracy, min: 0.0}\n"
     suite = load_suite(write_suite(tmp_path / "s.yaml", tiny_digits / "val", checks))
     with pytest.raises(InputError, match=f"^{odd}: cannot decode the image \\(ValueError: mode F"):
-        build_evidence(suite, model, None, [CLEAN], cache_dir=None, progress=False, workers=0)
+        evidence_of(suite, model, [CLEAN], workers=0)
 
 
 def test_thumbnails_show_the_decoded_pixels(tiny_digits, wide):

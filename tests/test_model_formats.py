@@ -5,10 +5,18 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from helpers import DIGITS, SIZE, SPEC, save_tiny, tiny_module, write_data, write_suite
+from helpers import (
+    DIGITS,
+    SIZE,
+    SPEC,
+    evidence_of,
+    save_tiny,
+    tiny_module,
+    write_data,
+    write_suite,
+)
 
 from qa.cli import main
-from qa.engine import build_evidence
 from qa.errors import InputError, UntrustedCheckpointError
 from qa.evidence import CLEAN
 from qa.formats import load_any
@@ -28,9 +36,7 @@ def reference(tmp_path_factory, data):
     suite = load_suite(
         write_suite(path.parent / "s.yaml", data, "- {kind: top1_accuracy, min: 0}\n")
     )
-    return build_evidence(
-        suite, load_any(path), None, [CLEAN], cache_dir=None, progress=False
-    ).logits()
+    return evidence_of(suite, load_any(path), [CLEAN]).logits()
 
 
 def _sha256(path) -> str:
@@ -42,9 +48,7 @@ def _logits(tmp_path, data, path, head=SPEC, trust=False):
         write_suite(tmp_path / "s.yaml", data, "- {kind: top1_accuracy, min: 0}\n", head)
     )
     model = load_any(path, suite.model, trust)
-    return model, build_evidence(
-        suite, model, None, [CLEAN], cache_dir=None, progress=False
-    ).logits()
+    return model, evidence_of(suite, model, [CLEAN]).logits()
 
 
 def _hand_trained(data) -> torch.nn.Module:

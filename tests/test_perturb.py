@@ -223,7 +223,8 @@ def test_a_bad_ladder_is_refused_for_every_perturbation(photos):
 def test_the_suites_ladder_reaches_the_perturbation_and_the_cache_key(tmp_path, monkeypatch):
     from helpers import save_tiny, write_data, write_suite
 
-    from qa.engine import run_suite
+    import qa.application
+    from qa.application import RunOptions, run_suite
 
     data, ckpt = write_data(tmp_path / "data", per_class=1), save_tiny(tmp_path / "c.pt")
     seen = []
@@ -233,13 +234,13 @@ def test_the_suites_ladder_reaches_the_perturbation_and_the_cache_key(tmp_path, 
         seen.append(kwargs["ladder"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(qa.perturb, "perturb_view", spy)
+    monkeypatch.setattr(qa.application, "perturb_view", spy)
     check = "- {kind: corruption_accuracy, perturbations: [contrast], severities: [1], min: 0}\n"
     ladders = []
     for ladder in ("imagenet_c", "cifar10_c", "imagenet_c"):
         head = f"defaults: {{corruption_ladder: {ladder}}}\n"
         suite = write_suite(tmp_path / "suite.yaml", data, check, head)
-        run_suite(suite, ckpt, out=None, cache_dir=tmp_path / "cache", progress=False)
+        run_suite(suite, ckpt, RunOptions(out=None, cache_dir=tmp_path / "cache", progress=False))
         ladders.append(sorted(set(seen)))
         seen.clear()
     # The second ladder is computed anew, not read from the first's cache entry; the third

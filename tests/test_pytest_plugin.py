@@ -26,7 +26,7 @@ def inputs(tmp_path_factory):
     pytester's in-process runs drop the modules they imported, and re-importing a check
     module would register its kinds twice; importing them here keeps them across runs.
     """
-    import qa.engine
+    import qa.application
     import qa.report.html  # noqa: F401
 
     load_all()
@@ -83,12 +83,12 @@ def test_each_check_is_a_test_with_its_status(pytester, inputs, rigged):
 
 
 def test_the_suite_runs_once_for_all_its_checks(pytester, inputs, monkeypatch):
-    import qa.engine
+    import qa.application
 
     calls = []
-    original = qa.engine.build_evidence
+    original = qa.application.build_evidence
     monkeypatch.setattr(
-        qa.engine, "build_evidence", lambda *a, **k: calls.append(1) or original(*a, **k)
+        qa.application, "build_evidence", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
     result = pytester.runpytest(
         "--qa-suite", str(inputs["suite"]), "--qa-checkpoint", str(inputs["ckpt"])

@@ -201,3 +201,16 @@ def test_report_never_imports_torch(saved):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "data-status" in done.stdout
+
+
+def test_the_report_layer_reads_result_types_and_never_imports_the_run():
+    """qa.report and its renderers need qa.result only: not the runner, the suite, the engine
+    or the application (nor torch), so `qa report` re-renders a result and runs nothing."""
+    code = (
+        "import sys\nimport qa.report, qa.report.json_report, qa.report.terminal\n"
+        "run = {'qa.runner', 'qa.suite', 'qa.engine', 'qa.application', 'torch'}\n"
+        "print(sorted(run & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

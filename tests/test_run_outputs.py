@@ -51,14 +51,12 @@ def _read_only(monkeypatch, folder: Path) -> None:
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if a model is loaded or a run starts: output paths are checked first."""
-    import qa.engine
-    import qa.formats
+    import qa.application
 
     def never(*args, **kwargs):
         raise AssertionError("a model was loaded before the output paths were checked")
 
-    monkeypatch.setattr(qa.formats, "load_any", never)
-    return qa.engine
+    monkeypatch.setattr(qa.application, "load_any", never)
 
 
 def _missing_checkpoint(tmp_path, data, ckpt):

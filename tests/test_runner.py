@@ -8,7 +8,8 @@ import pytest
 from qa.checks import REGISTRY, CheckParams, CheckResult, register
 from qa.errors import ExitCode
 from qa.evidence import BASELINE, CLEAN, Evidence, View
-from qa.runner import CheckOutcome, exit_code, plan, run_checks, verdict
+from qa.result import CheckOutcome
+from qa.runner import exit_code, plan, run_checks, verdict
 from qa.suite import load_suite
 
 NOISE = View(perturbation="gaussian_noise", severity=3)

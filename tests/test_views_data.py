@@ -12,16 +12,15 @@ import pandas as pd
 import pytest
 from helpers import save_tiny, write_data, write_suite
 
-import qa.profile
-from qa import views
+from qa import profile_views
+from qa.application import RunOptions, run_suite
 from qa.checks import CheckParams, CheckResult
 from qa.data import fingerprint_from_hashes, load_dataset, sha256_bytes
-from qa.engine import run_suite
 from qa.errors import InputError
 from qa.inference import Split
 from qa.profile import PROFILE_EVAL
 from qa.report import json_report
-from qa.runner import CheckOutcome
+from qa.result import CheckOutcome
 from qa.thumbnails import attach_thumbnails
 
 N = 20
@@ -47,7 +46,7 @@ def broken(tmp_path, data):
 
 def _run(tmp_path, data, ckpt, checks, **kwargs):
     suite = write_suite(tmp_path / "suite.yaml", data, checks)
-    return run_suite(suite, ckpt, progress=False, cache_dir=None, **kwargs)
+    return run_suite(suite, ckpt, RunOptions(progress=False, cache_dir=None, **kwargs))
 
 
 def test_profiles_are_cached_as_json_and_a_corrupt_entry_is_recomputed(tmp_path, data, monkeypatch):
@@ -56,20 +55,20 @@ def test_profiles_are_cached_as_json_and_a_corrupt_entry_is_recomputed(tmp_path,
 
     splits = {"eval": Split(load_dataset(Spec), np.zeros(N, dtype=np.int64))}
     cache_dir = tmp_path / "cache"
-    fresh = views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
+    fresh = profile_views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
     (entry,) = cache_dir.rglob("*.json")  # JSON: nothing in the cache is unpickled
     assert fresh["path"].tolist() == splits["eval"].dataset.ids
 
     def no_reading(*args, **kwargs):
         raise AssertionError("profiled again despite a sound cache entry")
 
-    monkeypatch.setattr(qa.profile, "profile_samples", no_reading)
-    cached = views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
+    monkeypatch.setattr(profile_views, "profile_samples", no_reading)
+    cached = profile_views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
     pd.testing.assert_frame_equal(cached, fresh)
 
     monkeypatch.undo()
     entry.write_text(entry.read_text().replace('"decodes"', '"decoded"'))
-    again = views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
+    again = profile_views.compute_profiles([PROFILE_EVAL], splits, cache_dir)["eval"]
     pd.testing.assert_frame_equal(again, fresh)
     assert json.loads(entry.read_text())["columns"]["decodes"] == [True] * N
 
@@ -159,7 +158,7 @@ def test_undecodable_files_are_left_out_for_a_kind_that_says_it_reports_them():
             _spec("b", "decodable_lookalike", _Split(split="calibration")),
         ]
     )
-    assert views.decodability_checked(suite) == {"train"}
+    assert profile_views.decodability_checked(suite) == {"train"}
 
 
 def test_thumbnails_follow_the_kinds_flag_not_its_family(data):

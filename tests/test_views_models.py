@@ -6,16 +6,19 @@ import torch
 from helpers import (
     DIGITS,
     PREPROCESSING,
+    evidence_of,
     forward_counter,
     save_tiny,
     write_data,
     write_suite,
 )
 
-from qa.engine import SEED, build_evidence, run_suite, view_key
+from qa.application import RunOptions, run_suite
+from qa.engine import view_key
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
 from qa.formats import load_any
+from qa.inference import SEED
 from qa.perturb import perturb_view
 from qa.preprocess import load_rgb, make_preprocessing, normalize, to_unit_tensor
 from qa.suite import load_suite
@@ -35,7 +38,7 @@ def ckpt(tmp_path_factory):
 
 def _run(tmp_path, data, ckpt, checks, **kwargs):
     suite = write_suite(tmp_path / "suite.yaml", data, checks)
-    return run_suite(suite, ckpt, out=None, progress=False, **kwargs)
+    return run_suite(suite, ckpt, RunOptions(out=None, progress=False, **kwargs))
 
 
 def test_robustness_checks_run_through_qa_run_with_curves_and_cached_views(
@@ -62,9 +65,7 @@ def test_perturbed_logits_are_the_model_on_perturbed_unit_images(tmp_path, data,
     model = load_any(ckpt)
     view = View(perturbation="gaussian_noise", severity=3)
     suite = load_suite(write_suite(tmp_path / "s.yaml", data, "- {kind: top1_accuracy, min: 0}\n"))
-    ev = build_evidence(
-        suite, model, None, [CLEAN, view], cache_dir=None, progress=False, perturb=perturb_view
-    )
+    ev = evidence_of(suite, model, [CLEAN, view], perturb=perturb_view)
     picks = [0, 7, N - 1]
     unit = to_unit_tensor(PREPROCESSING)
     images = torch.stack([unit(load_rgb(data / ev.sample_ids[i])) for i in picks])
@@ -108,7 +109,7 @@ def test_adversarial_views_need_gradients_but_leave_the_model_untouched(tmp_path
     model = load_any(ckpt)
     fgsm = View(kind="adversarial", perturbation="fgsm:eps=0.03,space=pixel")
     suite = load_suite(tmp_path / "suite.yaml")
-    ev = build_evidence(suite, model, None, [CLEAN, fgsm], cache_dir=None, progress=False)
+    ev = evidence_of(suite, model, [CLEAN, fgsm])
     loss = torch.nn.functional.cross_entropy
     labels = torch.as_tensor(ev.labels)
     clean_loss = loss(torch.as_tensor(ev.logits(CLEAN)), labels)
@@ -122,7 +123,7 @@ def test_a_calibration_split_fits_the_temperature(tmp_path, data, ckpt):
     suite = write_suite(tmp_path / "suite.yaml", data, "- {kind: ece, max: 1.0}\n")
     text = suite.read_text().replace("data:\n", f"data:\n  calibration: {calibration}\n")
     suite.write_text(text)
-    report = run_suite(suite, ckpt, out=None, cache_dir=None, progress=False)
+    report = run_suite(suite, ckpt, RunOptions(out=None, cache_dir=None, progress=False))
     (outcome,) = report.outcomes
     fix = outcome.result.details["temperature_fix"]
     assert fix["fitted_on"] == "calibration split" and fix["n_fit"] == 50

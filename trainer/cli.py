@@ -12,7 +12,7 @@ import sys
 import traceback
 from dataclasses import MISSING, fields
 
-from qa.errors import ExitCode, InputError, QAError
+from qa.errors import ExitCode, InputError, QAError, first_line
 from trainer.config import TrainConfig, flag_type
 
 BUG_REPORT = (
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("QA_DEBUG") == "1":
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: {BUG_REPORT}: {type(exc).__name__}: {first}", file=sys.stderr)
+        print(f"error: {BUG_REPORT}: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 

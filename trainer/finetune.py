@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from qa.architectures import build_model
-from qa.errors import InputError
+from qa.errors import InputError, first_line
 from qa.preprocess import make_preprocessing, normalize, to_unit_tensor
 from trainer import checkpoint, data, distributed, init
 from trainer.config import TrainConfig, as_record, config_from_flags
@@ -133,9 +133,9 @@ def prepare(cfg: TrainConfig, world: World, device: torch.device, resumed: dict 
         try:
             restore(run, resumed["train_state"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(
-                f"--resume {cfg.resume}: its training state does not fit this run ({first})"
+                f"--resume {cfg.resume}: its training state does not fit this run "
+                f"({first_line(exc)})"
             ) from None
     return run
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qa.architectures import classifier_head
+from qa.architectures import classifier_head, without_ddp_prefix
 from qa.checkpoint_meta import FORMAT, validate_checkpoint
 from qa.errors import InputError
 from qa.torchfile import load_torch_file, read_file, unpickle
@@ -68,10 +68,7 @@ def load_init(path: str) -> tuple[dict, dict]:
         raise InputError(
             f"--init {path}: expected a qa checkpoint or a state_dict (names to tensors)"
         )
-    # A state_dict saved from a DistributedDataParallel wrapper prefixes every name.
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state, {"kind": kind, "path": str(path), "sha256": blob.digest}
+    return without_ddp_prefix(state), {"kind": kind, "path": str(path), "sha256": blob.digest}
 
 
 def load_backbone(model: nn.Module, state: dict, source: str) -> bool:

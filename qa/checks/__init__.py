@@ -49,7 +49,7 @@ class CheckParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     needs_baseline: ClassVar[bool] = False  # the suite needs a baseline model for this kind
-    # the kind reports its split's undecodable files, so inference leaves them out (qa.views)
+    # the kind reports its split's undecodable files, so inference leaves them out (qa.profile_views)
     reports_undecodable: ClassVar[bool] = False
     # the kind's failing paths are image files a report shows as thumbnails (qa.thumbnails)
     shows_thumbnails: ClassVar[bool] = False

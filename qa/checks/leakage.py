@@ -48,7 +48,7 @@ def _training_hashes(evidence: Evidence) -> tuple[str, Any]:
     train = evidence.profiles.get("train")
     if train is not None:
         return "train split", set(train["sha256"].dropna())
-    provenance = (evidence.info.get("candidate") or {}).get("provenance") or {}
+    provenance = (evidence.model_facts.get("candidate") or {}).get("provenance") or {}
     fingerprint = provenance.get("data_fingerprint")
     if fingerprint is None:
         raise Stop(

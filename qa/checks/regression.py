@@ -14,7 +14,11 @@ from pydantic import Field
 from qa.checks import CheckParams, CheckResult, Stop, finite_logits, gate, register
 from qa.checks.params import Binning, Bins, CorruptionParams, GateOn, Resamples, Seed
 from qa.evidence import BASELINE, CLEAN, Evidence, View
+from qa.metrics import calibration as cal
+from qa.metrics import calibration_bounds as cb
 from qa.metrics import paired
+from qa.metrics.accuracy import macro_f1
+from qa.metrics.intervals import binomial_bounds, bonferroni_level
 
 
 class RegressionParams(CheckParams):
@@ -63,8 +67,6 @@ class AccuracyRegressionParams(RegressionParams):
 @register("accuracy_regression", "regression", AccuracyRegressionParams)
 def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> CheckResult:
     """Paired bootstrap bound of the accuracy or macro-F1 delta against the baseline."""
-    from qa.metrics.accuracy import macro_f1
-
     pe = PairedEvidence(evidence)
     conf, n = evidence.confidence, len(pe.labels)
     if p.metric == "accuracy":
@@ -143,8 +145,6 @@ class FlipParams(RegressionParams):
 @register("negative_flip_rate", "regression", FlipParams)
 def negative_flip_rate(evidence: Evidence, p: FlipParams) -> CheckResult:
     """Rate of baseline-correct samples the candidate gets wrong; lists every flipped sample."""
-    from qa.metrics.intervals import binomial_bounds
-
     pe = PairedEvidence(evidence)
     n = len(pe.labels)
     low, high = binomial_bounds(pe.worse, n, evidence.confidence, evidence.interval_method)
@@ -268,9 +268,6 @@ def calibration_regression(evidence: Evidence, p: CalibrationRegressionParams) -
     (qa.metrics.calibration_bounds; at least the ECE) is unbiased for both models, and the
     increase is bounded by the candidate's lower bound minus the baseline's upper bound.
     """
-    from qa.metrics import calibration as cal
-    from qa.metrics import calibration_bounds as cb
-
     pe = PairedEvidence(evidence)
     conf = evidence.confidence
     cand, base = (
@@ -313,8 +310,6 @@ class RobustnessRegressionParams(CorruptionParams):
 @register("robustness_regression", "regression", RobustnessRegressionParams)
 def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> CheckResult:
     """Per corruption family, a paired bound of the accuracy delta (Bonferroni across families)."""
-    from qa.metrics.intervals import bonferroni_level
-
     labels = evidence.labels
     # the family-wise false-alarm rate stays at 1 - confidence across families
     conf = bonferroni_level(evidence.confidence, len(p.perturbations))

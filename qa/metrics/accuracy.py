@@ -8,6 +8,8 @@ predicted classes.
 
 import numpy as np
 
+from qa.metrics.bootstrap import bootstrap_bounds
+
 
 def predictions(logits: np.ndarray) -> np.ndarray:
     """The predicted class of every sample: the argmax of its logits, as int64."""
@@ -126,8 +128,6 @@ def bootstrap_macro_f1(
 
     Macro-F1 is not a proportion, so it has no binomial bounds. (nan, nan) below two samples.
     """
-    from qa.metrics.bootstrap import bootstrap_bounds
-
     if len(labels) < 2:
         return float("nan"), float("nan")
     return bootstrap_bounds(

@@ -10,6 +10,8 @@ tied confidences share a bin, so the split never depends on the samples' order.
 
 import numpy as np
 
+from qa.metrics.bootstrap import index_bootstrap_bounds
+
 BINNINGS = ("width", "mass")
 METRICS = ("ece", "mce", "classwise_ece", "brier", "nll")  # what a calibration gate compares
 
@@ -217,8 +219,6 @@ def bootstrap_metric_bounds(
 ) -> tuple[float, float]:
     """(lower, upper) one-sided `confidence` bounds of `metric`: a seeded percentile bootstrap
     over samples (qa.metrics.bootstrap), vectorised where `resampled` can be."""
-    from qa.metrics.bootstrap import index_bootstrap_bounds
-
     statistic, vectorized = resampled(name, logits, labels, n_bins, binning)
     return index_bootstrap_bounds(
         statistic,

@@ -6,6 +6,9 @@ between-sample variance: only the samples on which the models disagree carry inf
 
 import numpy as np
 
+from qa.metrics.accuracy import macro_f1
+from qa.metrics.bootstrap import bootstrap_bounds, index_bootstrap_bounds
+
 POWER = 0.8  # the power at which a minimum detectable effect is stated
 
 
@@ -66,8 +69,6 @@ def accuracy_delta_upper(
     Vectorised: the per-sample differences are resampled directly, which is the same paired
     bootstrap as resampling indices, thousands of times faster than a Python loop.
     """
-    from qa.metrics.bootstrap import bootstrap_bounds
-
     d = np.asarray(cand_correct, dtype=np.float64) - np.asarray(base_correct, dtype=np.float64)
     if np.all(d == d[0]):  # no variation: every resample gives the same delta
         return float(d[0])
@@ -95,8 +96,6 @@ def macro_f1_delta_upper(
     A percentile bootstrap over samples, each sample's labels and both predictions resampled
     together (qa.metrics.bootstrap.index_bootstrap_bounds), so the bound is paired.
     """
-    from qa.metrics.accuracy import macro_f1
-    from qa.metrics.bootstrap import index_bootstrap_bounds
 
     def delta(i: np.ndarray) -> float:
         cand = macro_f1(labels[i], cand_pred[i], n_classes)

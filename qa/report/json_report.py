@@ -51,11 +51,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+import qa
 from qa.checks import STATUSES, Status
 from qa.errors import ExitCode, InputError
-from qa.report import RunReport, now
+from qa.result import RunReport, now
+from qa.suite_errors import dotted, found, problems
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -114,8 +117,6 @@ def error_document(
     Written in place of the reports so that none of an earlier run survives; `message` is
     the one line the command printed. Needs no torch: the error may be that it cannot load.
     """
-    import qa
-
     kind = "input" if exit_code == ExitCode.BAD_INPUT else "internal"
     check = {
         "name": ERROR_CHECK,
@@ -245,8 +246,6 @@ def load(path: str | Path) -> dict:
     text that is not JSON, JSON that is not a qa result, a schema version this qa does not
     read, or a key the reports need that is missing or of the wrong type.
     """
-    from qa.suite_errors import dotted, found, problems
-
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -278,8 +277,6 @@ def load(path: str | Path) -> dict:
 
 def jsonable(value: Any) -> Any:
     """Convert to JSON data: NumPy to Python numbers and lists, non-finite floats to None."""
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

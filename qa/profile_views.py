@@ -6,9 +6,9 @@ labels (a manifest may relabel the same files) and PROFILE_FORMAT, so an entry i
 Undecodable files: when a suite checks a split with a kind that reports them (`decodable`:
 its parameters set `reports_undecodable`), the files its profile found undecodable are left
 out of that split's logits views (and listed in `evidence.info["excluded"]`), so that check
-reports them while accuracy and the rest are computed on the files that decode. Without such a check, the logits pass stops at
-the first undecodable file with a one-line InputError naming it (exit 2): a broken file is
-never skipped silently.
+reports them while accuracy and the rest are computed on the files that decode. Without such
+a check, the logits pass stops at the first undecodable file with a one-line InputError
+naming it (exit 2): a broken file is never skipped silently.
 """
 
 import hashlib
@@ -21,6 +21,7 @@ import numpy as np
 from qa import cache
 from qa.data import content_fingerprint, subset_dataset
 from qa.evidence import View
+from qa.profile import COLUMNS, profile_samples
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +63,6 @@ def from_columns(columns: dict[str, list]) -> "pd.DataFrame":
     """The profile `to_columns` wrote, with qa.profile's column types."""
     import pandas as pd
 
-    from qa.profile import COLUMNS
-
     if list(columns) != list(COLUMNS):
         raise ValueError(f"expected profile columns {list(COLUMNS)}, found {list(columns)}")
     frame = pd.DataFrame(columns)
@@ -90,8 +89,6 @@ def compute_profiles(
     views: list[View], splits: dict[str, "Split"], cache_dir
 ) -> dict[str, "pd.DataFrame"]:
     """The profile of every split a profile view names, from the cache or by reading its files."""
-    from qa.profile import profile_samples
-
     profiles = {}
     for name in dict.fromkeys(v.split for v in views if v.kind == "profile"):
         split = splits[name]

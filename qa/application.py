@@ -1,0 +1,177 @@
+"""One `qa run`, end to end: load the suite and the models, plan, build the evidence, run the
+checks, prepare what reports show, decide, and return the RunReport.
+
+The engine (qa.engine) computes the evidence, the runner (qa.runner) applies the checks and
+decides; this module joins them to a suite file and a checkpoint, and prepares what reports
+show beyond check results: the overview (confusion matrix), thumbnails of flagged files
+(qa.thumbnails) and the environment. Printing and exit codes are qa.cli's.
+"""
+
+import functools
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+import qa
+from qa import cache
+from qa.checkpoint import LoadedModel
+from qa.engine import EvidenceRequest, build_evidence, load_splits
+from qa.errors import InputError
+from qa.evidence import CLEAN, Evidence, View
+from qa.formats import load_any
+from qa.inference import SEED, Split, resolve_device
+from qa.io import atomic_path, check_writable
+from qa.metrics.accuracy import confusion_matrix, predictions
+from qa.perturb import perturb_view
+from qa.profile_views import decodability_checked
+from qa.report import write_reports
+from qa.result import RunReport, model_summary, now
+from qa.runner import exit_code, plan, run_checks, verdict
+from qa.suite import Suite, load_suite
+from qa.thumbnails import attach_thumbnails
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a suite: the options of `qa run`, with its defaults."""
+
+    baseline: str | Path | None = None  # overrides the suite's `baseline:`
+    device: str = "cpu"  # "cpu" or "cuda"
+    batch_size: int | None = None  # None: the suite's defaults.batch_size
+    workers: int | None = None  # decoding workers; None: qa.inference.default_workers
+    out: str | Path | None = "reports"  # the report folder; None writes no reports
+    cache_dir: str | Path | None = cache.DEFAULT_DIR  # None: recompute every view
+    save_predictions_to: str | Path | None = None  # an .npz of every view's logits
+    trust: bool = False  # allow checkpoint formats that run code from the file
+    strict: bool = False  # a `warn` outcome fails the run
+    progress: bool = True  # a progress bar on stderr
+
+
+def run_suite(
+    suite_path: str | Path, checkpoint: str | Path, options: RunOptions = RunOptions()
+) -> RunReport:
+    """Everything `qa run` does, as one call: load, plan, infer, check, decide, write reports.
+
+    Returns the finished RunReport (its `exit_code` is what the CLI exits with); the report
+    set (qa.report.write_reports) is written under `options.out` unless it is None. Both
+    output paths are checked first, so that an unwritable one fails in a moment, not after
+    inference.
+    """
+    if options.out is not None:
+        check_writable(options.out, "--out", folder=True)
+    if options.save_predictions_to is not None:
+        check_writable(options.save_predictions_to, "--save-predictions")
+    started, clock = now(), time.perf_counter()
+    suite = load_suite(suite_path, baseline=options.baseline)
+    device = resolve_device(options.device)
+    candidate = load_any(checkpoint, suite.model, options.trust)
+    baseline = _load_baseline(suite, options.trust) if suite.baseline else None
+    models = {"candidate": candidate, "baseline": baseline}
+    request = evidence_request(suite, models, plan(suite), device, options)
+    evidence = build_evidence(request)
+    outcomes = run_checks(suite, evidence)
+    attach_thumbnails(outcomes, suite, {name: s.dataset.root for name, s in request.splits.items()})
+    decision = verdict(outcomes, options.strict)
+    report = RunReport(
+        suite_name=suite.name,
+        suite_path=str(suite_path),
+        verdict=decision,
+        exit_code=int(exit_code(decision)),
+        strict=options.strict,
+        started=started,
+        finished=now(),
+        duration=time.perf_counter() - clock,
+        checkpoint=model_summary(evidence.model_facts["candidate"]),
+        baseline=model_summary(evidence.model_facts["baseline"]),
+        environment=environment(device.type),
+        outcomes=outcomes,
+        overview=overview(evidence),
+    )
+    if options.save_predictions_to is not None:
+        save_predictions(options.save_predictions_to, evidence, request.splits)
+    if options.out is not None:
+        write_reports(report, options.out)
+    return report
+
+
+def evidence_request(
+    suite: Suite,
+    models: dict[str, LoadedModel | None],
+    views: list[View],
+    device: torch.device,
+    options: RunOptions = RunOptions(),
+) -> EvidenceRequest:
+    """What the engine needs to compute `views` of the suite's data with `models`: the splits
+    the views read, loaded and labelled in the candidate's classes, and the suite's defaults
+    (batch size, corruption ladder) and checks (which report undecodable files) it uses."""
+    ladder = suite.defaults.corruption_ladder
+    return EvidenceRequest(
+        splits=load_splits(suite.data.splits(), views, models["candidate"].class_names),
+        models=models,
+        views=views,
+        device=device,
+        batch_size=options.batch_size or suite.defaults.batch_size,
+        workers=options.workers,
+        cache_dir=options.cache_dir,
+        perturb=functools.partial(perturb_view, seed=SEED, ladder=ladder),
+        ladder=ladder,
+        undecodable_reported=decodability_checked(suite),
+        progress=options.progress,
+    )
+
+
+def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
+    """The suite's baseline; InputError prefixed with "baseline" when it is missing or bad."""
+    try:
+        return load_any(suite.baseline, suite.model, trust)
+    except InputError as exc:
+        raise type(exc)(f"baseline {exc}") from None
+
+
+def environment(device: str) -> dict:
+    """The software and machine a run used, so a result can be reproduced."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "qa": qa.__version__,
+        "platform": platform.platform(),
+        "device": device,
+    }
+
+
+def overview(evidence: Evidence) -> dict:
+    """The run report's overview: class names, sample count and the candidate's clean eval
+    confusion matrix (rows true, columns predicted), when clean logits were computed."""
+    result: dict = {"class_names": list(evidence.class_names), "n": len(evidence.labels)}
+    if CLEAN in evidence.arrays:
+        pred = predictions(evidence.logits(CLEAN))
+        matrix = confusion_matrix(evidence.labels, pred, len(evidence.class_names))
+        result["confusion_matrix"] = matrix.tolist()
+    return result
+
+
+def save_predictions(path: str | Path, evidence: Evidence, splits: dict[str, Split]) -> None:
+    """Write every view's per-sample logits with the ids and labels they belong to (npz).
+
+    Keys: `<split>/ids`, `<split>/labels` (indices into `class_names`), `class_names`, and
+    `<model>/<split>/<clean | perturbation-sN | attack>/logits` for each view computed.
+    """
+    payload = {"class_names": np.array(evidence.class_names, dtype=str)}
+    for name, split in splits.items():
+        payload[f"{name}/ids"] = np.array(split.dataset.ids, dtype=str)
+        payload[f"{name}/labels"] = split.labels
+    for view, logits in evidence.arrays.items():
+        payload[f"{view.model}/{view.split}/{view.name('-')}/logits"] = logits
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a kill leaves no partial file
+            np.savez(f, **payload)
+    except OSError as exc:
+        raise InputError(
+            f"--save-predictions {path}: cannot write the predictions ({exc})"
+        ) from None
