@@ -25,7 +25,6 @@ import their modules when they run, so that `--help`, `validate`, `checks`, `sch
 """
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -40,12 +39,10 @@ from rich.text import Text
 from qa.errors import ExitCode, InputError, QAError, first_line
 from qa.io import check_writable, write_text_atomic
 from qa.report import (
+    FORMATS,
     ReportWriteError,
     append_step_summary,
-    html,
     json_report,
-    junit,
-    markdown,
     terminal,
     write_report_set,
 )
@@ -53,7 +50,6 @@ from qa.result import now
 from qa.schema import SCHEMAS
 from qa.suite import describe_checks, load_suite
 
-REPORT_FORMATS = ("html", "md", "junit", "terminal")
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
 
@@ -84,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     report = sub.add_parser("report", help="re-render a saved result.json (runs nothing)")
     report.add_argument("result", help="a result.json written by `qa run`")
-    report.add_argument("--format", choices=REPORT_FORMATS, default="terminal")
+    report.add_argument("--format", choices=list(FORMATS), default="terminal")
     report.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
     report.set_defaults(func=_report)
     validate = sub.add_parser("validate", help="check a suite's schema without running it")
@@ -203,7 +199,7 @@ def _show(doc: dict, quiet: bool) -> None:
     if quiet:
         console.print(terminal.verdict_line(doc))
     else:
-        terminal.render(doc, console)
+        terminal.show(doc, console)
 
 
 def _publish(doc: dict, out: str) -> None:
@@ -227,17 +223,10 @@ def _report(args) -> int:
     if args.out is not None:
         check_writable(args.out, "--out")
     doc = json_report.load(args.result)
-    if args.format == "terminal" and args.out is None:
-        _render_or_refuse(args.result, terminal.render, doc, Console())
+    if args.format == "terminal" and args.out is None:  # on a terminal: width and colours
+        _render_or_refuse(args.result, terminal.show, doc, Console())
         return ExitCode.OK
-    if args.format == "terminal":
-        buffer = io.StringIO()
-        console = Console(file=buffer, width=120, color_system=None)
-        _render_or_refuse(args.result, terminal.render, doc, console)
-        text = buffer.getvalue()
-    else:
-        renderer = {"html": html, "md": markdown, "junit": junit}[args.format].render
-        text = _render_or_refuse(args.result, renderer, doc)
+    text = _render_or_refuse(args.result, FORMATS[args.format].module.render, doc)
     if args.out is None:
         sys.stdout.write(text)
     else:

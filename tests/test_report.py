@@ -77,13 +77,13 @@ FAIL: a gate failed (1 pass, 1 fail, 1 warn, 1 error, 1 skip) - exit 1 in 2.0s
 
 def test_terminal_table_shows_status_numbers_and_the_verdict():
     out = io.StringIO()
-    terminal.render(sample_doc(), Console(file=out, width=120, color_system=None))
+    terminal.show(sample_doc(), Console(file=out, width=120, color_system=None))
     assert "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines()) == GOLD
 
 
 def test_terminal_colours_follow_status():
     out = io.StringIO()
-    terminal.render(
+    terminal.show(
         sample_doc(), Console(file=out, width=120, color_system="standard", force_terminal=True)
     )
     text = out.getvalue()
@@ -222,7 +222,7 @@ def test_a_failed_rename_leaves_every_file_of_the_previous_run(tmp_path, monkeyp
     monkeypatch.undo()
     write_reports(changed, out)  # and the next write replaces the whole set
     assert json.loads(paths["json"].read_text())["verdict"] == "pass"
-    assert "PASS" in paths["markdown"].read_text()
+    assert "PASS" in paths["md"].read_text()
 
 
 def test_a_failed_rename_into_an_empty_folder_leaves_it_empty(tmp_path, monkeypatch):

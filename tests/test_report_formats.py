@@ -214,3 +214,14 @@ def test_the_report_layer_reads_result_types_and_never_imports_the_run():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_format_renders_through_one_registry(tmp_path, capsys):
+    from qa.report import FORMATS, REPORT_FILES
+
+    path = tmp_path / "result.json"
+    path.write_text(json_report.render(sample_doc()))
+    for name, fmt in FORMATS.items():
+        assert main(["report", str(path), "--format", name, "--out", str(tmp_path / name)]) == 0
+        assert (tmp_path / name).read_text() == fmt.module.render(sample_doc())
+    assert set(REPORT_FILES.values()) == {"result.json", "junit.xml", "result.html", "summary.md"}

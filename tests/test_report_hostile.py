@@ -32,7 +32,7 @@ def _named(names: list[str], suite: str = "release", message: str | None = None)
 
 def _terminal(doc: dict) -> str:
     out = io.StringIO()
-    terminal.render(doc, Console(file=out, width=120, color_system=None))
+    terminal.show(doc, Console(file=out, width=120, color_system=None))
     return out.getvalue()
 
 
@@ -125,6 +125,6 @@ def test_every_report_is_writable_and_literal_with_hostile_class_and_check_names
     texts = render_all(doc)
     for fmt, text in texts.items():
         text.encode("utf-8")  # a lone surrogate from a folder name is written as an escape
-        assert ("\\[/x\\]" if fmt == "markdown" else "[/x]") in text, fmt
+        assert ("\\[/x\\]" if fmt == "md" else "[/x]") in text, fmt
     assert "&lt;b&gt;\\x00" in texts["html"] and "<b>" not in texts["html"]
     ET.fromstring(texts["junit"])

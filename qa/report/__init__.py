@@ -8,27 +8,42 @@ any format from a saved result.
 `write_report_set` renders every file first, then replaces result.json, junit.xml,
 result.html and summary.md together: a failure leaves the previous set (or none), never a
 mix of two runs and never half of a file.
+
+Adding a format is one module with `render(doc) -> str` and one line in FORMATS: `qa report
+--format NAME` offers it at once, and a `file` name puts it in the set every `qa run` writes.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from qa.errors import InputError
 from qa.io import IncompleteReplace, atomic_paths
-from qa.report import html, json_report, junit, markdown
+from qa.report import html, json_report, junit, markdown, terminal
 from qa.result import RunReport
 
-REPORT_FILES = {
-    "json": "result.json",
-    "junit": "junit.xml",
-    "html": "result.html",
-    "markdown": "summary.md",
+
+@dataclass(frozen=True)
+class ReportFormat:
+    """A renderer module (`render(doc) -> str`) and the file `qa run` writes it to, if any."""
+
+    module: ModuleType
+    file: str | None = None
+
+
+FORMATS = {
+    "json": ReportFormat(json_report, "result.json"),
+    "junit": ReportFormat(junit, "junit.xml"),
+    "html": ReportFormat(html, "result.html"),
+    "md": ReportFormat(markdown, "summary.md"),
+    "terminal": ReportFormat(terminal),  # shown by `qa run`; `qa report` can save it as text
 }
+REPORT_FILES = {name: f.file for name, f in FORMATS.items() if f.file is not None}
 
 
 def render_all(doc: dict) -> dict[str, str]:
     """Every report file's text for a result document, keyed like REPORT_FILES."""
-    renderers = {"json": json_report, "junit": junit, "html": html, "markdown": markdown}
-    return {fmt: renderers[fmt].render(doc) for fmt in REPORT_FILES}
+    return {name: FORMATS[name].module.render(doc) for name in REPORT_FILES}
 
 
 class ReportWriteError(InputError):

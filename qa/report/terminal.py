@@ -8,6 +8,8 @@ control characters print as escapes (fmt.printable). Tested by rendering into
 `Console(file=io.StringIO(), width=120, color_system=None)`.
 """
 
+import io
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,7 +25,14 @@ VERDICT_WORDS = {
 }
 
 
-def render(doc: dict, console: Console) -> None:
+def render(doc: dict) -> str:
+    """The terminal report as plain text, 120 columns wide (`qa report --format terminal`)."""
+    buffer = io.StringIO()
+    show(doc, Console(file=buffer, width=120, color_system=None))
+    return buffer.getvalue()
+
+
+def show(doc: dict, console: Console) -> None:
     """Print the table of checks and the verdict line of a result document to `console`."""
     table = Table(
         title=_text(
