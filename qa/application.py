@@ -10,6 +10,7 @@ show beyond check results: the overview (confusion matrix), thumbnails of flagge
 import functools
 import platform
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,17 +161,23 @@ def save_predictions(path: str | Path, evidence: Evidence, splits: dict[str, Spl
     """Write every view's per-sample logits with the ids and labels they belong to (npz).
 
     Keys: `<split>/ids`, `<split>/labels` (indices into `class_names`), `class_names`, and
-    `<model>/<split>/<clean | perturbation-sN | attack>/logits` for each view computed.
+    `<model>/<split>/<clean | perturbation-sN | attack>/logits` for each view computed. The
+    views are written one at a time (as np.savez writes its members), so memory holds one.
     """
-    payload = {"class_names": np.array(evidence.class_names, dtype=str)}
-    for name, split in splits.items():
-        payload[f"{name}/ids"] = np.array(split.dataset.ids, dtype=str)
-        payload[f"{name}/labels"] = split.labels
-    for view, logits in evidence.arrays.items():
-        payload[f"{view.model}/{view.split}/{view.name('-')}/logits"] = logits
+
+    def members():
+        yield "class_names", np.array(evidence.class_names, dtype=str)
+        for name, split in splits.items():
+            yield f"{name}/ids", np.array(split.dataset.ids, dtype=str)
+            yield f"{name}/labels", split.labels
+        for view in evidence.arrays:
+            yield f"{view.model}/{view.split}/{view.name('-')}/logits", evidence.arrays[view]
+
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a kill leaves no partial file
-            np.savez(f, **payload)
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for name, array in members():  # a kill leaves no partial file
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
     except OSError as exc:
         raise InputError(
             f"--save-predictions {path}: cannot write the predictions ({exc})"

@@ -139,6 +139,14 @@ def _claim(seen: dict[str, Path], real: str, path: Path) -> None:
         )
 
 
+def read_bytes(sample: Sample) -> bytes:
+    """The bytes of one sample's image file; InputError naming it when it cannot be read."""
+    try:
+        return Path(sample.path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{sample.path}: cannot read ({exc.strerror})") from None
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of raw file bytes: the identity of an image for duplicate and leak checks."""
     return hashlib.sha256(data).hexdigest()

@@ -1,21 +1,23 @@
 """The engine (the evidence builder): infer once, check many. An EvidenceRequest in, Evidence out.
 
-Every distinct view is computed once (qa.inference runs the models): logits views by one
-streaming, batched pass under torch.inference_mode, where a perturbation (qa.perturb) acts
-on the decoded [0, 1] batch before each model's own normalisation; adversarial views by an
-attack pass (qa.adversarial) per model; profile views (qa.profile_views) by reading each file
-once. Views that differ only by model (the candidate's and the baseline's clean logits of one
-split) share the pass: images are decoded once and fed to both.
+Profile views (qa.profile_views) read each file of a split once. Logits views are computed by
+one decode pass per split (qa.passes): every image is read and decoded once, and each batch
+goes to every view of the split still missing from the cache, clean and every perturbation,
+candidate and baseline; the logits stream into files read back memory-mapped. Adversarial
+views take an attack pass each (qa.inference.infer_adversarial).
 
 Every view is cached on disk by content (qa.cache), so a re-run after a threshold edit reads
 it back instead of running a model; changing one image, the checkpoint, the view or qa's
-version recomputes. The engine knows nothing of suites, checks or reports: the application
-(qa.application) turns a suite into a request and the evidence into a verdict.
+version recomputes. With several torch.distributed ranks each computes a shard of every pass
+and rank 0 assembles the views (qa.passes). The engine knows nothing of suites, checks or
+reports: the application (qa.application) turns a suite into a request and the evidence into a
+verdict.
 """
 
 import functools
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +26,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from qa import cache, profile_views
+from qa import cache, data_index, passes, profile_views
 from qa.checkpoint import LoadedModel
-from qa.data import content_fingerprint, labels_for, load_dataset
+from qa.data import labels_for, load_dataset
+from qa.distributed import SINGLE, Group
 from qa.errors import InputError
-from qa.evidence import Evidence, View, model_facts
-from qa.inference import SEED, Perturb, Split, default_workers, infer, infer_adversarial
-
-GEOMETRY = ("resize", "crop", "interpolation")
+from qa.evidence import Evidence, Stored, View, ViewArrays, model_facts
+from qa.inference import SEED, Perturb, Split, default_workers, infer_adversarial
+from qa.passes import GEOMETRY
 
 
 @dataclass
@@ -51,6 +53,9 @@ class EvidenceRequest:
     undecodable_reported  splits read by a check that reports undecodable files (their profile
                 says which: qa.profile_views); elsewhere the first one stops the run
     progress    whether to draw a progress bar on stderr
+    precision   fp32, bf16 or fp16 (qa.precision); part of every view's cache key
+    rehash      hash every data file again instead of trusting the (path, size, mtime) index
+    group       the torch.distributed ranks sharing the passes (qa.distributed); SINGLE alone
     """
 
     splits: dict[str, Split]
@@ -64,6 +69,9 @@ class EvidenceRequest:
     ladder: str = "auto"
     undecodable_reported: set[str] = field(default_factory=set)
     progress: bool = True
+    precision: str = "fp32"
+    rehash: bool = False
+    group: Group = SINGLE
 
 
 def load_splits(specs: dict, views: list[View], class_names: list[str]) -> dict[str, Split]:
@@ -109,18 +117,20 @@ def column_order(baseline: LoadedModel, candidate: LoadedModel) -> np.ndarray:
     return np.array([theirs.index(c) for c in names])
 
 
-def build_evidence(request: EvidenceRequest) -> Evidence:
+def build_evidence(request: EvidenceRequest) -> Evidence | None:
     """Compute (or read from the cache) every view of the request into one Evidence.
 
-    Profiles first (they decide which undecodable files are left out of inference), then
-    logits and adversarial views. A view this engine cannot compute (a perturbation without
-    a `perturb` hook, an unknown kind) is left out: the check that asked for it reports an
-    error naming it. The baseline's logit columns are put in the candidate's class order
-    (column_order). `evidence.model_facts` holds each model's facts (qa.evidence.model_facts),
-    `evidence.info["excluded"]` the ids left out per split.
+    Profiles first (they decide which undecodable files are left out of inference), then the
+    logits views, one decode pass per split (qa.passes), then adversarial views, a pass each.
+    A view this engine cannot compute (a perturbation without a `perturb` hook, an unknown
+    kind) is left out: the check that asked for it reports an error naming it. The baseline's
+    logit columns are put in the candidate's class order (column_order). `evidence.model_facts`
+    holds each model's facts (qa.evidence.model_facts), `evidence.info["excluded"]` the ids left
+    out per split. With several ranks (request.group), every rank computes its shard and only
+    rank 0 gets the Evidence; the others get None.
     """
     torch.manual_seed(SEED)
-    models = request.models
+    models, group = request.models, request.group
     candidate, baseline = models["candidate"], models.get("baseline")
     orders = {"candidate": None}
     if baseline is not None:
@@ -129,6 +139,7 @@ def build_evidence(request: EvidenceRequest) -> Evidence:
     profiles = profile_views.compute_profiles(views, splits, cache_dir)
     excluded = profile_views.drop_undecodable(splits, profiles, request.undecodable_reported)
     device = torch.device(request.device)
+    keep, folder, writable = _folder(cache_dir, group)
     settings = dict(
         device=device,
         batch_size=request.batch_size,
@@ -136,24 +147,60 @@ def build_evidence(request: EvidenceRequest) -> Evidence:
         perturb=request.perturb,
         orders=orders,
         ladder=request.ladder,
+        precision=request.precision,
+        rehash=request.rehash,
+        cache_dir=cache_dir if writable else None,
+        read_cache=cache_dir,
+        folder=folder,
+        group=group,
     )
     computable = [v for v in views if _computable(v, models, request.perturb)]
-    arrays = _compute(computable, models, splits, settings, cache_dir, request.progress)
-    for view, logits in arrays.items():
-        if orders[view.model] is not None:
-            arrays[view] = logits[:, orders[view.model]]
+    with _progress(request.progress and group.rank == 0) as bar:
+        logits_views = passes.group_views([v for v in computable if v.kind == "logits"], models)
+        stored = passes.compute_logits(logits_views, models, splits, settings, bar)
+        attacks = [v for v in computable if v.kind == "adversarial"]
+        if group.rank == 0:
+            stored.update(_adversarial(attacks, models, splits, settings, bar))
+    if group.rank != 0:
+        return None
+    arrays = {view: replace(item, columns=orders[view.model]) for view, item in stored.items()}
     evaluation = splits["eval"]
     return Evidence(
         class_names=list(candidate.class_names),
         labels=evaluation.labels,
         sample_ids=list(evaluation.dataset.ids),
-        arrays=arrays,
+        arrays=ViewArrays(arrays, keep),
         metadata=dict(evaluation.dataset.metadata),
         split_labels={k: s.labels for k, s in splits.items() if k != "eval"},
         model_facts={"candidate": model_facts(candidate), "baseline": model_facts(baseline)},
         info={"excluded": excluded},
         profiles=profiles,
     )
+
+
+def _folder(cache_dir, group):
+    """(what keeps it alive, where view files are written, whether cache_dir takes entries).
+
+    The cache folder itself when it can be written (entries are renamed into place from it);
+    otherwise a temporary folder removed when the Evidence is, and, for a read-only cache, one
+    warning: its hits are still read.
+    """
+    if cache_dir is not None and group.rank == 0:
+        try:
+            cache.probe(cache_dir)
+            return None, Path(cache_dir), True
+        except OSError as exc:
+            print(f"warning: cannot write the cache entry ({exc}); continuing", file=sys.stderr)
+    temporary = tempfile.TemporaryDirectory(prefix="qa-views-")
+    return temporary, Path(temporary.name), False
+
+
+def _progress(show: bool) -> Progress:
+    """A progress bar on stderr (disabled when not shown)."""
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar = Progress(*columns, console=Console(file=sys.stderr), transient=True)
+    bar.disable = not show
+    return bar
 
 
 def _computable(view: View, models: dict, perturb: Perturb | None) -> bool:
@@ -165,99 +212,34 @@ def _computable(view: View, models: dict, perturb: Perturb | None) -> bool:
     return view.kind == "logits" and (view.perturbation is None or perturb is not None)
 
 
-def _compute(views, models, splits, settings, cache_dir, progress) -> dict[View, np.ndarray]:
-    """Cached views from the cache; the rest in one pass per (split, transform) group.
-
-    Logits views of one split and transform share a pass; each adversarial view is a pass
-    of its own (its images depend on the model attacked).
-    """
-    groups: dict[tuple, list[View]] = {}
+def _adversarial(views: list[View], models, splits, settings, bar) -> dict[View, Stored]:
+    """Each adversarial view from the cache or by an attack pass of its own (rank 0 only)."""
+    cache_dir, out = settings["read_cache"], {}
     for view in views:
-        prep = models[view.model].preprocessing
-        unit = tuple(prep.get(k, "bilinear") for k in GEOMETRY)
-        attacked = view.model if view.kind == "adversarial" else None
-        key = (view.kind, attacked, view.split, view.perturbation, view.severity, unit)
-        groups.setdefault(key, []).append(view)
-    arrays: dict[View, np.ndarray] = {}
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=Console(file=sys.stderr), transient=True)
-    bar.disable = not progress
-    with bar:
-        for group in groups.values():
-            split = splits[group[0].split]
-            keys = _cached(group, models, split, settings, cache_dir, arrays)
-            todo = [v for v in group if v not in arrays]
-            if not todo:
+        split, model = splits[view.split], models[view.model]
+        key = None
+        if cache_dir is not None:
+            if split.fingerprint is None:
+                split.fingerprint = data_index.content_fingerprint(
+                    split.dataset, cache_dir, settings["rehash"]
+                )
+            key = passes.view_key(view, model, split.fingerprint, settings)
+            found = cache.find_entry(cache_dir, key, split.dataset.ids)
+            if found is not None:
+                out[view] = Stored(found)
                 continue
-            task = bar.add_task(_pass_label(todo), total=len(split.dataset.ids))
-            advance = functools.partial(bar.advance, task)
-            computed = _run(todo, models, split, settings, advance)
-            for view, logits in zip(todo, computed, strict=True):
-                arrays[view] = logits
-                if cache_dir is not None:
-                    _store(cache_dir, keys[view], logits, split.dataset.ids)
-    return arrays
-
-
-def _cached(group, models, split: Split, settings, cache_dir, arrays) -> dict[View, str]:
-    """Fill `arrays` with the group's cache hits; the cache key of every view in the group."""
-    keys = {}
-    if cache_dir is None:
-        return keys
-    if split.fingerprint is None:
-        split.fingerprint = content_fingerprint(split.dataset)
-    for view in group:
-        keys[view] = view_key(view, models[view.model], split.fingerprint, settings)
-        hit = cache.read_entry(cache_dir, keys[view], split.dataset.ids)
-        if hit is not None:
-            arrays[view] = hit
-    return keys
-
-
-def _run(views: list[View], models, split: Split, settings, advance) -> list[np.ndarray]:
-    """One pass computing `views` (a group of _compute): logits, or one adversarial view."""
-    if views[0].kind != "adversarial":
-        return infer(split, [models[v.model] for v in views], views[0], settings, advance)
-    (view,) = views
-    order = settings["orders"][view.model]
-    labels = split.labels if order is None else order[split.labels]
-    return [infer_adversarial(split, models[view.model], labels, view, settings, advance)]
-
-
-def _pass_label(views: list[View]) -> str:
-    """What one pass computes, for its progress bar: "candidate + baseline on eval (clean)"."""
-    v = views[0]
-    # literal in rich's progress bar: a perturbation registered by a plugin names the view
-    return escape(f"{' + '.join(x.model for x in views)} on {v.split} ({v.name()})")
-
-
-def view_key(view: View, model: LoadedModel, fingerprint: str, settings: dict) -> str:
-    """The cache key of one view: what it was computed from and how, never who asked for it.
-
-    The view's kind, perturbation (an attack's every parameter) and severity, and the seed
-    of perturbations and attacks are in it; a corruption also keys on the suite's corruption
-    ladder, an adversarial view on the batch size, since PGD's random start is drawn per batch.
-    """
-    parts = {
-        "model": model.digest,
-        "arch": model.arch,
-        "preprocessing": model.preprocessing,
-        "temperature": model.temperature,
-        "data": fingerprint,
-        "view": [view.kind, view.perturbation, view.severity],
-        "seed": SEED,
-        "device": settings["device"].type,
-    }
-    if view.kind == "adversarial":
-        parts["batch_size"] = settings["batch_size"]
-    elif view.perturbation is not None:
-        parts["ladder"] = settings.get("ladder", "auto")
-    return cache.entry_key(parts)
-
-
-def _store(cache_dir, key: str, logits: np.ndarray, ids: list[str]) -> None:
-    # The cache only saves time: a full disk or read-only folder must not fail the run.
-    try:
-        cache.write_entry(cache_dir, key, logits, ids)
-    except OSError as exc:
-        print(f"warning: cannot write the cache entry ({exc}); continuing", file=sys.stderr)
+        order = settings["orders"][view.model]
+        labels = split.labels if order is None else order[split.labels]
+        task = bar.add_task(
+            escape(f"{view.model} on {view.split} ({view.name()})"), total=len(labels)
+        )
+        logits = infer_adversarial(
+            split, model, labels, view, settings, functools.partial(bar.advance, task)
+        )
+        writer = cache.EntryWriter(settings["folder"], *logits.shape)
+        writer.write(np.arange(len(logits)), logits)
+        if settings["cache_dir"] is not None and key is not None:
+            out[view] = Stored(writer.commit(key, split.dataset.ids))
+        else:
+            out[view] = Stored(writer.keep())
+    return out

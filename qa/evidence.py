@@ -1,6 +1,8 @@
 """Evidence: everything the engine computed once per run, shared read-only by every check."""
 
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,18 +43,84 @@ CLEAN = View()
 BASELINE = View(model="baseline")  # the baseline's clean eval logits
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A view's logits in a .npy file (a cache entry, or a run's temporary file): `columns`
+    reorders its columns (a baseline's classes into the candidate's order), `rows` keeps the
+    rows where it is true (a slice) when the array has as many rows."""
+
+    path: Path
+    columns: np.ndarray | None = None
+    rows: np.ndarray | None = None
+
+    def load(self) -> np.ndarray:
+        """The logits, memory-mapped when neither columns nor rows are selected."""
+        array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if self.columns is not None:
+            array = array[:, self.columns]
+        if self.rows is not None and len(array) == len(self.rows):
+            array = array[self.rows]
+        return array
+
+
+class ViewArrays(MutableMapping):
+    """The logits of every view, by View: in-memory arrays, or Stored files opened anew on each
+    access, so that a check holds only the views it is reading and peak memory does not grow
+    with the number of views. `keep` holds what must live as long as the files (a run's
+    temporary folder when it has no cache)."""
+
+    def __init__(self, items: Mapping | None = None, keep: object = None):
+        self._items = dict(items or {})
+        self._keep = keep
+
+    def __getitem__(self, view: View) -> np.ndarray:
+        item = self._items[view]
+        return item.load() if isinstance(item, Stored) else item
+
+    def __setitem__(self, view: View, array: "np.ndarray | Stored") -> None:
+        self._items[view] = array
+
+    def __delitem__(self, view: View) -> None:
+        del self._items[view]
+
+    def __iter__(self) -> Iterator[View]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def subset(self, mask: np.ndarray) -> "ViewArrays":
+        """The same views restricted to the rows where `mask` is true (arrays of its length)."""
+        items = {}
+        for view, item in self._items.items():
+            if isinstance(item, Stored):
+                items[view] = replace(item, rows=_within(item.rows, mask))
+            else:
+                items[view] = item[mask] if len(item) == len(mask) else item
+        return ViewArrays(items, self._keep)
+
+
+def _within(rows: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """The rows of the whole array that `mask` keeps, when `mask` selects among `rows`."""
+    if rows is None or len(mask) != np.count_nonzero(rows):
+        return mask
+    combined = np.zeros(len(rows), dtype=bool)
+    combined[np.flatnonzero(rows)[mask]] = True
+    return combined
+
+
 @dataclass
 class Evidence:
     """Labels, ids, metadata and per-view arrays for the eval split (and what else was planned).
 
     `arrays[view]` holds logits (N, C) float32 for logits views, already divided by the
-    model's temperature. Checks read from here only; they never run models or read files.
+    model's temperature (a ViewArrays: files are opened on access, memory-mapped). Checks read from here only; they never run models or read files.
     """
 
     class_names: list[str]
     labels: np.ndarray  # (N,) int64
     sample_ids: list[str]  # (N,) stable ids: relative paths
-    arrays: dict[View, np.ndarray] = field(default_factory=dict)
+    arrays: Mapping[View, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # manifest columns, per sample
     split_labels: dict[str, np.ndarray] = field(default_factory=dict)  # labels of non-eval splits
     # the suite's `defaults`, which the runner sets; these defaults are the suite's own
@@ -63,6 +131,10 @@ class Evidence:
     # "excluded": per split, the ids of undecodable files left out of inference
     info: dict = field(default_factory=dict)
     profiles: dict[str, "pd.DataFrame"] = field(default_factory=dict)  # split -> qa.profile table
+
+    def __post_init__(self):
+        if not isinstance(self.arrays, ViewArrays):
+            self.arrays = ViewArrays(self.arrays)
 
     def logits(self, view: View = CLEAN) -> np.ndarray:
         """The logits of one planned view; a KeyError here is a planning bug, not user input."""
@@ -76,7 +148,7 @@ class Evidence:
             self,
             labels=self.labels[mask],
             sample_ids=ids,
-            arrays={v: a[mask] if len(a) == len(mask) else a for v, a in self.arrays.items()},
+            arrays=self.arrays.subset(mask),
             metadata={k: v[mask] for k, v in self.metadata.items()},
         )
 

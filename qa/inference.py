@@ -1,10 +1,16 @@
 """Streaming, batched passes of models over one split: the only place qa runs a model.
 
-A DataLoader decodes each image to a [0, 1] tensor (the model's resize and crop); an optional
-perturbation or attack acts on that batch; then each model normalises it its own way and
-runs. Only logits stay in memory; images stream.
+One pass decodes every image of a split (or of one rank's shard of it) once: a DataLoader
+reads each file's bytes once, hashes them (the data fingerprint needs them, so no second read)
+and decodes them to a [0, 1] tensor with the model's resize and crop. Each decoded batch then
+goes to every transform the pass carries (clean, and each perturbation at each severity) and,
+for each, to every model that needs it; each model normalises the batch its own way. Logits go
+to a sink per view as they are computed, so only one batch of images and one batch of logits
+per view are ever in memory. Adversarial views keep a pass of their own (their images depend
+on the model attacked).
 """
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +20,13 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from qa import data
 from qa.adversarial import attack_view
 from qa.checkpoint import LoadedModel
 from qa.data import Dataset, Sample
 from qa.errors import InputError
 from qa.evidence import View
-from qa.preprocess import load_rgb, normalize, to_unit_tensor
+from qa.preprocess import decode_bytes, normalize, to_unit_tensor
 
 SEED = 0
 # A perturbation: a batch of [0, 1] images, the view naming it (perturbation, severity) and
@@ -46,22 +53,29 @@ def default_workers(device: torch.device) -> int:
 
 
 class ImageFiles(TorchDataset):
-    """Decodes sample i to a [0, 1] tensor; a file that does not decode is reported, not raised
-    (an exception inside a loader worker would lose the one-line message)."""
+    """Reads sample i once and decodes it to a [0, 1] tensor; also returns the sha256 of the
+    bytes read. A file that does not decode is reported, not raised (an exception inside a
+    loader worker would lose the one-line message)."""
 
     def __init__(self, samples: list[Sample], preprocessing: dict):
-        self.paths = [str(s.path) for s in samples]
+        self.samples = samples
         self.transform = to_unit_tensor(preprocessing)
         self.crop = int(preprocessing["crop"])
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.samples)
 
     def __getitem__(self, i: int):
+        blank = torch.zeros(3, self.crop, self.crop)
         try:
-            return self.transform(load_rgb(self.paths[i])), i, ""
+            blob = data.read_bytes(self.samples[i])  # the one read of this file in the pass
+        except InputError as exc:
+            return blank, i, str(exc), ""
+        digest = hashlib.sha256(blob).hexdigest()
+        try:
+            return self.transform(decode_bytes(blob)), i, "", digest
         except Exception as exc:  # PIL raises many types for a bad file
-            return torch.zeros(3, self.crop, self.crop), i, f"{type(exc).__name__}: {exc}"
+            return blank, i, f"{type(exc).__name__}: {exc}", digest
 
 
 @dataclass
@@ -73,46 +87,107 @@ class Split:
     fingerprint: str | None = None
 
 
-def _batches(split: Split, preprocessing: dict, settings: dict):
-    """(images on the device, sample indices) per batch; InputError naming an undecodable file."""
+@dataclass
+class Transform:
+    """What a pass does to each decoded batch for some views: `view` names the perturbation
+    (None: clean), and each (model, sink) gets that model's logits of the transformed batch.
+    A sink is called as sink(sample indices, logits (B, C) float32 numpy)."""
+
+    view: View | None
+    outputs: list[tuple[LoadedModel, Callable[[np.ndarray, np.ndarray], None]]]
+
+
+def run_pass(
+    split: Split,
+    rows: range,
+    transforms: list[Transform],
+    settings: dict,
+    advance=None,
+) -> list[str]:
+    """One streaming pass over samples `rows` of a split: decode each batch once, then every
+    transform and every model of it; returns the sha256 of each sample's bytes, in `rows` order.
+
+    All models of one pass share the decoded batch, so they see identical pixels (they must
+    share resize, crop and interpolation: the caller groups views so). Logits are float32,
+    divided by each model's temperature; InputError names the first file that cannot be read
+    or decoded.
+    """
+    ids = split.dataset.ids
+    norms = {id(m): normalize(m.preprocessing) for t in transforms for m, _ in t.outputs}
+    for t in transforms:
+        for model, _ in t.outputs:
+            model.module.to(settings["device"])
+    digests: list[str] = []
+    first = transforms[0].outputs[0][0]
+    with torch.inference_mode():
+        for images, index, batch_digests in _batches(split, rows, first.preprocessing, settings):
+            digests.extend(batch_digests)
+            batch_ids = [ids[i] for i in index.tolist()]
+            for t in transforms:
+                seen = images if t.view is None else settings["perturb"](images, t.view, batch_ids)
+                for model, sink in t.outputs:
+                    logits = model.module(norms[id(model)](seen)).float() / model.temperature
+                    sink(index.numpy(), _checked(logits, model))
+            if advance is not None:
+                advance(len(index))
+    return digests
+
+
+def _batches(split: Split, rows: range, preprocessing: dict, settings: dict):
+    """(images on the device, sample indices, sha256s) per batch of `rows`; InputError naming a
+    file that cannot be read or decoded."""
     device = settings["device"]
+    samples = split.dataset.samples
     loader = DataLoader(
-        ImageFiles(split.dataset.samples, preprocessing),
+        torch.utils.data.Subset(ImageFiles(samples, preprocessing), rows),
         batch_size=settings["batch_size"],
         num_workers=settings["workers"],
         pin_memory=device.type == "cuda",
     )
-    for images, index, problems in loader:
+    for images, index, problems, digests in loader:
         bad = next((i for i, p in enumerate(problems) if p), None)
         if bad is not None:
-            path = split.dataset.samples[int(index[bad])].path
-            raise InputError(f"{path}: cannot decode the image ({problems[bad]})")
-        yield images.to(device, non_blocking=True), index
+            sample = samples[int(index[bad])]
+            problem = problems[bad]
+            if problem.startswith(str(sample.path)):  # already a whole line from read_bytes
+                raise InputError(problem)
+            raise InputError(f"{sample.path}: cannot decode the image ({problem})")
+        yield images.to(device, non_blocking=True), index, list(digests)
 
 
 def infer(
     split: Split, models: list[LoadedModel], view: View, settings: dict, advance=None
 ) -> list[np.ndarray]:
-    """One streaming pass over a split: decode, perturb, then each model; logits (N, C) each.
+    """Logits (N, C) of `models` on one view of the whole split, in memory: for small splits
+    (qa calibrate's), where a cache entry would only add work."""
+    n = len(split.dataset.ids)
+    outputs = [np.empty((n, len(m.class_names)), np.float32) for m in models]
+    transform = Transform(
+        None if view.perturbation is None else view,
+        [(m, memory_sink(out)) for m, out in zip(models, outputs, strict=True)],
+    )
+    run_pass(split, range(n), [transform], settings, advance)
+    return outputs
 
-    The models share the decoded (and perturbed) batch, so they see identical pixels; the
-    logits are float32 and divided by each model's temperature.
-    """
-    ids = split.dataset.ids
-    norms = [normalize(m.preprocessing) for m in models]
-    outputs: list[np.ndarray | None] = [None] * len(models)
-    for m in models:
-        m.module.to(settings["device"])
-    with torch.inference_mode():
-        for images, index in _batches(split, models[0].preprocessing, settings):
-            if view.perturbation is not None:
-                images = settings["perturb"](images, view, [ids[i] for i in index.tolist()])
-            for j, (model, norm) in enumerate(zip(models, norms, strict=True)):
-                logits = model.module(norm(images)).float() / model.temperature
-                outputs[j] = _place(outputs[j], logits, index.numpy(), model, len(ids))
-            if advance is not None:
-                advance(len(index))
-    return [_filled(o, m) for o, m in zip(outputs, models, strict=True)]
+
+def memory_sink(out: np.ndarray) -> Callable[[np.ndarray, np.ndarray], None]:
+    """A sink writing each batch's rows into `out` (N, C), by sample index."""
+
+    def sink(index: np.ndarray, logits: np.ndarray) -> None:
+        out[index] = logits
+
+    return sink
+
+
+def _checked(logits: torch.Tensor, model: LoadedModel) -> np.ndarray:
+    """A batch of logits as float32 numpy; InputError when the model's output shape does not
+    match the classes it names."""
+    if logits.ndim != 2 or logits.shape[1] != len(model.class_names):
+        raise InputError(
+            f"{model.path}: the model outputs shape {tuple(logits.shape)} but names "
+            f"{len(model.class_names)} classes (expected (batch, {len(model.class_names)}))"
+        )
+    return logits.cpu().numpy()
 
 
 def infer_adversarial(
@@ -133,35 +208,18 @@ def infer_adversarial(
     targets = torch.as_tensor(labels, dtype=torch.int64)
     flags = [p.requires_grad for p in module.parameters()]
     module.requires_grad_(False)
-    out = None
+    n = len(split.dataset.ids)
+    out = np.empty((n, len(model.class_names)), np.float32)
     try:
-        for images, index in _batches(split, model.preprocessing, settings):
+        for images, index, _ in _batches(split, range(n), model.preprocessing, settings):
             y = targets[index].to(device)
             adversarial = attack_view(module, images, y, norm, view, generator=generator)
             with torch.no_grad():
                 logits = module(norm(adversarial)).float() / model.temperature
-            out = _place(out, logits, index.numpy(), model, len(split.dataset.ids))
+            out[index.numpy()] = _checked(logits, model)
             if advance is not None:
                 advance(len(index))
     finally:
         for p, flag in zip(module.parameters(), flags, strict=True):
             p.requires_grad_(flag)
-    return _filled(out, model)
-
-
-def _filled(out: np.ndarray | None, model: LoadedModel) -> np.ndarray:
-    """The pass's logits, or an empty (0, C) array for a split with no samples."""
-    return out if out is not None else np.empty((0, len(model.class_names)), np.float32)
-
-
-def _place(out: np.ndarray | None, logits: torch.Tensor, index, model: LoadedModel, n: int):
-    """Write a batch of logits into the (N, C) output, allocated on the first batch."""
-    if logits.ndim != 2 or logits.shape[1] != len(model.class_names):
-        raise InputError(
-            f"{model.path}: the model outputs shape {tuple(logits.shape)} but names "
-            f"{len(model.class_names)} classes (expected (batch, {len(model.class_names)}))"
-        )
-    if out is None:
-        out = np.empty((n, logits.shape[1]), dtype=np.float32)
-    out[index] = logits.cpu().numpy()
     return out

@@ -85,6 +85,16 @@ def load_rgb(path) -> np.ndarray:
         return decode_rgb(img)
 
 
+def decode_bytes(blob: bytes) -> np.ndarray:
+    """An image file's bytes, already read, decoded with `decode_rgb`."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as img:
+        return decode_rgb(img)
+
+
 def decode_rgb(img) -> np.ndarray:
     """A PIL image's pixels as float32 RGB (H, W, 3) in [0, 1], scaled by its mode's real range.
 

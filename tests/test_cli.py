@@ -203,7 +203,7 @@ def test_save_predictions_and_cache_dir_options(tmp_path, data, ckpt):
     argv = ["run", str(suite), str(ckpt), "--quiet", "--out", str(tmp_path / "r")]
     extra = ["--cache-dir", str(tmp_path / "c"), "--save-predictions", str(tmp_path / "p.npz")]
     assert main(argv + extra + ["--batch-size", "7", "--workers", "0"]) == 0
-    assert (tmp_path / "p.npz").is_file() and list((tmp_path / "c").rglob("*.npz"))
+    assert (tmp_path / "p.npz").is_file() and list((tmp_path / "c").rglob("*.npy"))
 
 
 def test_describe_and_checks_print_names_literally(tmp_path, capsys):

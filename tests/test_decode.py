@@ -75,7 +75,7 @@ def test_a_16_bit_digit_decodes_as_its_8_bit_original(tiny_digits, wide):
     for narrow, deep in _pairs(tiny_digits, wide):
         np.testing.assert_allclose(load_rgb(deep), load_rgb(narrow), rtol=0, atol=1e-6)
         inference = ImageFiles([Sample(narrow, 0), Sample(deep, 0)], PREPROCESSING)
-        (a, _, ok_a), (b, _, ok_b) = inference[0], inference[1]
+        (a, _, ok_a, _), (b, _, ok_b, _) = inference[0], inference[1]
         assert ok_a == ok_b == "" and a.shape == (3, 16, 16) and a.mean() > 0.05
         torch.testing.assert_close(b, a, rtol=0, atol=1 / 255)
         training = ImageDataset([Sample(narrow, 0), Sample(deep, 0)], to_unit_tensor(PREPROCESSING))
@@ -186,7 +186,7 @@ def test_pixels_outside_their_mode_range_are_refused_not_guessed(tmp_path, pixel
     row = profile_file(str(path))
     assert not row["decodes"] and says in row["error"] and row["phash"] is None
     assert thumbnail_uri(path) is None
-    (_, _, problem) = ImageFiles([Sample(path, 0)], PREPROCESSING)[0]
+    (_, _, problem, _) = ImageFiles([Sample(path, 0)], PREPROCESSING)[0]
     assert says in problem
 
 

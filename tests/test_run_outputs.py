@@ -182,11 +182,11 @@ def test_reports_that_cannot_be_renamed_keep_the_previous_set_and_the_verdict_st
 def test_a_predictions_write_that_stops_halfway_leaves_no_file(
     tmp_path, data, ckpt, capsys, monkeypatch, interruption
 ):
-    def half_then_stop(f, **arrays):
-        f.write(b"PK\x03\x04 half of an npz")
+    def half_then_stop(f, array, **options):
+        f.write(b"\x93NUMPY half of an array")
         raise interruption
 
-    monkeypatch.setattr(np, "savez", half_then_stop)
+    monkeypatch.setattr(np.lib.format, "write_array", half_then_stop)
     suite = write_suite(tmp_path / "s.yaml", data, PASSING)
     target = tmp_path / "pred" / "p.npz"
     code = _run(suite, ckpt, tmp_path / "reports", "--save-predictions", str(target))

@@ -14,7 +14,7 @@ from helpers import (
 )
 
 from qa.application import RunOptions, run_suite
-from qa.engine import view_key
+from qa.passes import view_key
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
 from qa.formats import load_any
@@ -77,7 +77,7 @@ def test_perturbed_logits_are_the_model_on_perturbed_unit_images(tmp_path, data,
 
 
 def test_the_cache_key_holds_perturbation_severity_seed_and_attack(ckpt, monkeypatch):
-    import qa.engine
+    import qa.passes
 
     model = load_any(ckpt)
     settings = {"device": torch.device("cpu"), "batch_size": 8}
@@ -93,7 +93,7 @@ def test_the_cache_key_holds_perturbation_severity_seed_and_attack(ckpt, monkeyp
     keys = {view_key(v, model, "data", settings) for v in views}
     assert len(keys) == len(views)
     before = view_key(noise, model, "data", settings)
-    monkeypatch.setattr(qa.engine, "SEED", SEED + 1)
+    monkeypatch.setattr(qa.passes, "SEED", SEED + 1)
     assert view_key(noise, model, "data", settings) != before
 
 

@@ -127,16 +127,17 @@ class AdversarialAccuracyParams(CheckParams):
 
 
 def _read(evidence: Evidence, views: list[View]) -> dict[View, np.ndarray]:
-    """The logits of `views`; Stop naming a view whose logits are not all finite."""
-    return {view: finite_logits(evidence, view) for view in views}
+    """The top-1 predictions of `views`, read one view at a time (memory holds one view's
+    logits, however many views); Stop naming a view whose logits are not all finite."""
+    return {view: finite_logits(evidence, view).argmax(axis=1) for view in views}
 
 
-def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return np.asarray(logits).argmax(axis=1) == np.asarray(labels)
+def _correct(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return predicted == np.asarray(labels)
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return 1 - rob.error_rate(logits, labels)
+def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    return float(_correct(predicted, labels).mean()) if len(labels) else float("nan")
 
 
 def _proportion(name: str, hits: np.ndarray, evidence: Evidence) -> dict:
@@ -177,16 +178,16 @@ def _gate_worst(
     return result
 
 
-def _curves(p: CorruptionParams, logits: dict, labels: np.ndarray, baseline: bool) -> dict:
+def _curves(p: CorruptionParams, predicted: dict, labels: np.ndarray, baseline: bool) -> dict:
     """{perturbation: [{"severity", "accuracy"(, "baseline_accuracy")}]} for the report."""
     curves = {}
     for name in p.perturbations:
         points = []
         for s in p.severities:
-            cand = logits[View(perturbation=name, severity=s)]
+            cand = predicted[View(perturbation=name, severity=s)]
             point = {"severity": s, "accuracy": _accuracy(cand, labels)}
             if baseline:
-                base = logits[View(model="baseline", perturbation=name, severity=s)]
+                base = predicted[View(model="baseline", perturbation=name, severity=s)]
                 point["baseline_accuracy"] = _accuracy(base, labels)
             points.append(point)
         curves[name] = points
@@ -204,13 +205,13 @@ def _combine(results: list[CheckResult]) -> CheckResult:
 @register("corruption_accuracy", "robustness", CorruptionAccuracyParams)
 def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> CheckResult:
     """Accuracy under every listed corruption and severity, and its relative drop from clean."""
-    logits = _read(evidence, p.views())
+    predicted = _read(evidence, p.views())
     labels = evidence.labels
-    clean = _correct(logits[CLEAN], labels)
+    clean = _correct(predicted[CLEAN], labels)
     clean_acc = float(clean.mean()) if len(labels) else float("nan")
     rows = []
     for view in p.corruption_views():
-        hits = _correct(logits[view], labels)
+        hits = _correct(predicted[view], labels)
         row = {"perturbation": view.perturbation, "severity": view.severity, "label": view.name()}
         row |= _proportion("accuracy", hits, evidence)
         row["relative_drop"] = (
@@ -235,7 +236,7 @@ def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> Chec
         drop = _gate_worst(rows, "relative_drop", "<=", limit, p.gate_on, evidence, metrics, False)
         results.append(drop)
     result = _combine(results)
-    result.details = {"views": rows, "curves": _curves(p, logits, labels, baseline=False)}
+    result.details = {"views": rows, "curves": _curves(p, predicted, labels, baseline=False)}
     return result
 
 
@@ -251,12 +252,12 @@ def _reference(evidence: Evidence, p: MeanCorruptionErrorParams) -> str:
     return "baseline" if has_baseline and p.reference != "clean" else "clean"
 
 
-def _errors(logits: dict, labels: np.ndarray, p: CorruptionParams, model: str) -> dict:
+def _errors(predicted: dict, labels: np.ndarray, p: CorruptionParams, model: str) -> dict:
     """Per-sample 0/1 errors of `model`, (severities, n) by perturbation."""
     return {
         f: np.array(
             [
-                ~_correct(logits[View(model=model, perturbation=f, severity=s)], labels)
+                ~_correct(predicted[View(model=model, perturbation=f, severity=s)], labels)
                 for s in p.severities
             ]
         )
@@ -272,13 +273,13 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
     wanted = [CLEAN, *p.corruption_views()]
     if use_baseline:
         wanted += [BASELINE, *p.corruption_views("baseline")]
-    logits = _read(evidence, wanted)
+    predicted = _read(evidence, wanted)
     labels = evidence.labels
-    clean = ~_correct(logits[CLEAN], labels)
-    cand = _errors(logits, labels, p, "candidate")
+    clean = ~_correct(predicted[CLEAN], labels)
+    cand = _errors(predicted, labels, p, "candidate")
     if use_baseline:
-        ref = _errors(logits, labels, p, "baseline")
-        ref_clean = ~_correct(logits[BASELINE], labels)
+        ref = _errors(predicted, labels, p, "baseline")
+        ref_clean = ~_correct(predicted[BASELINE], labels)
         words = "the baseline's errors"
     elif not clean.any():
         raise Stop(
@@ -320,7 +321,7 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
         "relative_ce": out["relative_ce"],
         "errors": rates,
         "reference_errors": ref_rates,
-        "curves": _curves(p, logits, labels, baseline=use_baseline),
+        "curves": _curves(p, predicted, labels, baseline=use_baseline),
     }
     return result
 
@@ -328,12 +329,12 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
 @register("prediction_consistency", "robustness", PredictionConsistencyParams)
 def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -> CheckResult:
     """Rate at which the top-1 prediction flips from the clean one, worst over corruptions."""
-    logits = _read(evidence, p.views())
-    clean = logits[CLEAN].argmax(axis=1)
+    predicted = _read(evidence, p.views())
+    clean = predicted[CLEAN]
     rows = []
     for v in p.corruption_views():
         row = {"perturbation": v.perturbation, "severity": v.severity, "label": v.name()}
-        rows.append(row | _proportion("flip_rate", logits[v].argmax(axis=1) != clean, evidence))
+        rows.append(row | _proportion("flip_rate", predicted[v] != clean, evidence))
     metrics = {
         "mean_flip_rate": float(np.mean([r["flip_rate"] for r in rows])),
         "n": len(evidence.labels),
@@ -341,7 +342,10 @@ def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -
         "interval": evidence.interval_method,
     }
     result = _gate_worst(rows, "flip_rate", "<=", p.max, p.gate_on, evidence, metrics)
-    result.details = {"views": rows, "curves": _curves(p, logits, evidence.labels, baseline=False)}
+    result.details = {
+        "views": rows,
+        "curves": _curves(p, predicted, evidence.labels, baseline=False),
+    }
     return result
 
 
@@ -354,12 +358,12 @@ def adversarial_accuracy(evidence: Evidence, p: AdversarialAccuracyParams) -> Ch
         raise Stop(
             "error", f"no adversarial logits for {', '.join(missing)}: the engine did not run them"
         )
-    logits = _read(evidence, views)
+    predicted = _read(evidence, views)
     labels = evidence.labels
-    metrics = {"clean_accuracy": _accuracy(logits[CLEAN], labels)}
+    metrics = {"clean_accuracy": _accuracy(predicted[CLEAN], labels)}
     attacks = []
     for spec, view in zip(p.attack_specs(), views[1:], strict=True):
-        row = _proportion("accuracy", _correct(logits[view], labels), evidence)
+        row = _proportion("accuracy", _correct(predicted[view], labels), evidence)
         metrics |= {f"{spec.method}_{key}": row[key] for key in ("accuracy", "accuracy_low")}
         label = f"{spec.method.upper()}, eps={p.eps:g}, {p.space}"
         attacks.append({"attack": spec.view_name(), "label": label, **row})
