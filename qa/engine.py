@@ -51,6 +51,10 @@ class EvidenceRequest:
     undecodable_reported  splits read by a check that reports undecodable files (their profile
                 says which: qa.profile_views); elsewhere the first one stops the run
     progress    whether to draw a progress bar on stderr
+    precision   the forward pass's precision, one of qa.precision.PRECISIONS, resolved for the
+                device (qa.precision.resolve)
+    rehash      hash every data file's content again instead of trusting the (path, size,
+                mtime) index
     """
 
     splits: dict[str, Split]
@@ -64,6 +68,8 @@ class EvidenceRequest:
     ladder: str = "auto"
     undecodable_reported: set[str] = field(default_factory=set)
     progress: bool = True
+    precision: str = "fp32"
+    rehash: bool = False
 
 
 def load_splits(specs: dict, views: list[View], class_names: list[str]) -> dict[str, Split]:
