@@ -29,6 +29,7 @@ from qa.inference import SEED, Split, resolve_device
 from qa.io import atomic_path, check_writable
 from qa.metrics.accuracy import confusion_matrix, predictions
 from qa.perturb import perturb_view
+from qa.precision import resolve as resolve_precision
 from qa.profile_views import decodability_checked
 from qa.report import write_reports
 from qa.result import RunReport, model_summary, now
@@ -51,6 +52,10 @@ class RunOptions:
     trust: bool = False  # allow checkpoint formats that run code from the file
     strict: bool = False  # a `warn` outcome fails the run
     progress: bool = True  # a progress bar on stderr
+    precision: str | None = None  # "fp32", "bf16" or "fp16"; None: the suite's defaults.precision
+    rehash: bool = (
+        False  # hash every data file again instead of trusting the (path, size, mtime) index
+    )
 
 
 def run_suite(
@@ -70,6 +75,7 @@ def run_suite(
     started, clock = now(), time.perf_counter()
     suite = load_suite(suite_path, baseline=options.baseline)
     device = resolve_device(options.device)
+    run_precision(suite, options, device)  # an fp16 run on the CPU fails before any loading
     candidate = load_any(checkpoint, suite.model, options.trust)
     baseline = _load_baseline(suite, options.trust) if suite.baseline else None
     models = {"candidate": candidate, "baseline": baseline}
@@ -89,7 +95,7 @@ def run_suite(
         duration=time.perf_counter() - clock,
         checkpoint=model_summary(evidence.model_facts["candidate"]),
         baseline=model_summary(evidence.model_facts["baseline"]),
-        environment=environment(device.type),
+        environment=environment(device.type, request.precision),
         outcomes=outcomes,
         overview=overview(evidence),
     )
@@ -109,7 +115,8 @@ def evidence_request(
 ) -> EvidenceRequest:
     """What the engine needs to compute `views` of the suite's data with `models`: the splits
     the views read, loaded and labelled in the candidate's classes, and the suite's defaults
-    (batch size, corruption ladder) and checks (which report undecodable files) it uses."""
+    (batch size, corruption ladder, precision: `options` override the first and last) and
+    checks (which report undecodable files) it uses."""
     ladder = suite.defaults.corruption_ladder
     return EvidenceRequest(
         splits=load_splits(suite.data.splits(), views, models["candidate"].class_names),
@@ -123,7 +130,15 @@ def evidence_request(
         ladder=ladder,
         undecodable_reported=decodability_checked(suite),
         progress=options.progress,
+        precision=run_precision(suite, options, device),
+        rehash=options.rehash,
     )
+
+
+def run_precision(suite: Suite, options: RunOptions, device: torch.device) -> str:
+    """The run's precision: `--precision`, else the suite's `defaults.precision`; InputError
+    (one line) when the device cannot run it (qa.precision.resolve: fp16 needs CUDA)."""
+    return resolve_precision(options.precision or suite.defaults.precision, device)
 
 
 def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
@@ -134,8 +149,9 @@ def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
         raise type(exc)(f"baseline {exc}") from None
 
 
-def environment(device: str) -> dict:
-    """The software and machine a run used, so a result can be reproduced."""
+def environment(device: str, precision: str) -> dict:
+    """The software and machine a run used, and the forward pass's precision, so a result can
+    be reproduced."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -143,6 +159,7 @@ def environment(device: str) -> dict:
         "qa": qa.__version__,
         "platform": platform.platform(),
         "device": device,
+        "precision": precision,
     }
 
 

@@ -38,6 +38,7 @@ from rich.text import Text
 
 from qa.errors import ExitCode, InputError, QAError, first_line
 from qa.io import check_writable, write_text_atomic
+from qa.precision import PRECISIONS
 from qa.report import (
     FORMATS,
     ReportWriteError,
@@ -64,12 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("checkpoint", help="checkpoint file (qa, state_dict, TorchScript, .pt2)")
     run.add_argument("--baseline", help="baseline checkpoint (overrides the suite's baseline:)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="forward pass: fp32, bf16, or fp16 on cuda only (default: the suite's precision)",
+    )
     run.add_argument("--batch-size", type=_positive, help="default: the suite's batch_size")
     run.add_argument("--workers", type=_non_negative, help="decoding workers (0 on cpu)")
     run.add_argument("--out", default="reports", help="report folder (default: reports)")
     run.add_argument("--no-cache", action="store_true", help="recompute every view")
     run.add_argument("--cache-dir", default=".qa-cache", help="default: .qa-cache")
     run.add_argument("--save-predictions", metavar="PATH", help="write ids, labels, logits (npz)")
+    run.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash every data file's content again instead of trusting the (path, size, mtime) index",
+    )
     run.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -190,6 +201,8 @@ def _gate(args):
         trust=args.trust_checkpoint,
         strict=args.strict,
         progress=not args.quiet,
+        precision=args.precision,
+        rehash=args.rehash,
     )
     return run_suite(args.suite, args.checkpoint, options)
 

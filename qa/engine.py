@@ -53,8 +53,10 @@ class EvidenceRequest:
     undecodable_reported  splits read by a check that reports undecodable files (their profile
                 says which: qa.profile_views); elsewhere the first one stops the run
     progress    whether to draw a progress bar on stderr
-    precision   fp32, bf16 or fp16 (qa.precision); part of every view's cache key
-    rehash      hash every data file again instead of trusting the (path, size, mtime) index
+    precision   the forward pass's precision, one of qa.precision.PRECISIONS, resolved for the
+                device (qa.precision.resolve); part of every logits view's cache key
+    rehash      hash every data file's content again instead of trusting the (path, size,
+                mtime) index
     group       the torch.distributed ranks sharing the passes (qa.distributed); SINGLE alone
     """
 

@@ -12,6 +12,8 @@
     baseline: checkpoints/baseline.pt      # optional; `qa run --baseline` overrides it
     defaults: {confidence: 0.95, batch_size: 256, interval: wilson}  # or clopper_pearson
                                            # corruption_ladder: auto, imagenet_c or cifar10_c
+                                           # precision: fp32 (default), bf16 or fp16 (CUDA);
+                                           #   `qa run --precision` overrides it
     checks:
       - kind: top1_accuracy                # a registered kind (`qa checks` lists them)
         name: overall accuracy             # optional, default: the kind
@@ -50,6 +52,8 @@ from qa.errors import InputError
 from qa.evidence import View
 from qa.metrics.intervals import DEFAULT_CONFIDENCE, DEFAULT_METHOD, INTERVAL_METHODS
 from qa.perturb import LADDERS
+from qa.precision import DEFAULT as DEFAULT_PRECISION
+from qa.precision import PRECISIONS
 from qa.preprocess import Preprocessing
 
 COMMON_KEYS = ("kind", "name", "severity", "slice")
@@ -142,6 +146,11 @@ class Defaults(_Strict):
     )
     corruption_ladder: Literal[LADDERS] = Field(
         "auto", description="corruption severities: auto (by image size), imagenet_c or cifar10_c"
+    )
+    precision: Literal[PRECISIONS] = Field(
+        DEFAULT_PRECISION,
+        description="forward-pass precision: fp32, bf16 (autocast, CUDA or CPU) or fp16 "
+        "(autocast, CUDA only); below fp32 with channels_last. `qa run --precision` overrides it",
     )
 
 

@@ -2,6 +2,7 @@
 and how one is chosen, the registry and its messages. Real photographs (scikit-learn's samples)
 at 64x64. tests/test_perturb_reference.py compares the corruptions with ImageNet-C and CIFAR-10-C."""
 
+import io
 import itertools
 
 import numpy as np
@@ -209,6 +210,37 @@ def test_pixelate_makes_each_block_the_plain_mean_of_its_pixels(photos):
         torch.nn.functional.avg_pool2d(photos, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
     )
     torch.testing.assert_close(out, blocks, atol=1e-6, rtol=0)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="this machine has no CUDA"),
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ladder", ["imagenet_c", "cifar10_c"])
+def test_jpeg_is_pils_codec_image_by_image_on_every_device(photos, device, ladder):
+    """JPEG round-trips through PIL on the CPU: on any device it equals encoding each image
+    alone with PIL at the ladder's quality, bit for bit, and comes back where it was."""
+    from PIL import Image
+
+    from qa.perturb.digital import JPEG_QUALITY
+
+    batch = photos.to(device)
+    out = apply("jpeg_compression", batch, 4, range(8), ladder=ladder)
+    assert out.device == batch.device and out.dtype == batch.dtype
+    expected = []
+    for image in photos:
+        pixels = np.rint(image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=JPEG_QUALITY[ladder][3])
+        expected.append(np.asarray(Image.open(buffer).convert("RGB")))
+    reference = torch.from_numpy(np.stack(expected)).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(out.cpu(), reference)
 
 
 def test_a_bad_ladder_is_refused_for_every_perturbation(photos):

@@ -202,6 +202,31 @@ def test_a_result_with_a_wrong_value_is_invalid(results, result_validator):
     assert not result_validator.is_valid({**doc, "checks": [check]})
 
 
+def test_the_precision_is_recorded_checked_and_optional_for_older_results(
+    results, result_validator, tmp_path
+):
+    doc = results["finished"]
+    assert (
+        doc["environment"]["precision"] == "fp32"
+        and "precision" not in results["error"]["environment"]
+    )
+    path = tmp_path / "result.json"
+    wrong = {**doc, "environment": {**doc["environment"], "precision": "fp8"}}
+    assert not result_validator.is_valid(wrong)
+    path.write_text(json.dumps(wrong))
+    with pytest.raises(
+        InputError, match=r"environment\.precision: expected 'fp32', 'bf16' or 'fp16'"
+    ):
+        json_report.load(path)
+    older = {
+        **doc,
+        "environment": {k: v for k, v in doc["environment"].items() if k != "precision"},
+    }
+    assert result_validator.is_valid(older)
+    path.write_text(json.dumps(older))
+    assert json_report.load(path) == older
+
+
 @pytest.mark.parametrize("which", ["suite", "result"])
 def test_qa_schema_prints_the_schema(capsys, which):
     assert main(["schema", which]) == 0

@@ -57,6 +57,14 @@ def _error(tmp_path, monkeypatch, text: str, **kwargs) -> str:
     return message
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_the_precision_is_fp32_unless_the_defaults_name_another(tmp_path, monkeypatch, precision):
+    plain = "name: r\ndata:\n  eval: d\n" + CHECK
+    assert _load(tmp_path, monkeypatch, plain).defaults.precision == "fp32"
+    chosen = f"name: r\ndata:\n  eval: d\ndefaults: {{precision: {precision}}}\n" + CHECK
+    assert _load(tmp_path, monkeypatch, chosen).defaults.precision == precision
+
+
 def test_a_good_suite_loads_typed(tmp_path, monkeypatch):
     suite = _load(tmp_path, monkeypatch, GOOD)
     assert suite.name == "release"
@@ -197,6 +205,14 @@ CHECK = "checks:\n  - kind: top1_accuracy\n    min: 0.5\n"
         (
             "name: r\ndata:\n  eval: d\ndefaults: {interval: wald}\n" + CHECK,
             "suite.yaml:4: defaults.interval: expected 'wilson' or 'clopper_pearson', found 'wald'",
+        ),
+        (
+            "name: r\ndata:\n  eval: d\ndefaults: {precision: fp8}\n" + CHECK,
+            "suite.yaml:4: defaults.precision: expected 'fp32', 'bf16' or 'fp16', found 'fp8'",
+        ),
+        (
+            "name: r\ndata:\n  eval: d\ndefaults: {precision: 16}\n" + CHECK,
+            "suite.yaml:4: defaults.precision: expected 'fp32', 'bf16' or 'fp16', found 16",
         ),
         (
             "name: r\nmodel:\n  arch: resnet18\n  arch_kwargs: {num_classes: 3}\n  class_names: [a, b]\ndata:\n  eval: d\n"

@@ -5,6 +5,11 @@ batch in [0, 1] (what `qa.preprocess.to_unit_tensor` makes, before the model's n
 `severity` is 1-5 and `rng` a `qa.perturb.common.SampleRandom` whose draws are made per sample.
 The result has the same shape, dtype and device, in [0, 1]. Call them through `apply`.
 
+Devices: every family but JPEG runs as torch ops on the images' device; JPEG round-trips
+through PIL on the CPU (qa.perturb.digital.jpeg_compression), so it is identical on every
+device. Only small per-sample parameter draws touch the CPU elsewhere (motion blur's angle
+and whole-pixel offsets, the geometric families' variant choice), never the image arithmetic.
+
 Determinism: every random draw for sample i comes from a generator seeded by a hash of
 (key_i, name, severity, seed), where key_i is a stable integer per sample (`sample_key` of its
 id), so a sample gets the same image whatever the batch it is in and wherever it sits there.

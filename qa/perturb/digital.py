@@ -95,7 +95,10 @@ def jpeg_compression(
     """Encode and decode as JPEG at a low quality (blocking and ringing), on 8-bit values.
 
     With PIL, as ImageNet-C: torchvision's jpeg rests on its image codecs, deprecated since
-    0.29 in favour of TorchCodec. JPEG is a CPU codec, so the batch visits the CPU.
+    0.29 in favour of TorchCodec, and a GPU codec (nvjpeg) would not match PIL's libjpeg bit
+    for bit. So the batch goes to the CPU as 8-bit pixels, each image is encoded and decoded
+    there, and the result comes back to the images' device and dtype: the same values on
+    every device (no tolerance to state), at the cost of one copy each way per batch.
     """
     import torch
     from PIL import Image

@@ -50,3 +50,10 @@ def decision(check: dict) -> str:
         return "—"
     value = (check.get("metrics") or {}).get(threshold["metric"])
     return f"{number(value)} {threshold['op']} {number(threshold['value'])}"
+
+
+def reduced_precision(doc: dict) -> str:
+    """The run's precision when below fp32 ("bf16", "fp16"), else "": reports name it beside the
+    verdict, as its logits differ from fp32's. Results that predate it were fp32."""
+    value = (doc.get("environment") or {}).get("precision") or "fp32"
+    return "" if value == "fp32" else printable(value)

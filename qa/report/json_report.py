@@ -15,7 +15,9 @@ added `error` and the error document; `load` reads versions 1 and 2):
                      "preprocessing", "temperature", "provenance" (plain-data summary: config,
                      metrics, versions, data_fingerprint {digest, n_files, ...})}
     baseline        the same for the baseline, or null
-    environment     {"python", "torch", "torchvision", "qa", "platform", "device"}
+    environment     {"python", "torch", "torchvision", "qa", "platform", "device", "precision"
+                    ("fp32" | "bf16" | "fp16", the forward pass's; absent from results written
+                    before it was recorded, which were fp32, and from error documents)}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
     error           null when the run finished; else {"kind": "input" | "internal", "message":
@@ -57,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import qa
 from qa.checks import STATUSES, Status
 from qa.errors import ExitCode, InputError
+from qa.precision import PRECISIONS
 from qa.result import RunReport, now
 from qa.suite_errors import dotted, found, problems
 
@@ -215,6 +218,11 @@ class _Overview(_Strict):
     n: int | None = None
 
 
+class _Environment(_Strict):
+    device: str | None = None
+    precision: Literal[PRECISIONS] | None = None  # absent before it was recorded: fp32
+
+
 class _Error(_Strict):
     kind: Literal["input", "internal"]
     message: str
@@ -232,7 +240,7 @@ class ResultDocument(_Strict):
     duration: float
     checkpoint: _Checkpoint
     baseline: _Baseline | None = None
-    environment: dict[str, Any] = {}
+    environment: _Environment = _Environment()
     overview: _Overview = _Overview()
     error: _Error | None = None
     summary: _Summary

@@ -11,7 +11,7 @@ cannot break the table.
 
 import re
 
-from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, printable
+from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, printable, reduced_precision
 
 # Markdown punctuation that can start a link, image, emphasis, code span, math or table cell.
 # An `_` between two letters or digits cannot (`per_class_recall` stays as written).
@@ -38,6 +38,7 @@ def render(doc: dict) -> str:
     s = doc["summary"]
     ckpt = doc["checkpoint"] or {}
     baseline = doc.get("baseline")
+    low = reduced_precision(doc)  # below fp32, the precision is named beside the run time
     counts = (
         f"{s['pass']} passed, {s['fail']} failed, {s['warn']} warned, {s['error']} errors"
         f", {s['skip']} skipped"
@@ -49,7 +50,8 @@ def render(doc: dict) -> str:
         f"{_code(ckpt.get('path'))}"
         + (f" (sha256 {_code(str(ckpt['sha256'])[:12])})" if ckpt.get("sha256") else "")
         + (f" against baseline {_code(baseline['path'])}" if baseline else "")
-        + f" · {_text(counts)} · {doc['duration']:.1f} s",
+        + f" · {_text(counts)} · {doc['duration']:.1f} s"
+        + (f" · {_text(low)}" if low else ""),
         "",
         "| status | check | deciding number | message |",
         "|---|---|---|---|",

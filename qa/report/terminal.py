@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qa.report.fmt import decision, number, printable
+from qa.report.fmt import decision, number, printable, reduced_precision
 
 NARROW = 110
 STYLES = {"pass": "green", "fail": "red", "warn": "yellow", "error": "magenta", "skip": "dim"}
@@ -61,14 +61,17 @@ def show(doc: dict, console: Console) -> None:
 
 
 def verdict_line(doc: dict) -> Text:
-    """One line: the verdict, the status counts, the exit code and the run time."""
+    """One line: the verdict, the status counts, the exit code, the run time and, below fp32,
+    the precision ("at bf16")."""
     counts = doc["summary"]
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)  # the JSON summary's order
     words = VERDICT_WORDS.get(doc["verdict"], doc["verdict"])
     if doc.get("error"):  # an error document: the run stopped before any gate was decided
         words = f"ERROR: the run stopped ({doc['error']['kind']} error)"
+    low = reduced_precision(doc)
+    at = f" at {low}" if low else ""
     return Text(
-        printable(f"{words} ({tally}) - exit {doc['exit_code']} in {doc['duration']:.1f}s"),
+        printable(f"{words} ({tally}) - exit {doc['exit_code']} in {doc['duration']:.1f}s{at}"),
         style=f"bold {STYLES.get(doc['verdict'], '')}",
     )
 
