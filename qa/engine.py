@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from qa import cache, profile_views
 from qa.checkpoint import LoadedModel
 from qa.data import content_fingerprint, labels_for, load_dataset
+from qa.distributed import SINGLE, Group
 from qa.errors import InputError
 from qa.evidence import Evidence, View, model_facts
 from qa.inference import SEED, Perturb, Split, default_workers, infer, infer_adversarial
@@ -51,6 +52,7 @@ class EvidenceRequest:
     undecodable_reported  splits read by a check that reports undecodable files (their profile
                 says which: qa.profile_views); elsewhere the first one stops the run
     progress    whether to draw a progress bar on stderr
+    group       the process group of a sharded run (qa.distributed); SINGLE in one process
     """
 
     splits: dict[str, Split]
@@ -64,6 +66,7 @@ class EvidenceRequest:
     ladder: str = "auto"
     undecodable_reported: set[str] = field(default_factory=set)
     progress: bool = True
+    group: Group = SINGLE
 
 
 def load_splits(specs: dict, views: list[View], class_names: list[str]) -> dict[str, Split]:

@@ -15,7 +15,8 @@ added `error` and the error document; `load` reads versions 1 and 2):
                      "preprocessing", "temperature", "provenance" (plain-data summary: config,
                      metrics, versions, data_fingerprint {digest, n_files, ...})}
     baseline        the same for the baseline, or null
-    environment     {"python", "torch", "torchvision", "qa", "platform", "device"}
+    environment     {"python", "torch", "torchvision", "qa", "platform", "device", "world_size"
+                     (processes of a sharded run, qa.distributed)}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
     error           null when the run finished; else {"kind": "input" | "internal", "message":
