@@ -21,6 +21,7 @@ import torchvision
 import qa
 from qa import cache
 from qa.checkpoint import LoadedModel
+from qa.distributed import SINGLE, Group
 from qa.engine import EvidenceRequest, build_evidence, load_splits
 from qa.errors import InputError
 from qa.evidence import CLEAN, Evidence, View
@@ -59,28 +60,28 @@ class RunOptions:
 
 
 def run_suite(
-    suite_path: str | Path, checkpoint: str | Path, options: RunOptions = RunOptions()
-) -> RunReport:
+    suite_path: str | Path,
+    checkpoint: str | Path,
+    options: RunOptions = RunOptions(),
+    group: Group = SINGLE,
+) -> RunReport | None:
     """Everything `qa run` does, as one call: load, plan, infer, check, decide, write reports.
 
     Returns the finished RunReport (its `exit_code` is what the CLI exits with); the report
     set (qa.report.write_reports) is written under `options.out` unless it is None. Both
     output paths are checked first, so that an unwritable one fails in a moment, not after
     inference.
+
+    In a sharded run (qa.distributed) every rank of `group` calls this: each loads the suite
+    and the models (an error on any rank stops every rank with the same error) and computes
+    its shard of the evidence; rank 0 checks, decides, writes and returns the RunReport, the
+    other ranks return None.
     """
-    if options.out is not None:
-        check_writable(options.out, "--out", folder=True)
-    if options.save_predictions_to is not None:
-        check_writable(options.save_predictions_to, "--save-predictions")
     started, clock = now(), time.perf_counter()
-    suite = load_suite(suite_path, baseline=options.baseline)
-    device = resolve_device(options.device)
-    run_precision(suite, options, device)  # an fp16 run on the CPU fails before any loading
-    candidate = load_any(checkpoint, suite.model, options.trust)
-    baseline = _load_baseline(suite, options.trust) if suite.baseline else None
-    models = {"candidate": candidate, "baseline": baseline}
-    request = evidence_request(suite, models, plan(suite), device, options)
+    suite, request = group.together(_prepare, suite_path, checkpoint, options, group)
     evidence = build_evidence(request)
+    if group.rank != 0:  # the engine gathered every shard's rows on rank 0 (None here)
+        return None
     outcomes = run_checks(suite, evidence)
     attach_thumbnails(outcomes, suite, {name: s.dataset.root for name, s in request.splits.items()})
     decision = verdict(outcomes, options.strict)
@@ -95,7 +96,7 @@ def run_suite(
         duration=time.perf_counter() - clock,
         checkpoint=model_summary(evidence.model_facts["candidate"]),
         baseline=model_summary(evidence.model_facts["baseline"]),
-        environment=environment(device.type, request.precision),
+        environment=environment(request.device.type, request.precision, group.world),
         outcomes=outcomes,
         overview=overview(evidence),
     )
@@ -106,17 +107,39 @@ def run_suite(
     return report
 
 
+def _prepare(
+    suite_path: str | Path, checkpoint: str | Path, options: RunOptions, group: Group
+) -> tuple[Suite, EvidenceRequest]:
+    """The suite and the engine's request: output paths checked (on rank 0, which alone
+    writes), suite and models loaded, views planned, splits scanned."""
+    if group.rank == 0 and options.out is not None:
+        check_writable(options.out, "--out", folder=True)
+    if group.rank == 0 and options.save_predictions_to is not None:
+        check_writable(options.save_predictions_to, "--save-predictions")
+    suite = load_suite(suite_path, baseline=options.baseline)
+    device = resolve_device(options.device)
+    if device.type == group.device.type:  # a sharded run on CUDA: this rank's GPU
+        device = group.device
+    run_precision(suite, options, device)  # an fp16 run on the CPU fails before any loading
+    candidate = load_any(checkpoint, suite.model, options.trust)
+    baseline = _load_baseline(suite, options.trust) if suite.baseline else None
+    models = {"candidate": candidate, "baseline": baseline}
+    return suite, evidence_request(suite, models, plan(suite), device, options, group)
+
+
 def evidence_request(
     suite: Suite,
     models: dict[str, LoadedModel | None],
     views: list[View],
     device: torch.device,
     options: RunOptions = RunOptions(),
+    group: Group = SINGLE,
 ) -> EvidenceRequest:
     """What the engine needs to compute `views` of the suite's data with `models`: the splits
     the views read, loaded and labelled in the candidate's classes, and the suite's defaults
     (batch size, corruption ladder, precision: `options` override the first and last) and
-    checks (which report undecodable files) it uses."""
+    checks (which report undecodable files) it uses. `group` is the sharded run's process
+    group (qa.distributed), SINGLE in one process."""
     ladder = suite.defaults.corruption_ladder
     return EvidenceRequest(
         splits=load_splits(suite.data.splits(), views, models["candidate"].class_names),
@@ -132,6 +155,7 @@ def evidence_request(
         progress=options.progress,
         precision=run_precision(suite, options, device),
         rehash=options.rehash,
+        group=group,
     )
 
 
@@ -149,9 +173,10 @@ def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
         raise type(exc)(f"baseline {exc}") from None
 
 
-def environment(device: str, precision: str) -> dict:
-    """The software and machine a run used, and the forward pass's precision, so a result can
-    be reproduced."""
+def environment(device: str, precision: str, world_size: int = 1) -> dict:
+    """The software and machine a run used, the forward pass's precision and the number of
+    processes of a sharded run (qa.distributed, 1 in one process): so a result can be
+    reproduced."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -160,6 +185,7 @@ def environment(device: str, precision: str) -> dict:
         "platform": platform.platform(),
         "device": device,
         "precision": precision,
+        "world_size": world_size,
     }
 
 

@@ -15,6 +15,10 @@
     qa calibrate CHECKPOINT --data DIR --out FILE
                                         fit a temperature on DIR; write a checkpoint carrying it
 
+Under torchrun (`torchrun --nproc-per-node K -m qa run ...`) every rank runs `qa run` on its
+shard of the data (qa.distributed): rank 0 prints and writes the reports, the other ranks
+print only errors of their own, prefixed "rank K: ", and every rank exits with rank 0's code.
+
 Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could not be evaluated,
 2 unusable input (one line `error: ...` on stderr), 3 internal error (a bug: one line asking
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
@@ -36,7 +40,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qa.errors import ExitCode, InputError, QAError, first_line
+from qa.errors import (
+    ExitCode,
+    InputError,
+    PeerError,
+    QAError,
+    RankError,
+    RankInputError,
+    first_line,
+)
 from qa.io import check_writable, write_text_atomic
 from qa.precision import PRECISIONS
 from qa.report import (
@@ -132,20 +144,29 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc)[0]
 
 
-def _fail(exc: Exception) -> tuple[int, str]:
+def _fail(exc: Exception, rank: int = 0) -> tuple[int, str]:
     """Print the one-line error for `exc`; return its exit code and that line (sans `error: `).
 
     InputError is bad input (2); anything else, a QAError without an input meaning too, is a
-    bug (3): one line asking for a report, the traceback only with QA_DEBUG=1.
+    bug (3): one line asking for a report, the traceback only with QA_DEBUG=1. A sharded run
+    (qa.distributed) adds two kinds: a peer lost (PeerError, 3, not a bug here) and an error
+    every rank raised together (RankInputError, RankError), printed by rank 0 alone; other
+    ranks prefix their own errors with "rank K: ".
     """
     if isinstance(exc, InputError):
         code, line = ExitCode.BAD_INPUT, first_line(exc)
+    elif isinstance(exc, PeerError):
+        code, line = exc.exit_code, first_line(exc)
     else:
         if os.environ.get("QA_DEBUG") == "1":
             traceback.print_exception(exc)
-        line = f"{BUG_REPORT}: {type(exc).__name__}: {first_line(exc)}"
+        shown = "" if isinstance(exc, RankError) else f"{type(exc).__name__}: "
+        line = f"{BUG_REPORT}: {shown}{first_line(exc)}"
         code = exc.exit_code if isinstance(exc, QAError) else ExitCode.INTERNAL
-    print(f"error: {line}", file=sys.stderr)
+    if rank == 0:
+        print(f"error: {line}", file=sys.stderr)
+    elif not isinstance(exc, RankInputError | RankError):
+        print(f"error: rank {rank}: {line}", file=sys.stderr)
     return int(code), line
 
 
@@ -162,32 +183,61 @@ def _calibrate(args) -> int:
 
 
 def _run(args) -> int:
-    check_writable(args.out, "--out", folder=True)  # else no report could say what went wrong
+    from qa.distributed import from_environment  # torch: imported only by this command
+
+    with from_environment(args.device) as group:
+        return _agree(group, _run_rank(args, group))
+
+
+def _run_rank(args, group) -> int:
+    """One rank's `qa run`; its exit code. Rank 0 (the only rank in one process) prints,
+    writes the reports and returns the verdict's code; the other ranks compute their shards
+    and print only errors of their own, prefixed "rank K: "."""
+    lead = group.rank == 0
+    try:  # else no report could say what went wrong
+        group.together(lambda: lead and check_writable(args.out, "--out", folder=True))
+    except Exception as exc:
+        return _fail(exc, group.rank)[0]
     started, clock = now(), time.perf_counter()
     try:
-        report = _gate(args)
+        report = _gate(args, group)
     except Exception as exc:  # exit 2 or 3: the reports describe the error, not an earlier run
-        code, line = _fail(exc)
-        doc = json_report.error_document(
-            args.suite,
-            args.checkpoint,
-            code,
-            line,
-            started=started,
-            duration=time.perf_counter() - clock,
-            strict=args.strict,
-            device=args.device,
-        )
-        _publish(doc, args.out)
+        code, line = _fail(exc, group.rank)
+        if lead:
+            doc = json_report.error_document(
+                args.suite,
+                args.checkpoint,
+                code,
+                line,
+                started=started,
+                duration=time.perf_counter() - clock,
+                strict=args.strict,
+                device=args.device,
+            )
+            _publish(doc, args.out)
         return code
+    if not lead:
+        return ExitCode.OK  # rank 0's code is every rank's (_agree)
     doc = json_report.to_dict(report)
     _show(doc, args.quiet)
     _publish(doc, args.out)
     return report.exit_code
 
 
-def _gate(args):
-    """The finished RunReport of `qa run` (the reports are written by the caller)."""
+def _agree(group, code: int) -> int:
+    """Rank 0's exit code, on every rank. A rank that can no longer reach rank 0 keeps its
+    own failing code, or fails with exit 3 (saying so) where it would have passed."""
+    try:
+        return int(group.broadcast(code))
+    except PeerError as exc:  # a peer died or hung after this rank finished its part
+        if code in (ExitCode.OK, ExitCode.GATE_FAILED):
+            return _fail(exc, group.rank)[0]
+        return code
+
+
+def _gate(args, group):
+    """The finished RunReport of `qa run` on rank 0, None on the other ranks (the reports are
+    written by the caller)."""
     from qa.application import RunOptions, run_suite  # torch: imported only by this command
 
     options = RunOptions(
@@ -200,11 +250,11 @@ def _gate(args):
         save_predictions_to=args.save_predictions,
         trust=args.trust_checkpoint,
         strict=args.strict,
-        progress=not args.quiet,
+        progress=not args.quiet and group.rank == 0,
         precision=args.precision,
         rehash=args.rehash,
     )
-    return run_suite(args.suite, args.checkpoint, options)
+    return run_suite(args.suite, args.checkpoint, options, group)
 
 
 def _show(doc: dict, quiet: bool) -> None:

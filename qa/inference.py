@@ -26,6 +26,7 @@ from qa.checkpoint import LoadedModel
 from qa.data import Dataset, Sample
 from qa.errors import InputError
 from qa.evidence import View
+from qa.precision import autocast, prepare, to_input
 from qa.preprocess import decode_bytes, normalize, to_unit_tensor
 
 SEED = 0
@@ -113,13 +114,14 @@ def run_pass(
     or decoded.
     """
     ids = split.dataset.ids
+    device, precision = settings["device"], settings.get("precision", "fp32")
     norms = {id(m): normalize(m.preprocessing) for t in transforms for m, _ in t.outputs}
     for t in transforms:
         for model, _ in t.outputs:
-            model.module.to(settings["device"])
+            prepare(model.module, device, precision)
     digests: list[str] = []
     first = transforms[0].outputs[0][0]
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for images, index, batch_digests in _batches(split, rows, first.preprocessing, settings):
             digests.extend(batch_digests)
             batch_ids = [ids[i] for i in index.tolist()]
@@ -152,7 +154,7 @@ def _batches(split: Split, rows: range, preprocessing: dict, settings: dict):
             if problem.startswith(str(sample.path)):  # already a whole line from read_bytes
                 raise InputError(problem)
             raise InputError(f"{sample.path}: cannot decode the image ({problem})")
-        yield images.to(device, non_blocking=True), index, list(digests)
+        yield to_input(images, device, settings.get("precision", "fp32")), index, list(digests)
 
 
 def infer(
@@ -200,7 +202,8 @@ def infer_adversarial(
     so this pass runs outside inference_mode with the parameters' requires_grad switched off
     (no parameter gradient is built or accumulated), restored afterwards. PGD's random start
     comes from one generator seeded with SEED, so its draws depend on the batch size: the
-    engine keys the cache on it.
+    engine keys the cache on it. Attacks run in float32 whatever the run's precision: at fp16
+    input gradients can underflow to zero, which would weaken the attack and flatter the model.
     """
     device = settings["device"]
     module, norm = model.module.to(device), normalize(model.preprocessing)

@@ -14,11 +14,11 @@ from helpers import (
 )
 
 from qa.application import RunOptions, run_suite
-from qa.passes import view_key
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
 from qa.formats import load_any
 from qa.inference import SEED
+from qa.passes import view_key
 from qa.perturb import perturb_view
 from qa.preprocess import load_rgb, make_preprocessing, normalize, to_unit_tensor
 from qa.suite import load_suite

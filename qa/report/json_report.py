@@ -17,7 +17,8 @@ added `error` and the error document; `load` reads versions 1 and 2):
     baseline        the same for the baseline, or null
     environment     {"python", "torch", "torchvision", "qa", "platform", "device", "precision"
                     ("fp32" | "bf16" | "fp16", the forward pass's; absent from results written
-                    before it was recorded, which were fp32, and from error documents)}
+                    before it was recorded, which were fp32, and from error documents),
+                    "world_size" (processes of a sharded run, qa.distributed)}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
     error           null when the run finished; else {"kind": "input" | "internal", "message":
