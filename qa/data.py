@@ -5,8 +5,6 @@ check can tell, from the checkpoint alone, whether an eval image was seen in tra
 """
 
 import hashlib
-import io
-import math
 import os
 import stat
 from dataclasses import dataclass
@@ -14,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qa import bloom, shards
 from qa.errors import InputError
-from qa.preprocess import decode_rgb
+from qa.preprocess import decode_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 # Up to this many files the fingerprint keeps every hash (32 bytes each); beyond, a Bloom filter.
@@ -25,10 +24,44 @@ BLOOM_FALSE_POSITIVE_RATE = 1e-6
 
 @dataclass(frozen=True)
 class Sample:
-    """One image on disk and the index of its class."""
+    """One image and the index of its class: a file at `path`, or the member of the tar shard
+    at `path` named `name` whose data are the `member` (offset, size) bytes of that file."""
 
     path: Path
     label: int
+    member: tuple[int, int] | None = None
+    name: str = ""
+
+    @property
+    def where(self) -> str:
+        """The sample for messages: the file's path, or `shard:member`."""
+        return f"{self.path}:{self.name}" if self.member is not None else str(self.path)
+
+
+def read_bytes(sample: Sample) -> bytes:
+    """The encoded image of `sample`: the one place qa reads an image's bytes.
+
+    Raises InputError, one line naming the sample, when they cannot be read in full.
+    """
+    try:
+        if sample.member is None:
+            return sample.path.read_bytes()
+        offset, size = sample.member
+        with open(sample.path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except OSError as exc:
+        raise InputError(f"{sample.where}: cannot read ({exc.strerror or exc})") from exc
+    if len(data) != size:
+        raise InputError(
+            f"{sample.where}: cannot read (the shard ends after {len(data)} of {size} bytes)"
+        )
+    return data
+
+
+def read_rgb(sample: Sample) -> np.ndarray:
+    """`sample` decoded as inference decodes it (qa.preprocess.decode_bytes)."""
+    return decode_bytes(read_bytes(sample))
 
 
 def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
@@ -147,14 +180,11 @@ def sha256_bytes(data: bytes) -> str:
 def image_problem(data: bytes) -> str | None:
     """Return why these bytes are not an image qa can use, or None when they decode.
 
-    Decoded as inference decodes them (qa.preprocess.decode_rgb), so a file accepted here
+    Decoded as inference decodes them (qa.preprocess.decode_bytes), so a file accepted here
     cannot fail, or decode differently, later.
     """
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            decode_rgb(img)
+        decode_bytes(data)
     except Exception as exc:  # PIL raises many types for bad files; all mean "unreadable"
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -176,7 +206,7 @@ def fingerprint_from_hashes(hashes: list[str]) -> dict:
         fp["hashes"] = raw.reshape(-1, 32).copy()
     else:
         fp["kind"] = "bloom"
-        fp.update(_bloom_build(raw.reshape(-1, 32)))
+        fp.update(bloom.build(raw.reshape(-1, 32), BLOOM_FALSE_POSITIVE_RATE))
     return fp
 
 
@@ -192,36 +222,16 @@ def fingerprint_contains(fp: dict, sha256_hex: str) -> bool:
         hashes = np.asarray(fp["hashes"], dtype=np.uint8)
         return bool((hashes == key).all(axis=1).any())
     bits = np.asarray(fp["bits"], dtype=np.uint8)
-    positions = _bloom_positions(key[None, :], int(fp["n_bits"]), int(fp["n_hashes"]))[0]
+    positions = bloom.positions(key[None, :], int(fp["n_bits"]), int(fp["n_hashes"]))[0]
     return bool(all(bits[p >> 3] & (1 << (p & 7)) for p in positions))
-
-
-# A Bloom filter is a dozen lines; no maintained library provides one we could depend on.
-def _bloom_build(keys: np.ndarray) -> dict:
-    n = len(keys)
-    n_bits = max(8, math.ceil(-n * math.log(BLOOM_FALSE_POSITIVE_RATE) / math.log(2) ** 2))
-    n_hashes = max(1, round(n_bits / n * math.log(2)))
-    bits = np.zeros((n_bits + 7) // 8, dtype=np.uint8)
-    positions = _bloom_positions(keys, n_bits, n_hashes).ravel()
-    np.bitwise_or.at(bits, positions >> 3, (1 << (positions & 7)).astype(np.uint8))
-    return {"bits": bits, "n_bits": n_bits, "n_hashes": n_hashes}
-
-
-def _bloom_positions(keys: np.ndarray, n_bits: int, n_hashes: int) -> np.ndarray:
-    # Double hashing (Kirsch-Mitzenmacher): the sha256 bytes are already uniform.
-    words = keys[:, :16].copy().view(np.uint64).astype(np.uint64)
-    h1, h2 = words[:, 0], words[:, 1] | np.uint64(1)
-    i = np.arange(n_hashes, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        return ((h1[:, None] + i[None, :] * h2[:, None]) % np.uint64(n_bits)).astype(np.int64)
 
 
 @dataclass
 class Dataset:
     """One split of a suite's data: samples in a fixed order, stable ids, per-sample metadata.
 
-    `ids` are paths relative to the data root (the folder, or the manifest's `root`), so they
-    survive moving the data; `metadata` holds a manifest's extra columns, usable as slices.
+    `ids` are paths relative to the data root (the folder, or the manifest's `root`), or tar
+    members' names (qa.shards), so they survive moving the data; `metadata` holds a manifest's extra columns, usable as slices.
     """
 
     source: str
@@ -246,9 +256,16 @@ def subset_dataset(dataset: Dataset, keep: np.ndarray) -> Dataset:
 
 
 def load_dataset(spec) -> Dataset:
-    """The Dataset a suite data source describes: `{path: DIR}` or `{manifest: CSV, root: DIR}`."""
+    """The Dataset a suite data source describes: `{path: DIR}`, `{manifest: CSV, root: DIR}`
+    or `{shards: PATTERN}` (qa.shards; ids are member names, root the shards' folder)."""
     if spec.manifest is not None:
         return read_manifest(spec.manifest, spec.root)
+    pattern = getattr(spec, "shards", None)  # a spec written before shards existed has none
+    if pattern is not None:
+        classes, rows = shards.scan_shards(pattern, IMAGE_EXTENSIONS)
+        samples = [Sample(Path(p), label, (at, size), name) for p, name, at, size, label in rows]
+        ids = [s.name for s in samples]
+        return Dataset(pattern, Path(pattern).parent, classes, samples, ids, {})
     classes, samples = scan_image_folder(spec.path)
     root = Path(spec.path)
     ids = [s.path.relative_to(root).as_posix() for s in samples]
@@ -347,23 +364,13 @@ def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row:
     return rel, cells["label"], meta, os.path.realpath(root / rel)
 
 
-def content_fingerprint(dataset: Dataset) -> str:
-    """sha256 over every sample's id and file bytes, in order: the data part of cache keys.
+def content_fingerprint(dataset: Dataset, cache_dir=None, rehash: bool = False) -> str:
+    """sha256 over every sample's id and the sha256 of its bytes, in order: the data part of
+    cache keys. With `cache_dir`, files unchanged since they were last hashed are not read
+    (qa.data_index, where this is implemented; `rehash` reads every file again)."""
+    from qa import data_index  # it builds on this module, so it cannot be imported first
 
-    Content, not size and mtime, so that changing one image (even to the same size, with its
-    mtime restored) recomputes. Reading the files costs little next to decoding them, and the
-    page cache then serves the decoding pass.
-    """
-    h = hashlib.sha256()
-    # A plain loop: measured 3-7x faster than a thread pool on small image files, where the
-    # per-task overhead outweighs the hashing that a pool would overlap.
-    for sample_id, sample in zip(dataset.ids, dataset.samples, strict=True):
-        try:
-            digest = hashlib.sha256(sample.path.read_bytes()).digest()
-        except OSError as exc:
-            raise InputError(f"{sample.path}: cannot read ({exc.strerror})") from None
-        h.update(sample_id.encode() + b"\0" + digest)
-    return h.hexdigest()
+    return data_index.content_fingerprint(dataset, cache_dir, rehash)
 
 
 def labels_for(dataset: Dataset, class_names: list[str]) -> np.ndarray:
