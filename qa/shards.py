@@ -79,6 +79,12 @@ def scan_shards(
         paths = expand(pattern)
     except ValueError as exc:
         raise InputError(f"shards: {exc}") from None
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:  # before reading any: a missing shard is named however many come first
+        raise InputError(
+            f"{missing[0]}: shard not found ({len(missing)} of the {len(paths)} shards "
+            f"of {pattern} missing)"
+        )
     images = {e.lstrip(".").lower() for e in image_extensions}
     found: dict[str, tuple] = {}  # key -> (shard, image name, offset, size, label)
     for path in paths:
