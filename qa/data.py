@@ -7,12 +7,13 @@ check can tell, from the checkpoint alone, whether an eval image was seen in tra
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qa import bloom, shards
+from qa import bloom, data_index, shards
 from qa.errors import InputError
 from qa.preprocess import decode_bytes
 
@@ -366,11 +367,16 @@ def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row:
 
 def content_fingerprint(dataset: Dataset, cache_dir=None, rehash: bool = False) -> str:
     """sha256 over every sample's id and the sha256 of its bytes, in order: the data part of
-    cache keys. With `cache_dir`, files unchanged since they were last hashed are not read
-    (qa.data_index, where this is implemented; `rehash` reads every file again)."""
-    from qa import data_index  # it builds on this module, so it cannot be imported first
-
-    return data_index.content_fingerprint(dataset, cache_dir, rehash)
+    cache keys. Only the samples the index under `cache_dir` does not vouch for are read
+    (qa.data_index); with `cache_dir` None or `rehash`, every one."""
+    since = time.time_ns()
+    digests = data_index.known_digests(dataset, cache_dir, rehash)
+    unknown = [i for i, d in enumerate(digests) if d is None]
+    for i in unknown:
+        digests[i] = sha256_bytes(read_bytes(dataset.samples[i]))
+    if unknown:
+        data_index.remember(dataset, digests, cache_dir, since_ns=since)
+    return data_index.fingerprint(dataset, digests)
 
 
 def labels_for(dataset: Dataset, class_names: list[str]) -> np.ndarray:

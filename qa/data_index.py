@@ -1,6 +1,6 @@
-"""The content fingerprint of a split, and the index that spares re-reading unchanged files.
+"""The index that spares re-reading unchanged files when fingerprinting a split's content.
 
-The fingerprint (the data part of every cache key) is the sha256 over each sample's id and the
+The fingerprint (qa.data.content_fingerprint) (the data part of every cache key) is the sha256 over each sample's id and the
 sha256 of its bytes, in order. Hashing 50,000 files on every run would cost a sizeable share
 of decoding them, so the digests are kept in an index under the cache folder,
 `<cache_dir>/index/<sha256 of the container>.json`: for files, one index per dataset root,
@@ -24,9 +24,12 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qa import data
 from qa.io import write_text_atomic
+
+if TYPE_CHECKING:  # qa.data builds its content_fingerprint on this module
+    from qa.data import Dataset
 
 INDEX_FORMAT = 1
 SHA256_HEX = re.compile("[0-9a-f]{64}")
@@ -34,7 +37,7 @@ SETTLE_NS = 2_000_000_000  # covers FAT's 2 s mtimes and a little clock skew on 
 _IMPORTED_NS = time.time_ns()  # before a run reads anything: the safe default of `since_ns`
 
 
-def fingerprint(dataset: data.Dataset, digests: list[str]) -> str:
+def fingerprint(dataset: "Dataset", digests: list[str]) -> str:
     """The content fingerprint from each sample's sha256 hex digest, in dataset order."""
     h = hashlib.sha256()
     for sample_id, digest in zip(dataset.ids, digests, strict=True):
@@ -42,21 +45,7 @@ def fingerprint(dataset: data.Dataset, digests: list[str]) -> str:
     return h.hexdigest()
 
 
-def content_fingerprint(dataset: data.Dataset, cache_dir=None, rehash: bool = False) -> str:
-    """The content fingerprint of `dataset`, reading (qa.data.read_bytes) only the samples the
-    index under `cache_dir` does not vouch for; with `cache_dir` None or `rehash`, every one.
-    InputError, one line naming it, for a sample that cannot be read."""
-    since = time.time_ns()
-    digests = known_digests(dataset, cache_dir, rehash)
-    unknown = [i for i, d in enumerate(digests) if d is None]
-    for i in unknown:
-        digests[i] = hashlib.sha256(data.read_bytes(dataset.samples[i])).hexdigest()
-    if unknown:
-        remember(dataset, digests, cache_dir, since_ns=since)
-    return fingerprint(dataset, digests)
-
-
-def known_digests(dataset: data.Dataset, cache_dir, rehash: bool = False) -> list[str | None]:
+def known_digests(dataset: "Dataset", cache_dir, rehash: bool = False) -> list[str | None]:
     """Per sample, its sha256 hex digest from the index when its file (or shard) is unchanged
     since, else None; all None with `rehash` or no `cache_dir`. Reads no image: stats only."""
     if cache_dir is None or rehash:
@@ -75,7 +64,7 @@ def known_digests(dataset: data.Dataset, cache_dir, rehash: bool = False) -> lis
 
 
 def remember(
-    dataset: data.Dataset, digests: list[str | None], cache_dir, since_ns: int | None = None
+    dataset: "Dataset", digests: list[str | None], cache_dir, since_ns: int | None = None
 ) -> None:
     """Store the samples' sha256 hex digests in the index under `cache_dir`, beside what is
     there (None entries are skipped).
@@ -105,7 +94,7 @@ def remember(
             return
 
 
-def _places(dataset: data.Dataset) -> list[tuple[str, str, str]]:
+def _places(dataset: "Dataset") -> list[tuple[str, str, str]]:
     """Per sample: its index's name, its key in that index, and the file whose stat vouches."""
     root = _name(os.path.abspath(dataset.root))
     places = []
