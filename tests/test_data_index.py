@@ -132,3 +132,20 @@ def test_only_stats_decide_what_is_known(tiny_digits, tmp_path, settled, monkeyp
     monkeypatch.setattr(data, "read_bytes", lambda sample: pytest.fail("read an image"))
     assert None not in data_index.known_digests(dataset, cache)
     assert data_index.known_digests(dataset, cache, rehash=True) == [None] * len(dataset.ids)
+
+
+def test_a_cached_profile_is_found_without_reading_an_image(tiny_digits, tmp_path, reads, settled):
+    import numpy as np
+
+    from qa import profile_views
+    from qa.inference import Split
+    from qa.profile import PROFILE_EVAL
+
+    cache = tmp_path / "cache"
+    dataset = load_dataset(DataSpec(path=str(tiny_digits / "val")))
+    labels = np.array([s.label for s in dataset.samples])
+    first = profile_views.compute_profiles([PROFILE_EVAL], {"eval": Split(dataset, labels)}, cache)
+    assert len(reads) == 2 * len(dataset.ids)  # the fingerprint, then the profile
+    reads.clear()
+    again = profile_views.compute_profiles([PROFILE_EVAL], {"eval": Split(dataset, labels)}, cache)
+    assert again["eval"].equals(first["eval"]) and reads == []
