@@ -60,11 +60,6 @@ def read_bytes(sample: Sample) -> bytes:
     return data
 
 
-def read_rgb(sample: Sample) -> np.ndarray:
-    """`sample` decoded as inference decodes it (qa.preprocess.decode_bytes)."""
-    return decode_bytes(read_bytes(sample))
-
-
 def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
     """List an ImageFolder tree (`root/<class>/<image>`): class names sorted, samples sorted.
 
@@ -232,7 +227,8 @@ class Dataset:
     """One split of a suite's data: samples in a fixed order, stable ids, per-sample metadata.
 
     `ids` are paths relative to the data root (the folder, or the manifest's `root`), or tar
-    members' names (qa.shards), so they survive moving the data; `metadata` holds a manifest's extra columns, usable as slices.
+    members' names (qa.shards), so they survive moving the data; `metadata` holds a
+    manifest's extra columns, usable as slices.
     """
 
     source: str
@@ -265,7 +261,7 @@ def load_dataset(spec) -> Dataset:
     if pattern is not None:
         classes, rows = shards.scan_shards(pattern, IMAGE_EXTENSIONS)
         samples = [Sample(Path(p), label, (at, size), name) for p, name, at, size, label in rows]
-        ids = [s.name for s in samples]
+        ids = [s.name for s in samples]  # the image members' names
         return Dataset(pattern, Path(pattern).parent, classes, samples, ids, {})
     classes, samples = scan_image_folder(spec.path)
     root = Path(spec.path)

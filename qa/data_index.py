@@ -1,14 +1,15 @@
 """The index that spares re-reading unchanged files when fingerprinting a split's content.
 
-The fingerprint (qa.data.content_fingerprint) (the data part of every cache key) is the sha256 over each sample's id and the
-sha256 of its bytes, in order. Hashing 50,000 files on every run would cost a sizeable share
-of decoding them, so the digests are kept in an index under the cache folder,
-`<cache_dir>/index/<sha256 of the container>.json`: for files, one index per dataset root,
-mapping each file's absolute path to its (size, mtime_ns, ctime_ns, sha256); for tar shards,
-one index per shard, mapping each member's name to the shard's (size, mtime_ns, ctime_ns)
-and the member's sha256. A digest is used only while that stat still matches, so a run over
-unchanged data stats its files and reads none. ctime is part of the match because no user
-tool sets it: restoring a file's mtime after editing it still changes its ctime.
+The fingerprint (qa.data.content_fingerprint, the data part of every cache key) is the sha256
+over each sample's id and the sha256 of its bytes, in order. Hashing 50,000 files on every
+run would cost a sizeable share of decoding them, so the digests are kept in an index under
+the cache folder, `<cache_dir>/index/<sha256 of the container>.json`: for files, one index
+per dataset root, mapping each file's absolute path to its (size, mtime_ns, ctime_ns,
+sha256); for tar shards, one index per shard, mapping each member's name to the shard's
+(size, mtime_ns, ctime_ns) and the member's sha256. A digest is used only while that stat
+still matches, so a run over unchanged data stats its files and reads none. ctime is part of
+the match because no user tool sets it: restoring a file's mtime after editing it still
+changes its ctime.
 
 A digest is remembered only for a file last changed at least SETTLE_NS before its bytes were
 read (`since_ns`), so an edit landing in the same timestamp tick as the read, or on a file

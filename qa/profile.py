@@ -3,8 +3,9 @@
 A profile is computed once per split (planned as a view, which the engine caches) by reading
 each file exactly once (qa.data.read_bytes: a file or a tar shard's member alike): its bytes
 give the sha256, its header size and mode, and its pixels, decoded as inference decodes them
-(qa.preprocess.decode_rgb), give statistics and a perceptual hash. A file that cannot be read or decoded is a row with `decodes` false and the
-reason in `error`: a finding for the checks, never a crash here.
+(qa.preprocess.decode_rgb), give statistics and a perceptual hash. A file that cannot be read
+or decoded is a row with `decodes` false and the reason in `error`: a finding for the checks,
+never a crash here.
 """
 
 import dataclasses

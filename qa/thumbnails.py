@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qa import data
 from qa.data import Dataset, Sample
-from qa.preprocess import rgb8
+from qa.preprocess import decode_bytes, rgb8
 
 MAX_THUMBNAILS = 8
 SIZE = 64
@@ -19,15 +19,15 @@ SIZE = 64
 
 def thumbnail_uri(sample: Sample | str | Path, size: int = SIZE) -> str | None:
     """A PNG data URI of `sample` (or the image file at a path), at most `size` pixels a side;
-    None if it does not decode. The pixels are those inference sees (qa.data.read_rgb). Small
-    images are enlarged by an integer factor with nearest-neighbour (so pixels stay crisp);
-    large ones are shrunk with a Lanczos filter."""
+    None if it does not decode. The pixels are those inference sees (qa.preprocess.decode_bytes).
+    Small images are enlarged by an integer factor with nearest-neighbour (so pixels stay
+    crisp); large ones are shrunk with a Lanczos filter."""
     from PIL import Image
 
     if not isinstance(sample, Sample):
         sample = Sample(Path(sample), 0)
     try:
-        img = rgb8(data.read_rgb(sample))
+        img = rgb8(decode_bytes(data.read_bytes(sample)))
     except Exception:  # PIL raises many types for a bad file; it just gets no thumbnail
         return None
     longest = max(img.size)
