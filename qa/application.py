@@ -83,7 +83,7 @@ def run_suite(
     if group.rank != 0:  # the engine gathered every shard's rows on rank 0 (None here)
         return None
     outcomes = run_checks(suite, evidence)
-    attach_thumbnails(outcomes, suite, {name: s.dataset.root for name, s in request.splits.items()})
+    attach_thumbnails(outcomes, suite, {name: s.dataset for name, s in request.splits.items()})
     decision = verdict(outcomes, options.strict)
     report = RunReport(
         suite_name=suite.name,

@@ -5,17 +5,17 @@ check can tell, from the checkpoint alone, whether an eval image was seen in tra
 """
 
 import hashlib
-import io
-import math
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qa import bloom, data_index, shards
 from qa.errors import InputError
-from qa.preprocess import decode_rgb
+from qa.preprocess import decode_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 # Up to this many files the fingerprint keeps every hash (32 bytes each); beyond, a Bloom filter.
@@ -25,10 +25,39 @@ BLOOM_FALSE_POSITIVE_RATE = 1e-6
 
 @dataclass(frozen=True)
 class Sample:
-    """One image on disk and the index of its class."""
+    """One image and the index of its class: a file at `path`, or the member of the tar shard
+    at `path` named `name` whose data are the `member` (offset, size) bytes of that file."""
 
     path: Path
     label: int
+    member: tuple[int, int] | None = None
+    name: str = ""
+
+    @property
+    def where(self) -> str:
+        """The sample for messages: the file's path, or `shard:member`."""
+        return f"{self.path}:{self.name}" if self.member is not None else str(self.path)
+
+
+def read_bytes(sample: Sample) -> bytes:
+    """The encoded image of `sample`: the one place qa reads an image's bytes.
+
+    Raises InputError, one line naming the sample, when they cannot be read in full.
+    """
+    try:
+        if sample.member is None:
+            return sample.path.read_bytes()
+        offset, size = sample.member
+        with open(sample.path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except OSError as exc:
+        raise InputError(f"{sample.where}: cannot read ({exc.strerror or exc})") from exc
+    if len(data) != size:
+        raise InputError(
+            f"{sample.where}: cannot read (the shard ends after {len(data)} of {size} bytes)"
+        )
+    return data
 
 
 def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
@@ -139,14 +168,6 @@ def _claim(seen: dict[str, Path], real: str, path: Path) -> None:
         )
 
 
-def read_bytes(sample: Sample) -> bytes:
-    """The bytes of one sample's image file; InputError naming it when it cannot be read."""
-    try:
-        return Path(sample.path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{sample.path}: cannot read ({exc.strerror})") from None
-
-
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of raw file bytes: the identity of an image for duplicate and leak checks."""
     return hashlib.sha256(data).hexdigest()
@@ -155,14 +176,11 @@ def sha256_bytes(data: bytes) -> str:
 def image_problem(data: bytes) -> str | None:
     """Return why these bytes are not an image qa can use, or None when they decode.
 
-    Decoded as inference decodes them (qa.preprocess.decode_rgb), so a file accepted here
+    Decoded as inference decodes them (qa.preprocess.decode_bytes), so a file accepted here
     cannot fail, or decode differently, later.
     """
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            decode_rgb(img)
+        decode_bytes(data)
     except Exception as exc:  # PIL raises many types for bad files; all mean "unreadable"
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -184,7 +202,7 @@ def fingerprint_from_hashes(hashes: list[str]) -> dict:
         fp["hashes"] = raw.reshape(-1, 32).copy()
     else:
         fp["kind"] = "bloom"
-        fp.update(_bloom_build(raw.reshape(-1, 32)))
+        fp.update(bloom.build(raw.reshape(-1, 32), BLOOM_FALSE_POSITIVE_RATE))
     return fp
 
 
@@ -200,36 +218,17 @@ def fingerprint_contains(fp: dict, sha256_hex: str) -> bool:
         hashes = np.asarray(fp["hashes"], dtype=np.uint8)
         return bool((hashes == key).all(axis=1).any())
     bits = np.asarray(fp["bits"], dtype=np.uint8)
-    positions = _bloom_positions(key[None, :], int(fp["n_bits"]), int(fp["n_hashes"]))[0]
+    positions = bloom.positions(key[None, :], int(fp["n_bits"]), int(fp["n_hashes"]))[0]
     return bool(all(bits[p >> 3] & (1 << (p & 7)) for p in positions))
-
-
-# A Bloom filter is a dozen lines; no maintained library provides one we could depend on.
-def _bloom_build(keys: np.ndarray) -> dict:
-    n = len(keys)
-    n_bits = max(8, math.ceil(-n * math.log(BLOOM_FALSE_POSITIVE_RATE) / math.log(2) ** 2))
-    n_hashes = max(1, round(n_bits / n * math.log(2)))
-    bits = np.zeros((n_bits + 7) // 8, dtype=np.uint8)
-    positions = _bloom_positions(keys, n_bits, n_hashes).ravel()
-    np.bitwise_or.at(bits, positions >> 3, (1 << (positions & 7)).astype(np.uint8))
-    return {"bits": bits, "n_bits": n_bits, "n_hashes": n_hashes}
-
-
-def _bloom_positions(keys: np.ndarray, n_bits: int, n_hashes: int) -> np.ndarray:
-    # Double hashing (Kirsch-Mitzenmacher): the sha256 bytes are already uniform.
-    words = keys[:, :16].copy().view(np.uint64).astype(np.uint64)
-    h1, h2 = words[:, 0], words[:, 1] | np.uint64(1)
-    i = np.arange(n_hashes, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        return ((h1[:, None] + i[None, :] * h2[:, None]) % np.uint64(n_bits)).astype(np.int64)
 
 
 @dataclass
 class Dataset:
     """One split of a suite's data: samples in a fixed order, stable ids, per-sample metadata.
 
-    `ids` are paths relative to the data root (the folder, or the manifest's `root`), so they
-    survive moving the data; `metadata` holds a manifest's extra columns, usable as slices.
+    `ids` are paths relative to the data root (the folder, or the manifest's `root`), or tar
+    members' names (qa.shards), so they survive moving the data; `metadata` holds a
+    manifest's extra columns, usable as slices.
     """
 
     source: str
@@ -254,9 +253,16 @@ def subset_dataset(dataset: Dataset, keep: np.ndarray) -> Dataset:
 
 
 def load_dataset(spec) -> Dataset:
-    """The Dataset a suite data source describes: `{path: DIR}` or `{manifest: CSV, root: DIR}`."""
+    """The Dataset a suite data source describes: `{path: DIR}`, `{manifest: CSV, root: DIR}`
+    or `{shards: PATTERN}` (qa.shards; ids are member names, root the shards' folder)."""
     if spec.manifest is not None:
         return read_manifest(spec.manifest, spec.root)
+    pattern = getattr(spec, "shards", None)  # a spec written before shards existed has none
+    if pattern is not None:
+        classes, rows = shards.scan_shards(pattern, IMAGE_EXTENSIONS)
+        samples = [Sample(Path(p), label, (at, size), name) for p, name, at, size, label in rows]
+        ids = [s.name for s in samples]  # the image members' names
+        return Dataset(pattern, Path(pattern).parent, classes, samples, ids, {})
     classes, samples = scan_image_folder(spec.path)
     root = Path(spec.path)
     ids = [s.path.relative_to(root).as_posix() for s in samples]
@@ -355,23 +361,18 @@ def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row:
     return rel, cells["label"], meta, os.path.realpath(root / rel)
 
 
-def content_fingerprint(dataset: Dataset) -> str:
-    """sha256 over every sample's id and file bytes, in order: the data part of cache keys.
-
-    Content, not size and mtime, so that changing one image (even to the same size, with its
-    mtime restored) recomputes. Reading the files costs little next to decoding them, and the
-    page cache then serves the decoding pass.
-    """
-    h = hashlib.sha256()
-    # A plain loop: measured 3-7x faster than a thread pool on small image files, where the
-    # per-task overhead outweighs the hashing that a pool would overlap.
-    for sample_id, sample in zip(dataset.ids, dataset.samples, strict=True):
-        try:
-            digest = hashlib.sha256(sample.path.read_bytes()).digest()
-        except OSError as exc:
-            raise InputError(f"{sample.path}: cannot read ({exc.strerror})") from None
-        h.update(sample_id.encode() + b"\0" + digest)
-    return h.hexdigest()
+def content_fingerprint(dataset: Dataset, cache_dir=None, rehash: bool = False) -> str:
+    """sha256 over every sample's id and the sha256 of its bytes, in order: the data part of
+    cache keys. Only the samples the index under `cache_dir` does not vouch for are read
+    (qa.data_index); with `cache_dir` None or `rehash`, every one."""
+    since = time.time_ns()
+    digests = data_index.known_digests(dataset, cache_dir, rehash)
+    unknown = [i for i, d in enumerate(digests) if d is None]
+    for i in unknown:
+        digests[i] = sha256_bytes(read_bytes(dataset.samples[i]))
+    if unknown:
+        data_index.remember(dataset, digests, cache_dir, since_ns=since)
+    return data_index.fingerprint(dataset, digests)
 
 
 def labels_for(dataset: Dataset, class_names: list[str]) -> np.ndarray:

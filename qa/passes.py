@@ -24,6 +24,7 @@ import functools
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def _compute(p: Pass, todo, fused, models, split: Split, settings, bar) -> dict[
     writers = {
         v: cache.EntryWriter(local, len(rows), len(models[v.model].class_names)) for v in todo
     }
-    error, digests = None, []
+    error, digests, started = None, [], time.time_ns()  # files changed after this: not remembered
     try:
         task = bar.add_task(_label(todo, p.split_name), total=len(rows))
         advance = functools.partial(bar.advance, task)
@@ -171,7 +172,7 @@ def _compute(p: Pass, todo, fused, models, split: Split, settings, bar) -> dict[
     if group.rank != 0:
         return {}
     digests = [d for part in everyone for d in part]
-    return _store(p, out, models, split, settings, digests, fused)
+    return _store(p, out, models, split, settings, digests, fused and started)
 
 
 def _transforms(todo: list[View], models: dict, writers: dict, start: int) -> list[Transform]:
@@ -212,11 +213,14 @@ def _assemble(writer: cache.EntryWriter, settings: dict, n: int, columns: int):
     return assembled
 
 
-def _store(p: Pass, writers: dict, models, split: Split, settings, digests, fused):
-    """Commit each finished view as a cache entry (or keep it as a temporary file)."""
+def _store(p: Pass, writers: dict, models, split: Split, settings, digests, fused_at):
+    """Commit each finished view as a cache entry (or keep it as a temporary file). After a
+    pass that hashed the files (`fused_at`: when it began), remember their digests and key the
+    entries on the fingerprint they make."""
     cache_dir, dataset = settings["cache_dir"], split.dataset
-    if fused:
-        data_index.remember(dataset, digests, cache_dir)
+    if fused_at:
+        if cache_dir is not None:
+            data_index.remember(dataset, digests, cache_dir, since_ns=fused_at)
         p.fingerprint = split.fingerprint = data_index.fingerprint(dataset, digests)
     out = {}
     for view, writer in writers.items():

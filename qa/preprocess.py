@@ -2,9 +2,10 @@
 
 `Preprocessing` is the one schema for both the checkpoint's `preprocessing` (qa.checkpoint) and
 the suite's `model.preprocessing` (qa.suite). Three stages, kept apart on purpose: `load_rgb`
-decodes a file to float RGB in [0, 1] (the one decoder, shared by every view of an image);
-`to_unit_tensor` resizes (with the recorded interpolation) and crops it (where perturbations
-act, so a corruption means the same for every model); `normalize` is the model's own last step.
+(or `decode_bytes`) decodes a file to float RGB in [0, 1] (the one decoder, shared by every
+view of an image); `to_unit_tensor` resizes (with the recorded interpolation) and crops it
+(where perturbations act, so a corruption means the same for every model); `normalize` is the
+model's own last step.
 """
 
 from typing import Annotated, Literal
@@ -85,13 +86,13 @@ def load_rgb(path) -> np.ndarray:
         return decode_rgb(img)
 
 
-def decode_bytes(blob: bytes) -> np.ndarray:
-    """An image file's bytes, already read, decoded with `decode_rgb`."""
+def decode_bytes(data: bytes) -> np.ndarray:
+    """An encoded image (qa.data.read_bytes) decoded with `decode_rgb`."""
     import io
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(blob)) as img:
+    with Image.open(io.BytesIO(data)) as img:
         return decode_rgb(img)
 
 

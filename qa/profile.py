@@ -1,12 +1,14 @@
 """Data profiles: one row of facts per image file, the table every data check reads.
 
 A profile is computed once per split (planned as a view, which the engine caches) by reading
-each file exactly once: its bytes give the sha256, its header size and mode, and its pixels,
-decoded as inference decodes them (qa.preprocess.decode_rgb), give statistics and a
-perceptual hash. A file that cannot be read or decoded is a row with `decodes` false and the
-reason in `error`: a finding for the checks, never a crash here.
+each file exactly once (qa.data.read_bytes: a file or a tar shard's member alike): its bytes
+give the sha256, its header size and mode, and its pixels, decoded as inference decodes them
+(qa.preprocess.decode_rgb), give statistics and a perceptual hash. A file that cannot be read
+or decoded is a row with `decodes` false and the reason in `error`: a finding for the checks,
+never a crash here.
 """
 
+import dataclasses
 import io
 import os
 import re
@@ -19,7 +21,9 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported only where a profile is built or read
     import pandas as pd
 
+from qa import data
 from qa.data import Sample, sha256_bytes
+from qa.errors import InputError
 from qa.evidence import View
 from qa.preprocess import decode_rgb, rgb8
 
@@ -53,8 +57,9 @@ PROFILE_EVAL = profile_view("eval")
 PROFILE_TRAIN = profile_view("train")
 
 
-def profile_file(path: str) -> dict:
-    """Every per-file fact of the profile, from one read of the file at `path`.
+def profile_file(sample: Sample | str) -> dict:
+    """Every per-file fact of the profile, from one read (qa.data.read_bytes) of `sample` (or
+    of the file at a path).
 
     Unreadable or undecodable files get `decodes` False and `error` set; the header's size and
     mode are kept when the header parsed but the pixels did not (a truncated file).
@@ -65,14 +70,21 @@ def profile_file(path: str) -> dict:
     row: dict = {"sha256": None, "phash": None, "width": None, "height": None, "mode": None}
     row.update(channels=None, file_size=None, decodes=False, error=None)
     row.update(pixel_mean=float("nan"), pixel_std=float("nan"))
+    if not isinstance(sample, Sample):
+        sample = Sample(Path(sample), 0)
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        row["error"] = f"{type(exc).__name__}: {exc.strerror or exc}"
+        raw = data.read_bytes(sample)
+    except InputError as exc:
+        cause = exc.__cause__
+        row["error"] = (
+            f"{type(cause).__name__}: {cause.strerror or cause}"
+            if isinstance(cause, OSError)
+            else str(exc)
+        )
         return row
-    row.update(sha256=sha256_bytes(data), file_size=len(data))
+    row.update(sha256=sha256_bytes(raw), file_size=len(raw))
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(raw)) as img:
             row.update(width=img.width, height=img.height, mode=img.mode)
             row["channels"] = len(img.getbands())
             pixels = decode_rgb(img)  # the decoder inference uses: the same pixels
@@ -87,8 +99,8 @@ def profile_file(path: str) -> dict:
     return row
 
 
-def _profile_chunk(paths: list[str]) -> list[dict]:
-    return [profile_file(p) for p in paths]
+def _profile_chunk(samples: list[Sample]) -> list[dict]:
+    return [profile_file(s) for s in samples]
 
 
 def _default_workers(n_files: int) -> int:
@@ -103,34 +115,41 @@ def profile_samples(
     class_names: list[str],
     split: str,
     workers: int | None = None,
+    ids: list[str] | None = None,
 ) -> "pd.DataFrame":
     """Profile every sample of one split: a DataFrame with one row per file, in sample order.
 
     `samples` are qa.data.Sample (label an index into `class_names`) or (path, class name)
-    pairs. `path` in the result is relative to `root` (the sample id). `workers` processes
-    read files in parallel; by default one below MIN_FILES_FOR_POOL files, else one per
-    available core (up to MAX_WORKERS).
+    pairs. `path` in the result is the sample's id: `ids[i]` when given (a Dataset's), else
+    the path relative to `root` (a tar member's name for a shard's sample). `workers`
+    processes read files in parallel; by default one below MIN_FILES_FOR_POOL files, else
+    one per available core (up to MAX_WORKERS).
     """
     import pandas as pd
 
-    paths, labels = [], []
+    todo, rels, labels = [], [], []
     for s in samples:
-        path, label = (s.path, class_names[s.label]) if isinstance(s, Sample) else s
-        paths.append(Path(path))
+        if isinstance(s, Sample):
+            label = class_names[s.label]
+            file, rel = (s.path, s.name) if s.member else _locate(Path(s.path), Path(root))
+            todo.append(dataclasses.replace(s, path=Path(file)))
+        else:
+            path, label = s
+            file, rel = _locate(Path(path), Path(root))
+            todo.append(Sample(Path(file), 0))
+        rels.append(rel)
         labels.append(str(label))
-    located = [_locate(p, Path(root)) for p in paths]
-    files = [str(f) for f, _ in located]
-    workers = _default_workers(len(files)) if workers is None else max(1, workers)
+    workers = _default_workers(len(todo)) if workers is None else max(1, workers)
     if workers == 1:
-        rows = _profile_chunk(files)
+        rows = _profile_chunk(todo)
     else:
         # Chunks of a few hundred files keep pickling overhead small and the cores busy.
-        size = max(1, min(500, len(files) // (workers * 4) or 1))
-        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        size = max(1, min(500, len(todo) // (workers * 4) or 1))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
         with ProcessPoolExecutor(workers) as pool:
             rows = [row for chunk in pool.map(_profile_chunk, chunks) for row in chunk]
     frame = pd.DataFrame(rows, columns=list(COLUMNS[3:]))
-    frame.insert(0, "path", [rel for _, rel in located])
+    frame.insert(0, "path", list(ids) if ids is not None else rels)
     frame.insert(1, "label", labels)
     frame.insert(2, "split", split)
     for column in ("width", "height", "channels", "file_size"):

@@ -33,10 +33,10 @@ _INTEGER_COLUMNS = ("width", "height", "channels", "file_size")
 _FLOAT_COLUMNS = ("pixel_mean", "pixel_std")
 
 
-def profile_key(name: str, split: "Split") -> str:
-    """The cache key of one split's profile."""
+def profile_key(name: str, split: "Split", cache_dir=None) -> str:
+    """The cache key of one split's profile (`cache_dir` holds the fingerprint index)."""
     if split.fingerprint is None:
-        split.fingerprint = content_fingerprint(split.dataset)
+        split.fingerprint = content_fingerprint(split.dataset, cache_dir)
     names = split.dataset.class_names
     labels = "\n".join(names[s.label] for s in split.dataset.samples)
     return cache.entry_key(
@@ -92,12 +92,14 @@ def compute_profiles(
     profiles = {}
     for name in dict.fromkeys(v.split for v in views if v.kind == "profile"):
         split = splits[name]
-        key = profile_key(name, split) if cache_dir is not None else None
+        key = profile_key(name, split, cache_dir) if cache_dir is not None else None
         columns = cache.read_table(cache_dir, key) if key is not None else None
         frame = _from_cache(columns)
         if frame is None or len(frame) != len(split.dataset.ids):
             dataset = split.dataset
-            frame = profile_samples(dataset.samples, dataset.root, dataset.class_names, name)
+            frame = profile_samples(
+                dataset.samples, dataset.root, dataset.class_names, name, ids=dataset.ids
+            )
             if key is not None:
                 _store(cache_dir, key, frame)
         profiles[name] = frame

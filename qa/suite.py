@@ -7,7 +7,8 @@
                                            # optional: only for a plain state_dict checkpoint
     data:
       eval: data/digits/test               # a folder (ImageFolder), {path: DIR},
-      train: data/digits/train             #   or {manifest: FILE.csv, root: DIR}
+      train: data/digits/train             #   {manifest: FILE.csv, root: DIR}, or tar shards
+                                           #   {shards: "val-{000000..000049}.tar"} (qa.shards)
       calibration: data/digits/val         # optional, for fitting a temperature
     baseline: checkpoints/baseline.pt      # optional; `qa run --baseline` overrides it
     defaults: {confidence: 0.95, batch_size: 256, interval: wilson}  # or clopper_pearson
@@ -46,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
+from qa import shards
 from qa import suite_errors as err
 from qa.checks import CheckParams, load_all
 from qa.errors import InputError
@@ -92,11 +94,15 @@ class ModelSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """One split: an ImageFolder tree (`path`) or a manifest CSV (`manifest`, optional `root`)."""
+    """One split: an ImageFolder tree (`path`), a manifest CSV (`manifest`, optional `root`), or
+    tar shards in webdataset's layout (`shards`, qa.shards)."""
 
     path: str | None = Field(None, min_length=1, description="ImageFolder root")
     manifest: str | None = Field(None, min_length=1, description="CSV of paths, labels, columns")
     root: str | None = Field(None, min_length=1, description="folder the manifest's paths are in")
+    shards: str | None = Field(
+        None, min_length=1, description="tar files, ranges in braces: val-{000000..000049}.tar"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -111,10 +117,16 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.path is None) == (self.manifest is None):
-            raise ValueError("give exactly one of `path` (a folder) or `manifest` (a CSV file)")
+        given = [k for k in ("path", "manifest", "shards") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of `path` (a folder), `manifest` (a CSV file) or `shards` "
+                f"(tar files), found {' and '.join(given) or 'none'}"
+            )
         if self.root is not None and self.manifest is None:
-            raise ValueError("`root` belongs with `manifest`, not with `path`")
+            raise ValueError(f"`root` belongs with `manifest`, not with `{given[0]}`")
+        if self.shards is not None:
+            shards.expand(self.shards)  # a malformed range is an error of the suite, with its line
         return self
 
 

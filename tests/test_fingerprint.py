@@ -41,9 +41,10 @@ def test_bloom_fingerprint_has_no_false_negatives_and_rare_false_positives(monke
 def test_bloom_filter_is_compact():
     import numpy as np
 
-    from qa.data import _bloom_build
+    from qa import bloom
+    from qa.data import BLOOM_FALSE_POSITIVE_RATE
 
     keys = np.frombuffer(b"".join(bytes.fromhex(h) for h in _hashes(1_000)), np.uint8)
-    bloom = _bloom_build(keys.reshape(-1, 32))
+    filt = bloom.build(keys.reshape(-1, 32), BLOOM_FALSE_POSITIVE_RATE)
     # about 29 bits per member at a 1e-6 false-positive rate: far smaller than 256-bit hashes
-    assert bloom["bits"].nbytes == pytest.approx(1_000 * 28.76 / 8, rel=0.01)
+    assert filt["bits"].nbytes == pytest.approx(1_000 * 28.76 / 8, rel=0.01)

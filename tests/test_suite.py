@@ -192,7 +192,15 @@ CHECK = "checks:\n  - kind: top1_accuracy\n    min: 0.5\n"
         ),
         (
             "name: r\ndata:\n  eval: {path: d, manifest: m.csv}\n" + CHECK,
-            "suite.yaml:3: data.eval: give exactly one of `path` (a folder) or `manifest` (a CSV file)",
+            "suite.yaml:3: data.eval: give exactly one of `path` (a folder), `manifest` (a CSV file) or `shards` (tar files), found path and manifest",
+        ),
+        (
+            "name: r\ndata:\n  eval: {shards: 'v-{09..3}.tar'}\n" + CHECK,
+            "suite.yaml:3: data.eval: expected FIRST <= LAST in {09..3}, found 'v-{09..3}.tar'",
+        ),
+        (
+            "name: r\ndata:\n  eval: {shards: 'v-{a..b}.tar', root: r}\n" + CHECK,
+            "suite.yaml:3: data.eval: `root` belongs with `manifest`, not with `shards`",
         ),
         (
             "name: r\ndata:\n  eval: d\n  test: e\n" + CHECK,
