@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from qa import cache, data_index, passes, profile_views
+from qa import cache, data, passes, profile_views
 from qa.checkpoint import LoadedModel
 from qa.data import labels_for, load_dataset
 from qa.distributed import SINGLE, Group
@@ -222,7 +222,7 @@ def _adversarial(views: list[View], models, splits, settings, bar) -> dict[View,
         key = None
         if cache_dir is not None:
             if split.fingerprint is None:
-                split.fingerprint = data_index.content_fingerprint(
+                split.fingerprint = data.content_fingerprint(
                     split.dataset, cache_dir, settings["rehash"]
                 )
             key = passes.view_key(view, model, split.fingerprint, settings)

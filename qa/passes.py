@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from rich.markup import escape
 
-from qa import cache, data_index
+from qa import cache, data, data_index
 from qa.checkpoint import LoadedModel
 from qa.distributed import Group
 from qa.evidence import Stored, View
@@ -125,7 +125,7 @@ def _decide(p: Pass, models: dict, split: Split, settings: dict):
         partials = [view_key(v, models[v.model], None, settings) for v in p.views]
         if not any(cache.seen(cache_dir, k) for k in partials):
             return None, {}, True
-        fingerprint = data_index.content_fingerprint(dataset, cache_dir, settings["rehash"])
+        fingerprint = data.content_fingerprint(dataset, cache_dir, settings["rehash"])
     else:
         fingerprint = data_index.fingerprint(dataset, digests)
     split.fingerprint = fingerprint

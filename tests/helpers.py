@@ -7,7 +7,9 @@ Real data (scikit-learn's digits at 16x16, written as an ImageFolder) and real s
 import atexit
 import dataclasses
 import functools
+import io
 import shutil
+import tarfile
 import tempfile
 import textwrap
 from pathlib import Path
@@ -182,3 +184,24 @@ def sample_report() -> RunReport:
 def sample_doc() -> dict:
     """`sample_report` as the result document every renderer takes."""
     return json_report.to_dict(sample_report())
+
+
+def add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    """Add a member `name` holding `payload` to an open tar."""
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def write_shards(folder: Path, out: Path, n: int = 2) -> str:
+    """Tar the class folders of `folder` into `n` shards, each image with a `.cls` holding its
+    folder's name; members in reverse order, so the dataset's order cannot come from the tar."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), reverse=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        with tarfile.open(out / f"val-{i:03d}.tar", "w") as tar:
+            for f in files[i::n]:
+                rel = f.relative_to(folder).as_posix()
+                tar.add(f, rel)
+                add_member(tar, rel.split(".")[0] + ".cls", f.parent.name.encode())
+    return str(out / f"val-{{000..{n - 1:03d}}}.tar")

@@ -9,9 +9,10 @@ import time
 
 import numpy as np
 import pytest
-from helpers import forward_counter, save_tiny, write_data, write_suite
+from helpers import forward_counter, save_tiny, write_data, write_shards, write_suite
 
 import qa.data
+import qa.data_index
 from qa import cache
 from qa.application import RunOptions, run_suite
 
@@ -34,7 +35,9 @@ def setup(tmp_path):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Every image read through the dataset layer, by path."""
+    """Every image read through the dataset layer, by path. Files count as settled once
+    written (the digest index would otherwise wait qa.data_index.SETTLE_NS to trust them)."""
+    monkeypatch.setattr(qa.data_index, "SETTLE_NS", 0)
     seen: list[str] = []
     original = qa.data.read_bytes
     monkeypatch.setattr(qa.data, "read_bytes", lambda s: seen.append(str(s.path)) or original(s))
@@ -126,3 +129,17 @@ def test_a_kill_during_a_pass_leaves_no_partial_entry(setup, tmp_path):
     assert report.exit_code == 0 and len(logits) == 11
     assert not list(cache_dir.glob(f"{cache.TMP_DIR}/*.npy"))  # the dead run's files swept
     assert len(list(cache_dir.rglob("*.npy.json"))) == 11
+
+
+def test_tar_shards_and_the_image_folder_give_the_same_result(setup, tmp_path, monkeypatch):
+    data, ckpt, _ = setup
+    monkeypatch.chdir(tmp_path)
+    pattern = write_shards(data, tmp_path / "shards", n=3)
+    results = []
+    for source, name in ((str(data), "folder.yaml"), (f"{{shards: '{pattern}'}}", "tar.yaml")):
+        report, logits = _run(tmp_path, source, ckpt, None, [1, 2], name=name)
+        results.append(({o.name: o.result.metrics for o in report.outcomes}, logits))
+    assert results[0][0] == results[1][0]
+    assert results[0][1].keys() == results[1][1].keys()
+    for key, value in results[0][1].items():
+        np.testing.assert_array_equal(results[1][1][key], value)

@@ -1,11 +1,11 @@
 """Tar shards in webdataset's layout give what the ImageFolder of the same images gives."""
 
 import gzip
-import io
 import tarfile
 from pathlib import Path
 
 import pytest
+from helpers import add_member, write_shards
 
 from qa import data
 from qa.data import content_fingerprint, load_dataset, read_bytes
@@ -14,26 +14,6 @@ from qa.profile import profile_samples
 from qa.shards import expand
 from qa.suite import DataSpec
 from qa.thumbnails import thumbnail_uri
-
-
-def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    tar.addfile(info, io.BytesIO(payload))
-
-
-def write_shards(folder: Path, out: Path, n: int = 2) -> str:
-    """Tar the class folders of `folder` into `n` shards, each image with a `.cls` holding its
-    folder's name; members in reverse order, so the dataset's order cannot come from the tar."""
-    files = sorted((p for p in folder.rglob("*") if p.is_file()), reverse=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        with tarfile.open(out / f"val-{i:03d}.tar", "w") as tar:
-            for f in files[i::n]:
-                rel = f.relative_to(folder).as_posix()
-                tar.add(f, rel)
-                _add(tar, rel.split(".")[0] + ".cls", f.parent.name.encode())
-    return str(out / f"val-{{000..{n - 1:03d}}}.tar")
 
 
 def test_shards_and_the_image_folder_give_the_same_dataset_fingerprint_and_bytes(
@@ -60,14 +40,14 @@ def test_shards_and_the_image_folder_give_the_same_dataset_fingerprint_and_bytes
 
 def test_labels_come_from_cls_text_or_json_and_are_class_names(tmp_path):
     with tarfile.open(tmp_path / "s.tar", "w") as tar:
-        _add(tar, "a.png", b"x")
-        _add(tar, "a.cls", b"7\n")
-        _add(tar, "b.jpg", b"y")
-        _add(tar, "b.json", b'{"label": "cat", "other": 1}')
-        _add(tar, "c.png", b"z")
-        _add(tar, "c.json", b'{"label": 7}')
-        _add(tar, "c.txt", b"ignored")
-        _add(tar, "._c.png", b"a macOS resource fork, hidden")
+        add_member(tar, "a.png", b"x")
+        add_member(tar, "a.cls", b"7\n")
+        add_member(tar, "b.jpg", b"y")
+        add_member(tar, "b.json", b'{"label": "cat", "other": 1}')
+        add_member(tar, "c.png", b"z")
+        add_member(tar, "c.json", b'{"label": 7}')
+        add_member(tar, "c.txt", b"ignored")
+        add_member(tar, "._c.png", b"a macOS resource fork, hidden")
     dataset = load_dataset(DataSpec(shards=str(tmp_path / "s.tar")))
     assert dataset.class_names == ["7", "cat"]
     assert dataset.ids == ["a.png", "c.png", "b.jpg"]  # by class, then name
@@ -87,7 +67,7 @@ def test_brace_ranges_expand_zero_padded_as_written():
 def _shard(path: Path, members: list[tuple[str, bytes]]) -> str:
     with tarfile.open(path, "w") as tar:
         for name, payload in members:
-            _add(tar, name, payload)
+            add_member(tar, name, payload)
     return str(path)
 
 
