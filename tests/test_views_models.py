@@ -112,7 +112,7 @@ def test_adversarial_views_need_gradients_but_leave_the_model_untouched(tmp_path
     ev = evidence_of(suite, model, [CLEAN, fgsm])
     loss = torch.nn.functional.cross_entropy
     labels = torch.as_tensor(ev.labels)
-    clean_loss = loss(torch.as_tensor(ev.logits(CLEAN)), labels)
+    clean_loss = loss(torch.tensor(np.asarray(ev.logits(CLEAN))), labels)
     assert loss(torch.as_tensor(ev.logits(fgsm)), labels) > clean_loss  # the attack bites
     params = list(model.module.parameters())
     assert all(p.grad is None and p.requires_grad for p in params)
