@@ -6,7 +6,8 @@ Each run is cold (`--no-cache`), in a fresh subprocess importing qa from --qa-sr
   one    `python -m qa run SUITE CKPT --out DIR --no-cache --quiet`
   K      `python -m torch.distributed.run --standalone --nproc-per-node K -m qa run ...`
 On CPU (gloo) the threads are fair: the one process gets OMP_NUM_THREADS=K, each of K ranks
-gets 1 (torch takes its thread count from it). With --device cuda --gpus N, K runs 1..N GPUs
+gets 1 (torch takes its thread count from it); a third run, one process of one thread, is a
+control for the cost of OpenMP threads on a shared machine. With --device cuda --gpus N, K runs 1..N GPUs
 (one per rank), the first by plain `qa run --device cuda`. Times are the median of --repeats.
 Decisions: result.json's exit code and every check's status must be equal, and its metrics
 equal up to 1e-9; the largest metric difference is printed.
@@ -87,35 +88,48 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=1, help="with --device cuda: 1..N GPUs")
     args = parser.parse_args()
     qa_src = use_qa_src(args.qa_src)
-    cpu = args.device == "cpu"
-    counts = [1, args.nproc] if cpu else list(range(1, args.gpus + 1))
+    runs = contenders(args.device, args.nproc, args.gpus)
     with tempfile.TemporaryDirectory(prefix="qa-bench-torchrun-") as tmp:
         work = Path(tmp)
         inputs = make_inputs(work, args.images, args.batch_size, PERTURBATIONS)
         print(
             f"qa from {qa_src}; {args.images} JPEGs, {1 + 5 * len(PERTURBATIONS)} views, "
-            f"batch {args.batch_size}, {args.device}, ranks {counts}, {args.repeats} repeats"
+            f"batch {args.batch_size}, {args.device}, {args.repeats} repeats"
         )
         times, results = {}, {}
         for _ in range(args.repeats):
-            for k in counts:
-                out = work / f"out-{k}"
-                threads = (args.nproc // k) if cpu else None
-                times.setdefault(k, []).append(
-                    run_cli(qa_src, inputs, out, k, args.device, threads)
-                )
-                results[k] = decisions(out)
-    base = statistics.median(times[1])
-    for k in counts:
-        same, worst = compare(results[1], results[k])
-        speedup = base / statistics.median(times[k])
+            for i, (label, ranks, threads) in enumerate(runs):
+                out = work / f"out-{i}"
+                seconds = run_cli(qa_src, inputs, out, ranks, args.device, threads)
+                times.setdefault(label, []).append(seconds)
+                results[label] = decisions(out)
+    first = runs[0][0]
+    base = statistics.median(times[first])
+    for label, _, _ in runs:
+        same, worst = compare(results[first], results[label])
         print(
-            f"{k} rank(s): {spread(times[k])}, speedup {speedup:.2f}, "
+            f"{label}: {spread(times[label])}, speedup {base / statistics.median(times[label]):.2f}, "
             f"decisions identical: {'yes' if same else 'NO'} (largest metric difference {worst:.2g})"
         )
-    last = counts[-1]
-    name = f"{last}proc" if cpu else f"{last}gpu"
-    print(f"torchrun_speedup_{name}: {base / statistics.median(times[last]):.2f}")
+    label, ranks, _ = runs[1] if args.device == "cpu" else runs[-1]
+    name = f"{ranks}proc" if args.device == "cpu" else f"{ranks}gpu"
+    print(f"torchrun_speedup_{name}: {base / statistics.median(times[label]):.2f}")
+
+
+def contenders(device: str, nproc: int, gpus: int) -> list[tuple[str, int, int | None]]:
+    """(label, ranks, torch threads per rank) of each timed run, the reference first.
+
+    On CPU: one process with `nproc` threads, `nproc` ranks of one thread, and as a control one
+    process of one thread (on a shared machine, OpenMP threads waiting for each other can make
+    one thread faster than two). On CUDA: 1..`gpus` ranks of one GPU each.
+    """
+    if device == "cpu":
+        return [
+            (f"1 process, {nproc} threads", 1, nproc),
+            (f"{nproc} ranks, 1 thread each", nproc, 1),
+            ("1 process, 1 thread (control)", 1, 1),
+        ]
+    return [(f"{k} GPU(s)", k, None) for k in range(1, gpus + 1)]
 
 
 if __name__ == "__main__":
