@@ -7,8 +7,9 @@ Each run is cold (`--no-cache`), in a fresh subprocess importing qa from --qa-sr
   K      `python -m torch.distributed.run --standalone --nproc-per-node K -m qa run ...`
 On CPU (gloo) the threads are fair: the one process gets OMP_NUM_THREADS=K, each of K ranks
 gets 1 (torch takes its thread count from it); a third run, one process of one thread, is a
-control for the cost of OpenMP threads on a shared machine. With --device cuda --gpus N, K runs 1..N GPUs
-(one per rank), the first by plain `qa run --device cuda`. Times are the median of --repeats.
+control for the cost of OpenMP threads on a shared machine. With --device cuda --gpus N, K
+runs 1..N GPUs (one per rank), the first by plain `qa run --device cuda`. Times are the
+median of --repeats.
 Decisions: result.json's exit code and every check's status must be equal, and its metrics
 equal up to 1e-9; the largest metric difference is printed.
 
@@ -107,9 +108,10 @@ def main() -> None:
     base = statistics.median(times[first])
     for label, _, _ in runs:
         same, worst = compare(results[first], results[label])
+        speedup = base / statistics.median(times[label])
         print(
-            f"{label}: {spread(times[label])}, speedup {base / statistics.median(times[label]):.2f}, "
-            f"decisions identical: {'yes' if same else 'NO'} (largest metric difference {worst:.2g})"
+            f"{label}: {spread(times[label])}, speedup {speedup:.2f}, decisions identical: "
+            f"{'yes' if same else 'NO'} (largest metric difference {worst:.2g})"
         )
     label, ranks, _ = runs[1] if args.device == "cpu" else runs[-1]
     name = f"{ranks}proc" if args.device == "cpu" else f"{ranks}gpu"

@@ -3,8 +3,8 @@
 The data: --images JPEGs (quality 90, 256x256) in an ImageFolder of 10 classes, random crops
 and flips of scikit-learn's two sample photos (china.jpg, flower.jpg), seed 0. The model: a
 random-weight torchvision mobilenet_v3_small at width_mult 0.25 (ARCH: the smallest CNN qa
-can load, as qa's architectures are torchvision's) at 224 px (resize 256, centre crop 224), saved as a qa
-checkpoint. The suite: one `corruption_accuracy` check over the 12 families of
+can load, as qa's architectures are torchvision's) at 224 px (resize 256, centre crop 224),
+saved as a qa checkpoint. The suite: one `corruption_accuracy` check over the 12 families of
 qa.perturb.MCE_DEFAULT at severities 1-5, which also reads the clean view: 61 views.
 
 Measured, --repeats times each (median and range):
@@ -156,7 +156,7 @@ def write_checkpoint(path: Path, names: list, crop: int, resize: int) -> None:
 
 
 def write_suite(path: Path, data: Path, perturbations: list, batch_size: int) -> None:
-    """A suite of one corruption_accuracy check (which also reads the clean view), gating nothing."""
+    """A suite of one corruption_accuracy check (it also reads the clean view), gating nothing."""
     import yaml
 
     check = {
