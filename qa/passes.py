@@ -7,6 +7,7 @@ otherwise, when some view of the group was ever stored (`cache.seen`), from hash
 the index does not know, since hits may then save the pass; otherwise nothing can be cached
 for it, and the pass itself hashes the bytes it reads, so that every file is read once.
 Views found in the cache are read from it; a group whose views are all cached reads no image.
+New entries are keyed on the digests of the bytes the pass decoded, whatever was found before.
 
 The missing views are computed by one pass (qa.inference.run_pass): each decoded batch goes to
 every perturbation of the group and every model. Logits stream into one file per view
@@ -104,27 +105,28 @@ def compute_logits(
             except Exception as exc:  # every rank must learn of it, or they would wait forever
                 error = exc
         group.check(error)
-        fingerprint, hits, fused = group.broadcast(decision)
+        fingerprint, hits = group.broadcast(decision)
         p.fingerprint = fingerprint
         todo = [v for v in p.views if v not in hits]
         for view in p.views:
             if view in hits:
                 stored[view] = Stored(hits[view])
         if todo:
-            stored.update(_compute(p, todo, fused, models, split, settings, bar))
+            stored.update(_compute(p, todo, models, split, settings, bar))
     return stored
 
 
 def _decide(p: Pass, models: dict, split: Split, settings: dict):
-    """(fingerprint or None, {view: cached entry path}, whether the pass must hash the files)."""
+    """(the split's fingerprint, {view: its cached entry}); (None, {}) when no entry can be
+    found without reading every file first and none was ever stored for these views."""
     cache_dir, dataset = settings["read_cache"], split.dataset
     if cache_dir is None:
-        return None, {}, False
+        return None, {}
     digests = data_index.known_digests(dataset, cache_dir, settings["rehash"])
     if None in digests:
         partials = [view_key(v, models[v.model], None, settings) for v in p.views]
         if not any(cache.seen(cache_dir, k) for k in partials):
-            return None, {}, True
+            return None, {}
         fingerprint = data.content_fingerprint(dataset, cache_dir, settings["rehash"])
     else:
         fingerprint = data_index.fingerprint(dataset, digests)
@@ -135,10 +137,10 @@ def _decide(p: Pass, models: dict, split: Split, settings: dict):
         found = cache.find_entry(cache_dir, key, dataset.ids)
         if found is not None:
             hits[view] = found
-    return fingerprint, hits, False
+    return fingerprint, hits
 
 
-def _compute(p: Pass, todo, fused, models, split: Split, settings, bar) -> dict[View, Stored]:
+def _compute(p: Pass, todo, models, split: Split, settings, bar) -> dict[View, Stored]:
     """One pass over this rank's shard computing `todo`; rank 0 assembles and stores them."""
     group: Group = settings["group"]
     n = len(split.dataset.ids)
@@ -172,7 +174,7 @@ def _compute(p: Pass, todo, fused, models, split: Split, settings, bar) -> dict[
     if group.rank != 0:
         return {}
     digests = [d for part in everyone for d in part]
-    return _store(p, out, models, split, settings, digests, fused and started)
+    return _store(p, out, models, split, settings, digests, started)
 
 
 def _transforms(todo: list[View], models: dict, writers: dict, start: int) -> list[Transform]:
@@ -213,15 +215,17 @@ def _assemble(writer: cache.EntryWriter, settings: dict, n: int, columns: int):
     return assembled
 
 
-def _store(p: Pass, writers: dict, models, split: Split, settings, digests, fused_at):
-    """Commit each finished view as a cache entry (or keep it as a temporary file). After a
-    pass that hashed the files (`fused_at`: when it began), remember their digests and key the
-    entries on the fingerprint they make."""
+def _store(p: Pass, writers: dict, models, split: Split, settings, digests, started: int):
+    """Commit each finished view as a cache entry (or keep it as a temporary file).
+
+    The entries are keyed on the fingerprint of the bytes the pass decoded (`digests`), not
+    the one found before it, so a file replaced meanwhile cannot put its logits under the
+    old content's key; the digests are remembered for later runs (`started`: when the pass
+    began reading)."""
     cache_dir, dataset = settings["cache_dir"], split.dataset
-    if fused_at:
-        if cache_dir is not None:
-            data_index.remember(dataset, digests, cache_dir, since_ns=fused_at)
-        p.fingerprint = split.fingerprint = data_index.fingerprint(dataset, digests)
+    if cache_dir is not None:
+        data_index.remember(dataset, digests, cache_dir, since_ns=started)
+    p.fingerprint = split.fingerprint = data_index.fingerprint(dataset, digests)
     out = {}
     for view, writer in writers.items():
         if cache_dir is None:

@@ -143,3 +143,27 @@ def test_tar_shards_and_the_image_folder_give_the_same_result(setup, tmp_path, m
     assert results[0][1].keys() == results[1][1].keys()
     for key, value in results[0][1].items():
         np.testing.assert_array_equal(results[1][1][key], value)
+
+
+def test_entries_are_keyed_on_the_bytes_the_pass_decoded(setup, tmp_path, reads, monkeypatch):
+    data, ckpt, cache_dir = setup
+    _run(tmp_path, data, ckpt, cache_dir, [1])  # the digest index now knows every file
+    images = sorted(p for p in data.rglob("*.png"))
+    kept, swapped = images[0].read_bytes(), images[1].read_bytes()
+    original = qa.data.read_bytes
+
+    def replaced(sample):  # the first image is replaced on disk once the pass has begun
+        if sample.path == images[0]:
+            images[0].write_bytes(swapped)
+        return original(sample)
+
+    monkeypatch.setattr(qa.data, "read_bytes", replaced)
+    _run(tmp_path, data, ckpt, cache_dir, [2], name="other.yaml")
+    monkeypatch.setattr(qa.data, "read_bytes", original)
+    images[0].write_bytes(kept)  # back to the content the first fingerprint was taken of
+    calls = forward_counter(monkeypatch)
+    _, cached = _run(tmp_path, data, ckpt, cache_dir, [2], name="other.yaml")
+    assert sum(calls) == 2 * N  # the severity-2 views decoded from the replaced bytes: not reused
+    _, fresh = _run(tmp_path, data, ckpt, None, [2], name="other.yaml")
+    for key, value in fresh.items():
+        np.testing.assert_array_equal(cached[key], value)
