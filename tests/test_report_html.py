@@ -167,3 +167,12 @@ def test_delta_bars_are_drawn_for_per_class_deltas_whatever_the_kind(doc):
     ]
     assert recall == []
     assert "<title>Per-class recall delta</title>" in html.render(doc)
+
+
+def test_a_thousand_class_confusion_matrix_is_left_to_the_json(doc):
+    k = 1000
+    matrix = [[int(i == j) * 5 + (j == (i + 1) % k) for j in range(k)] for i in range(k)]
+    doc["overview"] = {"class_names": [f"n{i:04d}" for i in range(k)], "confusion_matrix": matrix}
+    page = html.render(doc)
+    assert len(page) < 200_000  # drawn, it was 115 MB of SVG
+    assert "1000 classes, too many to draw here; result.json holds it" in page

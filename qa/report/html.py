@@ -12,6 +12,7 @@ from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, number, printable
 
 MAX_TABLE_ROWS = 25
 MAX_THUMBNAILS = 12
+MAX_HEATMAP_CLASSES = 40  # beyond, the confusion matrix is left to result.json
 
 
 def _figures(check: dict) -> list[dict]:
@@ -110,9 +111,11 @@ def render(doc: dict) -> str:
     )
     checks = [_check_view(c) for c in doc["checks"]]
     overview = doc.get("overview") or {}
+    matrix = overview.get("confusion_matrix")
+    # A matrix of k classes is k^2 cells: at ImageNet's 1,000 classes, 115 MB of SVG.
     overview_svg = (
-        figures.heatmap(overview["confusion_matrix"], overview["class_names"])
-        if overview.get("confusion_matrix")
+        figures.heatmap(matrix, overview["class_names"])
+        if matrix and len(matrix) <= MAX_HEATMAP_CLASSES
         else ""
     )
     return template.render(
@@ -122,4 +125,5 @@ def render(doc: dict) -> str:
         families=sorted({c["family"] for c in checks}),
         symbols=SYMBOLS,
         overview_svg=overview_svg,
+        undrawn_classes=len(matrix) if matrix and not overview_svg else 0,
     )
