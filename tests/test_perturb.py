@@ -11,6 +11,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 import qa.perturb
+from qa.distributed import Group
 from qa.errors import InputError
 from qa.evidence import View
 from qa.perturb import (
@@ -76,7 +77,7 @@ def test_keeps_shape_dtype_and_range(name, size, ladder, photos):
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_same_key_same_image_whatever_the_batch(name, photos):
+def test_same_key_same_image_whatever_the_batch_or_the_shard(name, photos):
     images, keys = photos[:4], [sample_key(f"img{i}.png") for i in range(4)]
     batched = apply(name, images, 3, keys)
     one_by_one = torch.cat([apply(name, images[i : i + 1], 3, keys[i : i + 1]) for i in range(4)])
@@ -85,6 +86,12 @@ def test_same_key_same_image_whatever_the_batch(name, photos):
     torch.testing.assert_close(one_by_one, batched, atol=1e-5, rtol=0)
     torch.testing.assert_close(shuffled, batched[order], atol=1e-5, rtol=0)
     torch.testing.assert_close(apply(name, images, 3, keys), batched, atol=0, rtol=0)
+    for world in (2, 3):  # the contiguous shards of a torchrun run (qa.distributed)
+        shards = [Group(rank, world).shard(4) for rank in range(world)]
+        sharded = torch.cat(
+            [apply(name, images[r.start : r.stop], 3, keys[r.start : r.stop]) for r in shards]
+        )
+        torch.testing.assert_close(sharded, batched, atol=1e-5, rtol=0)
 
 
 def test_the_engine_hook_keys_samples_by_id(photos):
