@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import write_shards
 
 from qa import data, data_index
 from qa.data import content_fingerprint, load_dataset
 from qa.suite import DataSpec
-from tests.test_shards import write_shards
 
 
 @pytest.fixture
