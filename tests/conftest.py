@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import save_tiny, write_data
 
 from trainer.digits import write_digits
 
@@ -29,3 +30,16 @@ def tiny_digits_source(tmp_path_factory) -> Path:
 def tiny_digits(tiny_digits_source, tmp_path) -> Path:
     """A private copy of the tiny digits tree, free to damage."""
     return Path(shutil.copytree(tiny_digits_source, tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Two real test digits per class (20 images), shared by a module's tests; modules that
+    need another size define their own `data`."""
+    return write_data(tmp_path_factory.mktemp("digits"), per_class=2)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """A tiny random-weight resnet18 over the ten digit classes, in qa's checkpoint format."""
+    return save_tiny(tmp_path_factory.mktemp("ckpt") / "cand.pt", seed=4)

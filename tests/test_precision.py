@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from helpers import save_tiny, tiny_module, write_data, write_suite
+from helpers import tiny_module, write_suite
 
 import qa.application
 from qa import precision
@@ -83,16 +83,6 @@ def test_autocast_context_per_precision():
         context = precision.autocast("cuda", name)
         assert isinstance(context, torch.autocast) and context.fast_dtype == dtype
         assert context.device == "cuda"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_data(tmp_path_factory.mktemp("digits"), per_class=2)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return save_tiny(tmp_path_factory.mktemp("ckpt") / "cand.pt", seed=4)
 
 
 def _requests(monkeypatch) -> list:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import save_tiny, write_data, write_suite
+from helpers import write_suite
 
 from qa.cli import main
 from qa.report import markdown
@@ -16,16 +16,6 @@ from qa.report import markdown
 PASSING = "- {kind: top1_accuracy, min: 0.0}\n"
 FAILING = "- {kind: top1_accuracy, min: 0.99}\n"
 FILES = ["junit.xml", "result.html", "result.json", "summary.md"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_data(tmp_path_factory.mktemp("digits"), per_class=2)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return save_tiny(tmp_path_factory.mktemp("ckpt") / "cand.pt", seed=4)
 
 
 def _run(suite, ckpt, out, *extra):
