@@ -90,10 +90,13 @@ class ViewArrays(MutableMapping):
         return len(self._items)
 
     def subset(self, mask: np.ndarray) -> "ViewArrays":
-        """The same views restricted to the rows where `mask` is true (arrays of its length)."""
+        """The same views with the eval split's restricted to the rows where `mask` is true;
+        other splits' views (train, calibration) are kept whole, whatever their length."""
         items = {}
         for view, item in self._items.items():
-            if isinstance(item, Stored):
+            if view.split != "eval":
+                items[view] = item
+            elif isinstance(item, Stored):
                 items[view] = replace(item, rows=_within(item.rows, mask))
             else:
                 items[view] = item[mask] if len(item) == len(mask) else item
