@@ -24,7 +24,7 @@ Target: qa / ideal <= 1.10, and every file read once (reads per file, mean and m
 for this process, so one bench measures any version (default: this repository):
 
     .venv/bin/python bench/views_one_pass.py [--images 1000] [--batch-size 64] [--repeats 1]
-        [--qa-src PATH] [--no-cache] [--device cpu] [--threads N]
+        [--qa-src PATH] [--no-cache] [--device cpu] [--precision fp32] [--threads N]
 
 The last line is the headline, `views_one_pass_ratio: <qa / ideal>`.
 """
@@ -224,18 +224,20 @@ def reads_per_file(opens: Counter, data: Path) -> tuple[float, int]:
     return sum(counts) / len(counts), max(counts)
 
 
-def ideal(inputs: dict, batch_size: int, device: str) -> dict:
-    """One decode pass, then every view's perturbation and model forward, each timed alone."""
+def ideal(inputs: dict, batch_size: int, device: str, precision: str = "fp32") -> dict:
+    """One decode pass, then every view's perturbation and model forward, each timed alone;
+    the forward at `precision` as qa runs it (qa.precision: autocast, channels_last)."""
     import numpy as np
     import torch
 
     from qa.checkpoint import load_model
     from qa.perturb import apply, sample_key
+    from qa.precision import autocast, prepare, to_input
     from qa.preprocess import load_rgb, normalize, to_unit_tensor
 
     device = torch.device(device)
     model = load_model(inputs["ckpt"])
-    module = model.module.to(device)
+    module = prepare(model.module, device, precision)
     norm, to_unit = normalize(model.preprocessing), to_unit_tensor(model.preprocessing)
     data = Path(inputs["data"])
     files = sorted(p for p in data.rglob("*") if p.is_file())
@@ -245,10 +247,10 @@ def ideal(inputs: dict, batch_size: int, device: str) -> dict:
     batches = []
     for i in range(0, len(files), batch_size):
         images = torch.stack([to_unit(load_rgb(f)) for f in files[i : i + batch_size]])
-        batches.append((images.to(device), keys[i : i + batch_size]))
+        batches.append((to_input(images, device, precision), keys[i : i + batch_size]))
     spent["decode"] += clock(device) - start
     views = [None] + [(p, s) for p in inputs["perturbations"] for s in SEVERITIES]
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         module(norm(batches[0][0][:2]))  # warm-up: the first call pays for lazy initialisation
         for view in views:
             for images, batch_keys in batches:
@@ -291,6 +293,9 @@ def main() -> None:
     parser.add_argument("--qa-src", default=str(ROOT))
     parser.add_argument("--no-cache", action="store_true", help="qa run --no-cache")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, bf16 or fp16 (qa run --precision; CUDA for fp16)"
+    )
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for qa and this process")
     args = parser.parse_args()
     set_threads(args.threads)
@@ -303,12 +308,15 @@ def main() -> None:
 
         print(
             f"qa from {qa_src}; {args.images} JPEGs 256 px -> 224, {ARCH} {ARCH_KWARGS}, "
-            f"batch {args.batch_size}, {args.device}, {torch.get_num_threads()} threads"
+            f"batch {args.batch_size}, {args.device} {args.precision}, {torch.get_num_threads()} threads"
         )
         for r in range(args.repeats):
             cache = ["--no-cache"] if args.no_cache else ["--cache-dir", str(work / f"cache-{r}")]
-            qa_runs.append(run_qa(qa_src, inputs, work, [*cache, "--device", args.device], f"r{r}"))
-            ideals.append(ideal(inputs, args.batch_size, args.device))
+            options = [*cache, "--device", args.device]
+            if args.precision != "fp32":  # a qa before issue 13 has no --precision
+                options += ["--precision", args.precision]
+            qa_runs.append(run_qa(qa_src, inputs, work, options, f"r{r}"))
+            ideals.append(ideal(inputs, args.batch_size, args.device, args.precision))
         mean_reads, max_reads = reads_per_file(qa_runs[0]["opens"], inputs["data"])
     first = ideals[0]
     print(
