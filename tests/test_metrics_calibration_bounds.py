@@ -69,7 +69,7 @@ def test_the_increase_bound_is_below_zero_for_one_model_against_itself():
     rng = np.random.default_rng(3)
     conf = rng.uniform(0.3, 1.0, 2000)
     groups = [(conf, (rng.random(2000) < conf).astype(float))]
-    assert cb.rms_increase_lower(groups, groups, 15, "width", 0.95) < 0
+    assert cb.rms_increase_bounds(groups, groups, 15, "width", 0.95)[0] < 0
 
 
 def test_calibrated_reference_is_seeded_and_shrinks_with_more_samples():
@@ -100,10 +100,11 @@ def test_rms_increase_is_the_difference_of_debiased_errors_and_its_bound():
     assert out["candidate_rmsce"] == pytest.approx(reference(cand), rel=1e-6)
     assert out["baseline_rmsce"] == pytest.approx(reference(base), rel=1e-6)
     assert out["increase"] == pytest.approx(out["candidate_rmsce"] - out["baseline_rmsce"])
-    assert out["increase_lower"] == cb.rms_increase_lower(cand, base, 15, "width", 0.95)
+    bounds = cb.rms_increase_bounds(cand, base, 15, "width", 0.95)
+    assert (out["increase_lower"], out["increase_upper"]) == bounds
     # hand-worked: what the bounds give away is the distance from the estimate to its bound
     assert out["mde"] == pytest.approx(out["increase"] - out["increase_lower"])
-    assert 0 < out["increase_lower"] < out["increase"]
+    assert 0 < out["increase_lower"] < out["increase"] < out["increase_upper"]
 
 
 @pytest.mark.parametrize(

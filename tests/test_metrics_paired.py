@@ -34,12 +34,12 @@ def test_accuracy_mde_of_identical_models_floors_at_the_baseline_error_rate():
     assert paired.accuracy_mde(base[:0], base[:0], 0.95) == float("inf")
 
 
-def test_macro_f1_delta_upper_is_scipys_paired_bootstrap_of_sklearns_delta():
+def test_macro_f1_delta_bounds_are_scipys_paired_bootstrap_of_sklearns_delta():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 3, 120)
     base = np.where(rng.random(120) < 0.8, labels, rng.integers(0, 3, 120))
     cand = np.where(rng.random(120) < 0.7, labels, rng.integers(0, 3, 120))
-    upper = paired.macro_f1_delta_upper(labels, base, cand, 3, 0.95, 300, seed=4)
+    low, upper = paired.macro_f1_delta_bounds(labels, base, cand, 3, 0.95, 300, seed=4)
 
     def delta(y, b, c):
         return f1_score(y, c, average="macro") - f1_score(y, b, average="macro")
@@ -54,5 +54,5 @@ def test_macro_f1_delta_upper_is_scipys_paired_bootstrap_of_sklearns_delta():
         confidence_level=0.9,
         method="percentile",
         rng=np.random.default_rng(4),
-    ).confidence_interval.high
-    assert upper == pytest.approx(reference, abs=1e-12)
+    ).confidence_interval
+    assert (low, upper) == pytest.approx((reference.low, reference.high), abs=1e-12)

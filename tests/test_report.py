@@ -43,6 +43,7 @@ def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
         "details",
         "slice",
         "seconds",
+        "effect",
     }
     for check in data["checks"]:
         t = check["threshold"]
@@ -59,18 +60,17 @@ def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
 
 GOLD = """\
 qa release: candidate.pt
-┏━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-┃ status ┃ check            ┃ family      ┃ decision      ┃ interval              ┃ message                            ┃
-┡━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-│ PASS   │ top1_accuracy    │ accuracy    │ 0.9412 >= 0.9 │ 0.963 [0.9412, 0.978] │ top-1 accuracy lower 95% bound     │
-│        │                  │             │               │                       │ 0.9412 meets >= 0.9 (260/270)      │
-│ FAIL   │ per_class_recall │ accuracy    │ 0.62 >= 0.7   │                       │ recall of worst class 8 lower 95%  │
-│        │                  │             │               │                       │ bound 0.6200 misses >= 0.7         │
-│ WARN   │ ece (warn)       │ calibration │ 0.08 <= 0.05  │                       │ ECE 0.0800 misses <= 0.05          │
-│ ERROR  │ macro_f1         │ accuracy    │ —             │                       │ macro-F1 is nan: cannot be         │
-│        │                  │             │               │                       │ compared                           │
-│ SKIP   │ mcnemar          │ regression  │ —             │                       │ no baseline given                  │
-└────────┴──────────────────┴─────────────┴───────────────┴───────────────────────┴────────────────────────────────────┘
+┏━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+┃ status ┃ check            ┃ estimate              ┃ decision      ┃ message                                          ┃
+┡━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+│ FAIL   │ per_class_recall │                       │ 0.62 >= 0.7   │ recall of worst class 8 lower 95% bound 0.6200   │
+│        │                  │                       │               │ misses >= 0.7                                    │
+│ ERROR  │ macro_f1         │                       │ —             │ macro-F1 is nan: cannot be compared              │
+│ WARN   │ ece (warn)       │                       │ 0.08 <= 0.05  │ ECE 0.0800 misses <= 0.05                        │
+│ PASS   │ top1_accuracy    │ 0.963 [0.9412, 0.978] │ 0.9412 >= 0.9 │ top-1 accuracy lower 95% bound 0.9412 meets >=   │
+│        │                  │                       │               │ 0.9 (260/270)                                    │
+│ SKIP   │ mcnemar          │                       │ —             │ no baseline given                                │
+└────────┴──────────────────┴───────────────────────┴───────────────┴──────────────────────────────────────────────────┘
 FAIL: a gate failed (1 pass, 1 fail, 1 warn, 1 error, 1 skip) - exit 1 in 2.0s
 """
 
@@ -158,7 +158,7 @@ def test_markdown_names_the_failing_checks_first():
         "pass",
         "skip",
     ]
-    assert "| per_class_recall | 0.62 >= 0.7 | recall of worst class 8" in rows[1]
+    assert "| per_class_recall |  | 0.62 >= 0.7 | recall of worst class 8" in rows[1]
     assert text.startswith("### ✗ qa: release — **FAIL**")
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from qa.checks.effect import effect
 from qa.evidence import CLEAN, Evidence, View
 
 STATUSES = ("pass", "fail", "warn", "error", "skip")  # every status a check outcome can have
@@ -64,7 +65,8 @@ class CheckParams(BaseModel):
 class CheckResult:
     """The outcome of one check: every number it compared, so a reader can redo the decision.
 
-    `threshold` is {"metric": name in metrics, "op": ">=" or "<=", "value": number} or None.
+    `threshold` is {"metric": name in metrics, "op": ">=" or "<=", "value": number} or None;
+    `effect` (qa.checks.effect) the estimate, interval and regression facts of a gate, or {}.
     """
 
     status: Status
@@ -72,6 +74,7 @@ class CheckResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     threshold: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    effect: dict[str, Any] = field(default_factory=dict)
 
 
 class Stop(Exception):
@@ -167,18 +170,28 @@ def gated_on(name: str, op: str, gate_on: str, confidence: float) -> tuple[str, 
 
 
 def gate(
-    metric: str, value: float, op: str, threshold: float, metrics: dict, what: str
+    metric: str,
+    value: float,
+    op: str,
+    threshold: float,
+    metrics: dict,
+    what: str,
+    estimate: tuple[str, str | None, str | None] | None = None,
 ) -> CheckResult:
     """Judge `metrics[metric] op threshold` into a pass/fail/error result with a message.
 
     `what` describes the compared number in words ("top-1 accuracy lower 95% bound").
-    Severity (fail vs warn) is applied later by the runner, not here.
+    `estimate` names the metrics keys of the point estimate and its interval when they do
+    not follow `<estimate>_low`/`_high` (qa.checks.effect). Severity (fail vs warn) is applied
+    later by the runner, not here.
     """
     ok = compare(value, op, threshold)
     limit = {"metric": metric, "op": op, "value": threshold}
+    size = effect(metric, op, threshold, {**metrics, metric: value}, estimate)
     if ok is None:
-        return CheckResult("error", f"{what} is {value}: cannot be compared", metrics, limit)
+        message = f"{what} is {value}: cannot be compared"
+        return CheckResult("error", message, metrics, limit, effect=size)
     verb = "meets" if ok else "misses"
-    return CheckResult(
-        "pass" if ok else "fail", f"{what} {value:.4f} {verb} {op} {threshold:g}", metrics, limit
-    )
+    shown = f"{value}" if isinstance(value, int) else f"{value:.4f}"
+    message = f"{what} {shown} {verb} {op} {threshold:.4g}"
+    return CheckResult("pass" if ok else "fail", message, metrics, limit, effect=size)

@@ -6,6 +6,7 @@ so a reader learns when the eval set is too small to support the gate that was w
 accuracy-type deltas qa.metrics.paired.accuracy_mde says how it is found).
 """
 
+import math
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -46,6 +47,21 @@ class PairedEvidence:
         self.base_ok = self.base_pred == self.labels
         self.worse, self.better = paired.discordant_counts(self.base_ok, self.cand_ok)
 
+    def accuracy_effect(self, confidence: float) -> dict:
+        """Both models' accuracies, the paired delta with its bounds and the MDE: what a
+        regression gate reports beside its own statistic (qa.checks.effect)."""
+        low, high = paired.accuracy_delta_bounds(self.base_ok, self.cand_ok, confidence)
+        cand, base = float(self.cand_ok.mean()), float(self.base_ok.mean())
+        return {
+            "measure": "accuracy",
+            "candidate": cand,
+            "baseline": base,
+            "delta": cand - base,
+            "delta_lower": low,
+            "delta_upper": high,
+            "mde": self.mde(confidence),
+        }
+
     def mde(self, confidence: float, mask: np.ndarray | None = None) -> float:
         """Minimum detectable accuracy drop on these samples (qa.metrics.paired.accuracy_mde)."""
         if mask is None:
@@ -71,18 +87,23 @@ def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> Chec
     conf, n = evidence.confidence, len(pe.labels)
     if p.metric == "accuracy":
         cand, base = float(pe.cand_ok.mean()), float(pe.base_ok.mean())
-        upper = paired.accuracy_delta_upper(pe.base_ok, pe.cand_ok, conf, p.resamples, p.seed)
+        lower, upper = paired.accuracy_delta_bounds(
+            pe.base_ok, pe.cand_ok, conf, p.resamples, p.seed
+        )
     else:
         k = len(evidence.class_names)
         cand = macro_f1(pe.labels, pe.cand_pred, k)
         base = macro_f1(pe.labels, pe.base_pred, k)
-        upper = paired.macro_f1_delta_upper(
+        lower, upper = paired.macro_f1_delta_bounds(
             pe.labels, pe.base_pred, pe.cand_pred, k, conf, p.resamples, p.seed
         )
+    name = "accuracy" if p.metric == "accuracy" else "macro-F1"
     metrics = {
+        "measure": name,
         "candidate": cand,
         "baseline": base,
         "delta": cand - base,
+        "delta_lower": lower,
         "delta_upper": upper,
         "n": n,
         "baseline_only_correct": pe.worse,
@@ -90,12 +111,11 @@ def accuracy_regression(evidence: Evidence, p: AccuracyRegressionParams) -> Chec
         "confidence": conf,
         "mde": pe.mde(conf),
     }
-    name = "accuracy" if p.metric == "accuracy" else "macro-F1"
+    delta = ("delta", "delta_lower", "delta_upper")
     if p.gate_on == "point":
-        return gate("delta", cand - base, ">=", -p.tolerance, metrics, f"{name} delta")
-    return gate(
-        "delta_upper", upper, ">=", -p.tolerance, metrics, f"{name} delta upper {conf:.0%} bound"
-    )
+        return gate("delta", cand - base, ">=", -p.tolerance, metrics, f"{name} delta", delta)
+    what = f"{name} delta upper {conf:.0%} bound"
+    return gate("delta_upper", upper, ">=", -p.tolerance, metrics, what, delta)
 
 
 class McNemarParams(RegressionParams):
@@ -127,7 +147,8 @@ def mcnemar(evidence: Evidence, p: McNemarParams) -> CheckResult:
         "baseline_only_correct": pe.worse,
         "candidate_only_correct": pe.better,
         "n": len(pe.labels),
-        "mde": pe.mde(evidence.confidence),
+        "confidence": evidence.confidence,
+        **pe.accuracy_effect(evidence.confidence),
     }
     result = gate("p_value", pvalue, ">=", alpha, metrics, "McNemar p-value")
     result.message += f" (baseline-only correct {pe.worse}, candidate-only correct {pe.better})"
@@ -158,13 +179,14 @@ def negative_flip_rate(evidence: Evidence, p: FlipParams) -> CheckResult:
         "both_wrong": int((~pe.base_ok & ~pe.cand_ok).sum()),
         "n": n,
         "confidence": evidence.confidence,
-        "mde": pe.mde(evidence.confidence),
+        **pe.accuracy_effect(evidence.confidence),
     }
     names = evidence.class_names
     flipped = np.flatnonzero(pe.base_ok & ~pe.cand_ok)
     deciding = "negative_flip_rate" if p.gate_on == "point" else "nfr_high"
     what = "negative flip rate" + ("" if p.gate_on == "point" else " upper bound")
-    result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what)
+    nfr = ("negative_flip_rate", "nfr_low", "nfr_high")
+    result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what, nfr)
     result.details = {
         "flips": [
             {
@@ -235,8 +257,18 @@ def per_class_regression(evidence: Evidence, p: PerClassParams) -> CheckResult:
         "tolerance": p.tolerance,
         "mde": max((r["mde"] for r in rows), default=float("inf")),
     }
+    if rows:  # the class that lost the most recall: its values are the effect a reader sees
+        weakest = min(rows, key=lambda r: (r["delta"], r["class"]))
+        metrics |= {
+            "measure": f"recall of {weakest['class']}",
+            "candidate": weakest["candidate_recall"],
+            "baseline": weakest["baseline_recall"],
+            "delta": weakest["delta"],
+        }
     result = gate("n_regressed", len(regressed), "<=", 0, metrics, "classes regressed")
     result.details = {"classes": rows}
+    if rows:  # the effect shown is the worst class's, its MDE too (metrics keep the largest)
+        result.effect["mde"] = weakest["mde"] if math.isfinite(weakest["mde"]) else None
     if regressed:
         worst = sorted((r for r in rows if r["regressed"]), key=lambda r: r["delta"])
         result.message = "recall regressed for " + ", ".join(
@@ -276,17 +308,21 @@ def calibration_regression(evidence: Evidence, p: CalibrationRegressionParams) -
     rms = cb.rms_increase(cand, base, p.bins, p.binning, conf)
     mde = rms.pop("mde")  # an increase smaller than this cannot be shown
     metrics = {**rms, "n": len(pe.labels), "confidence": conf, "mde": mde}
+    metrics |= {
+        "measure": "RMS calibration error",
+        "candidate": rms["candidate_rmsce"],
+        "baseline": rms["baseline_rmsce"],
+        "delta": rms["increase"],
+        "delta_lower": rms["increase_lower"],
+        "delta_upper": rms["increase_upper"],
+    }
+    increase = ("increase", "increase_lower", "increase_upper")
     if p.gate_on == "point":
-        return gate(
-            "increase", metrics["increase"], "<=", p.max_increase, metrics, "RMSCE increase"
-        )
+        what = "RMSCE increase"
+        return gate("increase", rms["increase"], "<=", p.max_increase, metrics, what, increase)
+    what = f"RMS calibration error increase lower {conf:.0%} bound"
     return gate(
-        "increase_lower",
-        metrics["increase_lower"],
-        "<=",
-        p.max_increase,
-        metrics,
-        f"RMS calibration error increase lower {conf:.0%} bound",
+        "increase_lower", rms["increase_lower"], "<=", p.max_increase, metrics, what, increase
     )
 
 
@@ -323,7 +359,7 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
                 raise Stop("error", f"no evidence for {missing[0]}")
             hits = [finite_logits(evidence, v).argmax(1) == labels for v in views]
             ok[model] = np.mean(hits, axis=0)
-        upper = paired.accuracy_delta_upper(
+        lower, upper = paired.accuracy_delta_bounds(
             ok["baseline"], ok["candidate"], conf, p.resamples, p.seed
         )
         delta = float(ok["candidate"].mean() - ok["baseline"].mean())
@@ -333,6 +369,7 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
                 "candidate": float(ok["candidate"].mean()),
                 "baseline": float(ok["baseline"].mean()),
                 "delta": delta,
+                "delta_lower": lower,
                 "delta_upper": upper,
                 "regressed": upper < -p.tolerance,
                 "mde": paired.accuracy_mde(ok["baseline"], ok["candidate"], conf),
@@ -344,8 +381,15 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
         "worst_perturbation": worst["perturbation"],
         "families_regressed": sum(r["regressed"] for r in rows),
         "confidence_per_family": conf,
+        "confidence": conf,
         "n": len(labels),
         "mde": max(r["mde"] for r in rows),
+        "measure": f"accuracy under {worst['perturbation']}",
+        "candidate": worst["candidate"],
+        "baseline": worst["baseline"],
+        "delta": worst["delta"],
+        "delta_lower": worst["delta_lower"],
+        "delta_upper": worst["delta_upper"],
     }
     result = gate(
         "worst_delta_upper",
@@ -354,6 +398,7 @@ def robustness_regression(evidence: Evidence, p: RobustnessRegressionParams) -> 
         -p.tolerance,
         metrics,
         f"worst corruption accuracy delta upper bound ({worst['perturbation']})",
+        ("delta", "delta_lower", "delta_upper"),
     )
     result.details = {"families": rows}
     return result

@@ -124,21 +124,22 @@ def calibration_error_bounds(groups: Groups, n_bins: int, binning: str, confiden
     return {"ece_upper": upper, "rmsce": rms, "rmsce_low": low, "rmsce_high": high}
 
 
-def rms_increase_lower(
+def rms_increase_bounds(
     candidate: Groups, baseline: Groups, n_bins: int, binning: str, confidence: float
-) -> float:
-    """Lower `confidence` bound of RMS(candidate) - RMS(baseline): each side at (1 + c) / 2.
+) -> tuple[float, float]:
+    """(lower, upper) `confidence` bounds of RMS(candidate) - RMS(baseline): each side at
+    (1 + c) / 2.
 
-    The candidate's lower bound minus the baseline's upper bound, so the increase is overstated
-    only when one of two bounds at (1 + c) / 2 misses: at most 1 - c together, whatever the
-    two models' confidence profiles.
+    The lower is the candidate's lower bound minus the baseline's upper bound, so the increase
+    is overstated only when one of two bounds at (1 + c) / 2 misses: at most 1 - c together,
+    whatever the two models' confidence profiles; the upper, symmetrically, the other ends.
     """
     from scipy.stats import norm
 
     z_half = float(norm.ppf((1 + confidence) / 2))
-    _, cand_low, _ = rms_bounds(_moments(candidate, n_bins, binning), z_half)
-    _, _, base_high = rms_bounds(_moments(baseline, n_bins, binning), z_half)
-    return cand_low - base_high
+    _, cand_low, cand_high = rms_bounds(_moments(candidate, n_bins, binning), z_half)
+    _, base_low, base_high = rms_bounds(_moments(baseline, n_bins, binning), z_half)
+    return cand_low - base_high, cand_high - base_low
 
 
 def rms_increase(
@@ -146,18 +147,19 @@ def rms_increase(
 ) -> dict:
     """How much worse the candidate's debiased RMS calibration error is than the baseline's.
 
-    {"candidate_rmsce", "baseline_rmsce", "increase": their difference, "increase_lower":
-    `rms_increase_lower`, "mde": increase - increase_lower}. The mde is what the two bounds
+    {"candidate_rmsce", "baseline_rmsce", "increase": their difference, "increase_lower",
+    "increase_upper": `rms_increase_bounds`, "mde": increase - increase_lower}. The mde is what the two bounds
     give away: an increase smaller than it cannot be shown at `confidence`.
     """
     cand = _rms(_moments(candidate, n_bins, binning))
     base = _rms(_moments(baseline, n_bins, binning))
-    lower = rms_increase_lower(candidate, baseline, n_bins, binning, confidence)
+    lower, upper = rms_increase_bounds(candidate, baseline, n_bins, binning, confidence)
     return {
         "candidate_rmsce": cand,
         "baseline_rmsce": base,
         "increase": cand - base,
         "increase_lower": lower,
+        "increase_upper": upper,
         "mde": float(cand - base - lower),
     }
 

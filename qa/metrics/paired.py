@@ -57,21 +57,22 @@ def drop_pvalue(worse: int, better: int, n: int, margin: float = 0.0) -> float:
     return float(norm.sf((worse - better - n * margin - 1) / np.sqrt(variance)))
 
 
-def accuracy_delta_upper(
+def accuracy_delta_bounds(
     base_correct: np.ndarray,
     cand_correct: np.ndarray,
     confidence: float,
     n_resamples: int = 2000,
     seed: int = 0,
-) -> float:
-    """One-sided upper bound of the paired accuracy delta (candidate - baseline).
+) -> tuple[float, float]:
+    """(lower, upper): one-sided `confidence` bounds of the paired accuracy delta
+    (candidate - baseline); a regression gate compares the upper one, reports both.
 
     Vectorised: the per-sample differences are resampled directly, which is the same paired
     bootstrap as resampling indices, thousands of times faster than a Python loop.
     """
     d = np.asarray(cand_correct, dtype=np.float64) - np.asarray(base_correct, dtype=np.float64)
     if np.all(d == d[0]):  # no variation: every resample gives the same delta
-        return float(d[0])
+        return float(d[0]), float(d[0])
     return bootstrap_bounds(
         np.mean,
         (d,),
@@ -79,10 +80,10 @@ def accuracy_delta_upper(
         n_resamples=n_resamples,
         seed=seed,
         vectorized=True,
-    )[1]
+    )
 
 
-def macro_f1_delta_upper(
+def macro_f1_delta_bounds(
     labels: np.ndarray,
     base_pred: np.ndarray,
     cand_pred: np.ndarray,
@@ -90,8 +91,8 @@ def macro_f1_delta_upper(
     confidence: float,
     n_resamples: int = 2000,
     seed: int = 0,
-) -> float:
-    """One-sided upper bound of the paired macro-F1 delta (candidate - baseline).
+) -> tuple[float, float]:
+    """(lower, upper): one-sided bounds of the paired macro-F1 delta (candidate - baseline).
 
     A percentile bootstrap over samples, each sample's labels and both predictions resampled
     together (qa.metrics.bootstrap.index_bootstrap_bounds), so the bound is paired.
@@ -103,7 +104,7 @@ def macro_f1_delta_upper(
 
     return index_bootstrap_bounds(
         delta, len(labels), confidence, n_resamples=n_resamples, seed=seed
-    )[1]
+    )
 
 
 def holm(p_values: list[float]) -> list[float]:

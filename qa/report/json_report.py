@@ -34,6 +34,17 @@ added `error` and the error document; `load` reads versions 1 and 2):
         threshold               {"metric": key in metrics, "op": ">=" | "<=", "value": number},
                                 or null: the decision is metrics[metric] op value
         details                 per-class rows, bins and the like; a crashed check's traceback
+        effect                  how big the effect is (qa.checks.effect), {} for a check that
+                                did not judge: "estimate", "low", "high" (its interval at
+                                "confidence", each end a one-sided bound; null where none),
+                                "value" (the compared number), "compared" ("bound" | "point"),
+                                "op", "threshold"; for a regression gate "measure" (what both
+                                models measured, e.g. "accuracy"), "candidate", "baseline",
+                                "delta", "delta_low", "delta_high", "mde" (null elsewhere);
+                                "n"; "borderline" (the interval holds the threshold) and
+                                "more_samples" (about how many more samples would settle a
+                                borderline decision, null if that cannot be said). Absent
+                                from results written before it was added
         slice                   {"column", "equals" | "in"} the check was restricted to, or null
         seconds                 time the check took
 

@@ -1,7 +1,9 @@
 """The Markdown summary (`summary.md`), for pull-request comments and `$GITHUB_STEP_SUMMARY`.
 
-Rendered from the JSON result. Failing checks come first (then errors, warnings, passes,
-skips): the reader of a pull request wants to know what blocks the merge.
+Rendered from the JSON result. The failing checks are named under the verdict and come first
+in the table (then errors, warnings, passes, skips): the reader of a pull request wants to
+know what blocks the merge. Each row gives the estimate with its interval, the deciding
+comparison, and, under the message, a regression gate's effect and a borderline note.
 
 Names, messages and paths come from suites, folder names and saved results, and GitHub renders
 this file: every such string is written as literal text (`_text`, `_code`), so a check named
@@ -11,7 +13,16 @@ cannot break the table.
 
 import re
 
-from qa.report.fmt import SYMBOLS, WORST_FIRST, decision, printable, reduced_precision
+from qa.report.fmt import (
+    SYMBOLS,
+    WORST_FIRST,
+    borderline_text,
+    decision,
+    interval_text,
+    printable,
+    reduced_precision,
+    regression_text,
+)
 
 # Markdown punctuation that can start a link, image, emphasis, code span, math or table cell.
 # An `_` between two letters or digits cannot (`per_class_recall` stays as written).
@@ -53,12 +64,17 @@ def render(doc: dict) -> str:
         + f" · {_text(counts)} · {doc['duration']:.1f} s"
         + (f" · {_text(low)}" if low else ""),
         "",
-        "| status | check | deciding number | message |",
-        "|---|---|---|---|",
+        "| status | check | estimate [interval] | decision | message |",
+        "|---|---|---|---|---|",
     ]
+    failing = [c["name"] for c in doc["checks"] if c["status"] in ("fail", "error")]
+    if failing:
+        lines[1:1] = ["", "Failing: " + ", ".join(_code(name) for name in failing)]
     for c in sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"])):
+        # the regression facts and a borderline note under the message, in the same cell
+        notes = [_text(t) for t in (c["message"], regression_text(c), borderline_text(c)) if t]
         lines.append(
             f"| {SYMBOLS[c['status']]} {c['status']} | {_text(c['name'])} "
-            f"| {_text(decision(c))} | {_text(c['message'])} |"
+            f"| {_text(interval_text(c))} | {_text(decision(c))} | {'<br>'.join(notes)} |"
         )
     return "\n".join(lines) + "\n"

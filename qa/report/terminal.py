@@ -1,8 +1,10 @@
 """The terminal report: a rich table, one row per check, with the numbers that decided it.
 
-Rendered from the JSON result. Each row shows the status (coloured), the check, its family,
-the deciding comparison (`value op threshold`), the interval around the point estimate when
-the check computed one, and the message; a one-line verdict follows. Every cell is a rich
+Rendered from the JSON result, failing rows first. Each row shows the status (coloured), the
+check, the point estimate with its interval, the deciding comparison (`value op
+threshold`) and the message, under it the regression facts (both models, the delta with its
+interval, the MDE) and a borderline decision's note (qa.report.fmt.effect_lines); below 110
+columns the numbers move into the message's cell. A one-line verdict follows. Every cell is a rich
 `Text`, never markup: a check or class named `[/x]` or `[bold red]` prints as written, and
 control characters print as escapes (fmt.printable). Tested by rendering into
 `Console(file=io.StringIO(), width=120, color_system=None)`.
@@ -14,7 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qa.report.fmt import decision, number, printable, reduced_precision
+from qa.report.fmt import (
+    WORST_FIRST,
+    decision,
+    effect_lines,
+    interval_text,
+    printable,
+    reduced_precision,
+)
 
 NARROW = 110
 STYLES = {"pass": "green", "fail": "red", "warn": "yellow", "error": "magenta", "skip": "dim"}
@@ -33,29 +42,32 @@ def render(doc: dict) -> str:
 
 
 def show(doc: dict, console: Console) -> None:
-    """Print the table of checks and the verdict line of a result document to `console`."""
+    """Print the table of checks, failing rows first, and the verdict line of a result
+    document to `console`."""
     table = Table(
         title=_text(
             f"qa {doc['suite']['name']}: {(doc['checkpoint'] or {}).get('path')}", "table.title"
         ),
         title_justify="left",
     )
-    # Below NARROW columns the family and interval give way, so the message stays readable.
-    columns = ("status", "check", "family", "decision", "interval")
-    if console.width < NARROW:
-        columns = ("status", "check", "decision")
+    # Below NARROW columns the numbers join the message's cell, so that nothing is cut at 80
+    # columns (rich's width when piped): every cell folds, none is clipped.
+    wide = console.width >= NARROW
+    columns = ("status", "check", "estimate", "decision") if wide else ("status", "check")
     for column in columns:
-        table.add_column(column, no_wrap=column in ("status", "decision", "interval"))
-    table.add_column("message", ratio=1, min_width=24, overflow="fold")
-    for c in doc["checks"]:
+        table.add_column(column, no_wrap=column == "status", overflow="fold", max_width=28)
+    table.add_column("result" if not wide else "message", ratio=1, overflow="fold")
+    for c in sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"])):
+        lines = effect_lines(c)
         cells = {
             "status": Text(c["status"].upper(), style=STYLES.get(c["status"], "")),
             "check": _text(f"{c['name']}{'' if c['severity'] == 'fail' else ' (warn)'}"),
-            "family": _text(c["family"]),
+            "estimate": _text(interval_text(c)),
             "decision": _text(decision(c)),
-            "interval": _text(interval(c)),
         }
-        table.add_row(*(cells[k] for k in columns), _text(c["message"]))
+        # the message, then what the narrow layout has no column for
+        extra = lines[1:] if wide else lines
+        table.add_row(*(cells[k] for k in columns), _text("\n".join([c["message"], *extra])))
     console.print(table)
     console.print(verdict_line(doc))
 
@@ -79,15 +91,3 @@ def verdict_line(doc: dict) -> Text:
 def _text(value, style: str = "") -> Text:
     """User-derived text as a rich Text: printed literally, never read as markup."""
     return Text(printable(value), style=style)
-
-
-def interval(check: dict) -> str:
-    """The point estimate and its interval, e.g. "0.963 [0.9412, 0.978]", when computed."""
-    threshold, metrics = check.get("threshold"), check.get("metrics") or {}
-    if not threshold:
-        return ""
-    base = threshold["metric"].removesuffix("_low").removesuffix("_high")
-    point, low, high = (metrics.get(k) for k in (base, f"{base}_low", f"{base}_high"))
-    if point is None or low is None or high is None:
-        return ""
-    return f"{number(point)} [{number(low)}, {number(high)}]"
