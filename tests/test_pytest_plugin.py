@@ -75,7 +75,7 @@ def test_each_check_is_a_test_with_its_status(pytester, inputs, rigged):
             "*FAILED*suite.yaml::crashes*",
         ]
     )
-    assert "decision: 0.02231 >= 0.99" in text  # the failure text is the check's own
+    assert "decision: 0.0223 >= 0.99" in text  # the failure text is the check's own
     assert "could not be evaluated: " in text and "ZeroDivisionError" in text
     assert "QACheckWarning: only_warns: top-1 accuracy" in text
     assert "Traceback" not in text and "qa/pytest_plugin.py:" not in text
