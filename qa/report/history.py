@@ -218,7 +218,7 @@ def trend(line: Line, runs: list[Run]) -> dict:
         return TOP + PLOT / 2 if hi == lo else TOP + (hi - v) / (hi - lo) * PLOT
 
     points = [
-        (x, y(c.number), c.status, f"#{i} {r.when}: {c.value} ({c.status})")
+        (round(x, 1), round(y(c.number), 1), c.status, f"#{i} {r.when}: {c.value} ({c.status})")
         for i, (x, c, r) in enumerate(zip(xs, cells, runs, strict=True), 1)
         if c and c.number is not None
     ]
@@ -227,14 +227,16 @@ def trend(line: Line, runs: list[Run]) -> dict:
         for i, (x, c) in enumerate(zip(xs, cells, strict=True), 1)
     ]
     limits = [
-        (x, y(c.threshold)) for x, c in zip(xs, cells, strict=True) if c and c.threshold is not None
+        (x - STEP / 2 + 3, x + STEP / 2 - 3, y(c.threshold))
+        for x, c in zip(xs, cells, strict=True)
+        if c and c.threshold is not None
     ]
     return {
         "width": LEFT + STEP * len(cells) + 4,
         "height": TOP + PLOT + 6 + STRIP + 4,
         "strip": TOP + PLOT + 6,
-        "line": " ".join(f"{x:.1f},{v:.1f}" for x, v, *_ in points),
-        "limits": [(f"{a:.1f}", f"{b:.1f}", f"{v:.1f}") for a, b, v in limits],
+        "line": " ".join(f"{x},{v}" for x, v, *_ in points) if len(points) > 1 else "",
+        "limits": [(round(a, 1), round(b, 1), round(v, 1)) for a, b, v in limits],
         "points": points,
         "marks": marks,
         "labels": [(TOP + 4, number(hi)), (TOP + PLOT + 2, number(lo))] if known else [],
