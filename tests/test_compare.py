@@ -275,3 +275,12 @@ def test_a_folder_without_results_and_repeated_check_names_are_exit_2(pair, tmp_
     assert main(["diff", twice, pair[1]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checks.1.name" in err and "twice" in err
+
+
+def test_a_warning_is_a_failure_only_in_a_strict_run():
+    lenient, strict = _old(), _old()
+    strict["strict"] = True
+    d = compare.diff("lenient.json", lenient, "strict.json", strict)
+    assert [r.name for r in d.named(compare.NEW_FAILURE)] == ["ece"]  # warn, now blocking
+    back = compare.diff("strict.json", strict, "lenient.json", lenient)
+    assert [r.name for r in back.named(compare.FIXED)] == ["ece"]
