@@ -284,3 +284,12 @@ def test_a_warning_is_a_failure_only_in_a_strict_run():
     assert [r.name for r in d.named(compare.NEW_FAILURE)] == ["ece"]  # warn, now blocking
     back = compare.diff("strict.json", strict, "lenient.json", lenient)
     assert [r.name for r in back.named(compare.FIXED)] == ["ece"]
+
+
+def test_history_refuses_a_start_time_it_cannot_order_by(pair, tmp_path, capsys):
+    doc = _old()
+    doc["started"] = "yesterday"
+    odd = _save(tmp_path / "odd.json", doc)
+    assert main(["history", pair[1], odd]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {odd}: started: expected an ISO 8601 time, found 'yesterday'\n"

@@ -17,7 +17,6 @@ computed from logits: the two result documents are the whole input, as for `qa r
 """
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,15 @@ from rich.text import Text
 
 from qa.report.fmt import SYMBOLS, number, printable
 from qa.report.markdown import _code, _text
-from qa.report.runs import RunInfo, compared_value, failing, gate, html_page, load_run
+from qa.report.runs import (
+    RunInfo,
+    compared_value,
+    failing,
+    finite,
+    gate_text,
+    html_page,
+    load_run,
+)
 from qa.report.terminal import NARROW, STYLES
 
 NEW_FAILURE, FIXED, STILL_FAILING = "new failure", "fixed", "still failing"
@@ -43,7 +50,7 @@ class Side:
     status: str
     value: str  # the compared value, fmt.number; "—" without a gate
     metric: str  # threshold.metric; "" without a gate
-    gate: str  # runs.gate
+    gate: str  # runs.gate_text
     message: str
     failing: bool
     number: float | None  # the compared value when it is a finite number, for the change
@@ -66,7 +73,7 @@ class Row:
             return ""
         if old.number is None or new.number is None:
             return ""
-        return f"{self.new.number - self.old.number:+.4g}"
+        return f"{new.number - old.number:+.4g}"
 
     @property
     def gate(self) -> str:
@@ -110,15 +117,14 @@ def diff(old_path, old: dict, new_path, new: dict) -> Diff:
 
 def _side(check: dict, doc: dict) -> Side:
     value = compared_value(check)
-    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     return Side(
         status=check["status"],
         value=printable(number(value)) if check.get("threshold") else "—",
         metric=printable((check.get("threshold") or {}).get("metric", "")),
-        gate=gate(check),
+        gate=gate_text(check),
         message=printable(check["message"]),
         failing=failing(check, doc),
-        number=float(value) if finite else None,
+        number=finite(value),
     )
 
 

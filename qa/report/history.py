@@ -14,7 +14,6 @@ of the value across the runs (the gate's threshold dashed) over a strip of statu
 
 import datetime
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from qa.errors import InputError
 from qa.report import json_report
 from qa.report.fmt import SYMBOLS, number, printable
 from qa.report.markdown import _code, _text
-from qa.report.runs import RunInfo, compared_value, html_page, load_run, started_at
+from qa.report.runs import RunInfo, compared_value, finite, html_page, load_run, started_at
 from qa.report.terminal import STYLES
 
 RESULT_FILE = "result.json"
@@ -133,16 +132,10 @@ def _cell(check: dict) -> Cell:
     return Cell(
         status=check["status"],
         value=printable(number(value)) if threshold else check["status"],
-        number=_finite(value),
-        threshold=_finite(threshold["value"]) if threshold else None,
+        number=finite(value),
+        threshold=finite(threshold["value"]) if threshold else None,
         message=printable(check["message"]),
     )
-
-
-def _finite(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def legend(h: History) -> list[str]:

@@ -9,6 +9,7 @@ exit 1), or `warn` in a run made with `--strict`.
 """
 
 import datetime
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,15 @@ def compared_value(check: dict) -> Any:
     return (check.get("metrics") or {}).get(threshold["metric"]) if threshold else None
 
 
-def gate(check: dict) -> str:
+def finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite number (not a bool), else None: what can be
+    subtracted or plotted."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def gate_text(check: dict) -> str:
     """The check's gate as text, `accuracy_low >= 0.9`; "" without one."""
     threshold = check.get("threshold")
     if not threshold:
