@@ -7,6 +7,10 @@
                                         $GITHUB_STEP_SUMMARY
     qa report RESULT.json --format F    re-render a saved result as html, md, junit or terminal
                                         (stdout, or --out FILE written atomically); runs nothing
+    qa diff OLD.json NEW.json           what changed between two saved runs: verdict, each
+                                        check's status and value, new failures, fixes
+    qa history DIR_OR_FILE...           each check's value across saved runs, oldest first
+                                        (both: --format terminal|md|html, --out FILE)
     qa validate SUITE                   check a suite's schema ("ok: N checks")
     qa checks                           every check kind, its family and parameters
     qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
@@ -24,8 +28,8 @@ Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could n
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
 the exit code stays the verdict's. The commands that need torch (run, describe, calibrate)
-import their modules when they run, so that `--help`, `validate`, `checks`, `schema` and
-`report` never import torch, great-expectations or scipy.
+import their modules when they run, so that `--help`, `validate`, `checks`, `schema`,
+`report`, `diff` and `history` never import torch, great-expectations or scipy.
 """
 
 import argparse
@@ -55,6 +59,8 @@ from qa.report import (
     FORMATS,
     ReportWriteError,
     append_step_summary,
+    compare,
+    history,
     json_report,
     terminal,
     write_report_set,
@@ -106,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=list(FORMATS), default="terminal")
     report.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
     report.set_defaults(func=_report)
+    diff_parser = sub.add_parser(
+        "diff", help="compare two saved results: verdict, values, new failures"
+    )
+    diff_parser.add_argument("old", help="the earlier result.json")
+    diff_parser.add_argument("new", help="the later result.json")
+    history_parser = sub.add_parser(
+        "history", help="each check's value across saved results, by start"
+    )
+    history_parser.add_argument(
+        "paths", nargs="+", metavar="DIR_OR_FILE", help="result.json or a folder"
+    )
+    for view, func in ((diff_parser, _diff), (history_parser, _history)):
+        view.add_argument("--format", choices=list(compare.RENDERERS), default="terminal")
+        view.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
+        view.set_defaults(func=func)
     validate = sub.add_parser("validate", help="check a suite's schema without running it")
     validate.add_argument("suite")
     validate.set_defaults(func=_validate)
@@ -306,6 +327,31 @@ def _render_or_refuse(path: str, render, doc: dict, *extra):
         raise InputError(
             f"{path}: cannot be rendered as a qa result ({type(exc).__name__}: {first_line(exc)})"
         ) from None
+
+
+def _diff(args) -> int:
+    return _view(args, compare, lambda: compare.load(args.old, args.new))
+
+
+def _history(args) -> int:
+    return _view(args, history, lambda: history.load(args.paths))
+
+
+def _view(args, module, read) -> int:
+    """`qa diff` and `qa history`: read, then show on the terminal or write `--format` text.
+    Exit 0 whatever the runs say (a viewer), 2 on an unreadable result file."""
+    if args.out is not None:
+        check_writable(args.out, "--out")
+    data = read()
+    if args.format == "terminal" and args.out is None:  # on a terminal: width and colours
+        module.show(data, Console())
+        return ExitCode.OK
+    text = module.render(data, args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(args.out, text)
+    return ExitCode.OK
 
 
 def _validate(args) -> int:

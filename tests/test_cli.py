@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import DIGITS, save_tiny, write_data, write_suite
+from helpers import DIGITS, sample_doc, save_tiny, write_data, write_suite
 
 from qa.cli import main
+from qa.report import json_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSING = "- {kind: top1_accuracy, min: 0.0}\n"
@@ -168,9 +169,14 @@ def test_validate_checks_and_describe(tmp_path, ckpt, capsys):
         ["checks"],
         ["schema", "suite"],
         ["schema", "result"],
+        ["diff", "{result}", "{result}"],
+        ["history", "{result}", "--format", "html", "--out", "{out}"],
     ],
 )
-def test_help_validate_and_checks_never_import_torch(argv):
+def test_help_validate_and_checks_never_import_torch(argv, tmp_path):
+    result = tmp_path / "result.json"
+    result.write_text(json_report.render(sample_doc()))
+    argv = [a.format(result=result, out=tmp_path / "history.html") for a in argv]
     code = (
         "import sys\nfrom qa.cli import main\n"
         f"code = main({argv!r})\n"
