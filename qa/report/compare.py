@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qa.report.fmt import SYMBOLS, number, printable
-from qa.report.markdown import _code, _text
+from qa.report.fmt import SYMBOLS, printable, rounded
+from qa.report.markdown import code_span, literal
 from qa.report.runs import (
     RunInfo,
     compared_value,
@@ -48,7 +48,7 @@ class Side:
     """One check as one run saw it."""
 
     status: str
-    value: str  # the compared value, fmt.number; "—" without a gate
+    value: str  # the compared value, fmt.rounded; "—" without a gate
     metric: str  # threshold.metric; "" without a gate
     gate: str  # runs.gate_text
     message: str
@@ -119,7 +119,7 @@ def _side(check: dict, doc: dict) -> Side:
     value = compared_value(check)
     return Side(
         status=check["status"],
-        value=printable(number(value)) if check.get("threshold") else "—",
+        value=printable(rounded(value)) if check.get("threshold") else "—",
         metric=printable((check.get("threshold") or {}).get("metric", "")),
         gate=gate_text(check),
         message=printable(check["message"]),
@@ -199,24 +199,24 @@ def _terminal(d: Diff) -> str:
 
 
 def _markdown(d: Diff) -> str:
-    lines = [f"### qa diff: {_text(verdict_change(d))}", ""]
+    lines = [f"### qa diff: {literal(verdict_change(d))}", ""]
     for label, run in (("before", d.old), ("after", d.new)):
-        digest = f" sha256 {_code(run.sha256)}" if run.sha256 else ""
-        base = f" against baseline {_code(run.baseline)}" if run.baseline else ""
-        error = f" · error: {_text(run.error)}" if run.error else ""
+        digest = f" sha256 {code_span(run.sha256)}" if run.sha256 else ""
+        base = f" against baseline {code_span(run.baseline)}" if run.baseline else ""
+        error = f" · error: {literal(run.error)}" if run.error else ""
         lines.append(
-            f"- **{label}**: {_code(run.checkpoint)}{digest}{base} · suite {_text(run.suite)} "
-            f"· started {_text(run.started)} · {_code(run.file)}{error}"
+            f"- **{label}**: {code_span(run.checkpoint)}{digest}{base} · suite {literal(run.suite)} "
+            f"· started {literal(run.started)} · {code_span(run.file)}{error}"
         )
     lines.append("")
     for change, title in LISTS.items():
         rows = d.named(change)
         lines.append(f"**{title} ({len(rows)})**" + (":" if rows else ""))
-        lines += [f"- {_text(r.name)}: {_text(r.new.message)}" for r in rows]
+        lines += [f"- {literal(r.name)}: {literal(r.new.message)}" for r in rows]
         lines.append("")
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in d.rows:
-        lines.append("| " + " | ".join(_text(c) for c in _cells(r)) + " |")
+        lines.append("| " + " | ".join(literal(c) for c in _cells(r)) + " |")
     return "\n".join(lines) + "\n"
 
 

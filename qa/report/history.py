@@ -24,8 +24,8 @@ from rich.text import Text
 
 from qa.errors import InputError
 from qa.report import json_report
-from qa.report.fmt import SYMBOLS, number, printable
-from qa.report.markdown import _code, _text
+from qa.report.fmt import SYMBOLS, printable, rounded
+from qa.report.markdown import code_span, literal
 from qa.report.runs import RunInfo, compared_value, finite, html_page, load_run, started_at
 from qa.report.terminal import STYLES
 
@@ -131,7 +131,7 @@ def _cell(check: dict) -> Cell:
     value, threshold = compared_value(check), check.get("threshold")
     return Cell(
         status=check["status"],
-        value=printable(number(value)) if threshold else check["status"],
+        value=printable(rounded(value)) if threshold else check["status"],
         number=finite(value),
         threshold=finite(threshold["value"]) if threshold else None,
         message=printable(check["message"]),
@@ -181,16 +181,16 @@ def _terminal(h: History) -> str:
 def _markdown(h: History) -> str:
     lines = [f"### qa history: {len(h.runs)} runs, oldest first", ""]
     for i, run in enumerate(h.runs, 1):
-        digest = f" sha256 {_code(run.info.sha256)}" if run.info.sha256 else ""
+        digest = f" sha256 {code_span(run.info.sha256)}" if run.info.sha256 else ""
         lines.append(
-            f"- **#{i}** {_text(run.when)} UTC · {_code(run.info.checkpoint)}{digest} "
-            f"· suite {_text(run.info.suite)} · {_code(run.info.file)}"
+            f"- **#{i}** {literal(run.when)} UTC · {code_span(run.info.checkpoint)}{digest} "
+            f"· suite {literal(run.info.suite)} · {code_span(run.info.file)}"
         )
     header = ["check", *(f"#{i}" for i in range(1, len(h.runs) + 1))]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = [["verdict", *(r.verdict for r in h.runs)]]
     rows += [[line.name, *(str(c) if c else "" for c in line.cells)] for line in h.lines]
-    lines += ["| " + " | ".join(_text(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(literal(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -232,7 +232,7 @@ def trend(line: Line, runs: list[Run]) -> dict:
         "limits": [(round(a, 1), round(b, 1), round(v, 1)) for a, b, v in limits],
         "points": points,
         "marks": marks,
-        "labels": [(TOP + 4, number(hi)), (TOP + PLOT + 2, number(lo))] if known else [],
+        "labels": [(TOP + 4, rounded(hi)), (TOP + PLOT + 2, rounded(lo))] if known else [],
         "title": f"{line.name}: compared value across {len(cells)} runs",
     }
 

@@ -6,7 +6,7 @@ know what blocks the merge. Each row gives the estimate with its interval, the d
 comparison, and, under the message, a regression gate's effect and a borderline note.
 
 Names, messages and paths come from suites, folder names and saved results, and GitHub renders
-this file: every such string is written as literal text (`_text`, `_code`), so a check named
+this file: every such string is written as literal text (`literal`, `code_span`), so a check named
 `<img src=x onerror=...>` or `[click](https://...)` shows as written, and `|` or a newline
 cannot break the table.
 """
@@ -29,14 +29,14 @@ from qa.report.fmt import (
 _MARKDOWN = re.compile(r"[\\`*\[\]|~$]|_(?![^\W_])|(?<![^\W_])_")
 
 
-def _text(value) -> str:
+def literal(value) -> str:
     """User-derived text as one line of literal Markdown (safe in a table cell)."""
     text = printable(value).replace("\n", " ").replace("\t", " ")
     text = text.replace("&", "&amp;").replace("<", "&lt;")  # no tag, entity or autolink
     return _MARKDOWN.sub(lambda m: "\\" + m.group(), text)
 
 
-def _code(value) -> str:
+def code_span(value) -> str:
     """User-derived text as a code span: fenced by more backticks than it holds, on one line."""
     text = printable(value).replace("\n", " ").replace("\t", " ")
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
@@ -55,26 +55,26 @@ def render(doc: dict) -> str:
         f", {s['skip']} skipped"
     )
     lines = [
-        f"### {SYMBOLS[doc['verdict']]} qa: {_text(doc['suite']['name'])} — "
+        f"### {SYMBOLS[doc['verdict']]} qa: {literal(doc['suite']['name'])} — "
         f"**{doc['verdict'].upper()}**",
         "",
-        f"{_code(ckpt.get('path'))}"
-        + (f" (sha256 {_code(str(ckpt['sha256'])[:12])})" if ckpt.get("sha256") else "")
-        + (f" against baseline {_code(baseline['path'])}" if baseline else "")
-        + f" · {_text(counts)} · {doc['duration']:.1f} s"
-        + (f" · {_text(low)}" if low else ""),
+        f"{code_span(ckpt.get('path'))}"
+        + (f" (sha256 {code_span(str(ckpt['sha256'])[:12])})" if ckpt.get("sha256") else "")
+        + (f" against baseline {code_span(baseline['path'])}" if baseline else "")
+        + f" · {literal(counts)} · {doc['duration']:.1f} s"
+        + (f" · {literal(low)}" if low else ""),
         "",
         "| status | check | estimate [interval] | decision | message |",
         "|---|---|---|---|---|",
     ]
     failing = [c["name"] for c in doc["checks"] if c["status"] in ("fail", "error")]
     if failing:
-        lines[1:1] = ["", "Failing: " + ", ".join(_code(name) for name in failing)]
+        lines[1:1] = ["", "Failing: " + ", ".join(code_span(name) for name in failing)]
     for c in sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"])):
         # the regression facts and a borderline note under the message, in the same cell
-        notes = [_text(t) for t in (c["message"], regression_text(c), borderline_text(c)) if t]
+        notes = [literal(t) for t in (c["message"], regression_text(c), borderline_text(c)) if t]
         lines.append(
-            f"| {SYMBOLS[c['status']]} {c['status']} | {_text(c['name'])} "
-            f"| {_text(interval_text(c))} | {_text(decision(c))} | {'<br>'.join(notes)} |"
+            f"| {SYMBOLS[c['status']]} {c['status']} | {literal(c['name'])} "
+            f"| {literal(interval_text(c))} | {literal(decision(c))} | {'<br>'.join(notes)} |"
         )
     return "\n".join(lines) + "\n"

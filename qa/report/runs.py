@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from qa.errors import InputError
 from qa.report import json_report
-from qa.report.fmt import number, printable
+from qa.report.fmt import printable, rounded
 
 BLOCKING = ("fail", "error")
 
@@ -57,7 +57,7 @@ def gate_text(check: dict) -> str:
     threshold = check.get("threshold")
     if not threshold:
         return ""
-    return printable(f"{threshold['metric']} {threshold['op']} {number(threshold['value'])}")
+    return printable(f"{threshold['metric']} {threshold['op']} {rounded(threshold['value'])}")
 
 
 def failing(check: dict, doc: dict) -> bool:
