@@ -17,8 +17,8 @@ Torch-free at import (qa.application, which imports torch, is imported by `run` 
 """
 
 import copy
-import html
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 from qa.cache import DEFAULT_DIR
@@ -93,6 +93,12 @@ class Result:
         self._document = document
         self.checks: list[Check] = [Check.from_document(c) for c in document["checks"]]
 
+    @classmethod
+    def load(cls, path: str | Path) -> "Result":
+        """The Result of a saved result.json (a CI run's, say), to read or show in a notebook.
+        InputError (one line) when the file is not a result this qa reads (json_report.load)."""
+        return cls(json_report.load(path))
+
     @property
     def verdict(self) -> str:
         """ "pass", "fail" (a gate failed) or "error" (a gate could not be evaluated)."""
@@ -144,8 +150,8 @@ class Result:
         own styles and script, which a fragment would let loose on the notebook's page. The
         sandbox runs the page's filter script in an origin of its own, away from the notebook."""
         return (
-            f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" '
-            f'sandbox="allow-scripts" title="qa report: {html.escape(self._title())}" '
+            f'<iframe srcdoc="{escape(self.html(), quote=True)}" '
+            f'sandbox="allow-scripts" title="qa report: {escape(self._title())}" '
             f'style="width: 100%; height: {IFRAME_HEIGHT}; border: 1px solid #ddd; '
             'resize: vertical;"></iframe>'
         )

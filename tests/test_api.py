@@ -135,6 +135,9 @@ def test_save_html_and_save_write_the_reports(failing, tmp_path):
     ]
     assert json.loads(paths["json"].read_text()) == failing.to_dict()
     assert paths["html"].read_text(encoding="utf-8") == text
+    again = qa.Result.load(paths["json"])  # e.g. a CI run's, opened in a notebook
+    assert again.to_dict() == failing.to_dict() and again.checks == failing.checks
+    assert again._repr_html_() == failing._repr_html_()
     with pytest.raises(InputError, match=r"^save_html .*: expected a file name, found a folder$"):
         failing.save_html(tmp_path)
 
