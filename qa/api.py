@@ -148,12 +148,13 @@ class Result:
     def _repr_html_(self) -> str:
         """The report inline in Jupyter, in an iframe: the page is a whole document with its
         own styles and script, which a fragment would let loose on the notebook's page. The
-        sandbox runs the page's filter script in an origin of its own, away from the notebook."""
+        sandbox runs the page's filter script in an origin of its own, away from the notebook;
+        the white background keeps the page's dark text readable in a dark notebook theme."""
         return (
             f'<iframe srcdoc="{escape(self.html(), quote=True)}" '
             f'sandbox="allow-scripts" title="qa report: {escape(self._title())}" '
             f'style="width: 100%; height: {IFRAME_HEIGHT}; border: 1px solid #ddd; '
-            'resize: vertical;"></iframe>'
+            'background: white; resize: vertical;"></iframe>'
         )
 
     def _title(self) -> str:
