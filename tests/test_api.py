@@ -38,7 +38,8 @@ def _untimed(doc: dict) -> dict:
     return {**{k: v for k, v in doc.items() if k not in TIMINGS}, "checks": checks}
 
 
-def test_a_passing_suite_passes_with_exit_0(tmp_path, data, ckpt, cache):
+def test_a_passing_suite_passes_with_exit_0(tmp_path, data, ckpt, cache, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     suite = write_suite(tmp_path / "s.yaml", data, PASSING)
     result = qa.run(suite, ckpt, baseline=ckpt, cache_dir=cache)
     assert (result.passed, result.exit_code, result.verdict, result.failed) == (True, 0, "pass", [])
@@ -57,7 +58,8 @@ def test_a_passing_suite_passes_with_exit_0(tmp_path, data, ckpt, cache):
         0.0,
         None,
     )
-    assert not (tmp_path / "reports").exists()  # the API writes no report unless asked
+    assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]  # no report unless asked
+    assert capsys.readouterr() == ("", "")  # no table, no progress bar
 
 
 def test_a_check_without_a_gate_has_no_value_interval_or_threshold():
