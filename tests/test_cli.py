@@ -188,6 +188,19 @@ def test_help_validate_and_checks_never_import_torch(argv, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_import_qa_offers_the_api_without_importing_torch():
+    code = (
+        "import sys\nimport qa\n"
+        "assert callable(qa.run) and isinstance(qa.Result, type), 'no qa.run or qa.Result'\n"
+        "assert all(hasattr(qa, name) for name in qa.__all__), qa.__all__\n"
+        "heavy = {'torch', 'torchvision', 'great_expectations', 'scipy'}\n"
+        "heavy &= {m.split('.')[0] for m in sys.modules}\n"
+        "assert not heavy, f'{heavy} imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("name", ["smoke", "release"])
 def test_the_shipped_suites_run_on_digits_data(tmp_path, monkeypatch, ckpt, name):
     """The suites read data/digits and the release suite checkpoints/baseline.pt, as `make demo`
