@@ -17,7 +17,7 @@ Torch-free at import (qa.application, which imports torch, is imported by `run` 
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
@@ -44,8 +44,10 @@ class Threshold:
 @dataclass(frozen=True)
 class Check:
     """One check's outcome, as result.json has it: `value` is the number compared with the
-    threshold (None without a gate, or where it was not a finite number), `interval` the
-    (low, high) bounds around the estimate that value belongs to, when the check computed them.
+    threshold (None without a gate, or where it was not a finite number), `estimate` the point
+    estimate and `interval` its (low, high) at the suite's confidence, when the check computed
+    them (an end it has not, such as the ECE's lower, is None); `effect` is result.json's whole
+    `effect` (regression facts, borderline; qa.checks.effect), {} for a check that did not judge.
     """
 
     name: str
@@ -55,14 +57,18 @@ class Check:
     severity: str  # "fail" (blocks) | "warn" (blocks only in a strict run)
     message: str
     value: float | None
-    interval: tuple[float, float] | None
+    estimate: float | None
+    interval: tuple[float | None, float | None] | None
     threshold: Threshold | None
+    effect: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_document(cls, check: dict) -> "Check":
         """The Check of one entry of a result document's `checks`."""
         metrics, gate = check.get("metrics") or {}, check.get("threshold")
         threshold = Threshold(gate["metric"], gate["op"], gate["value"]) if gate else None
+        effect = check.get("effect") or {}
+        low, high = effect.get("low"), effect.get("high")
         return cls(
             name=check["name"],
             kind=check["kind"],
@@ -71,18 +77,11 @@ class Check:
             severity=check["severity"],
             message=check["message"],
             value=metrics.get(threshold.metric) if threshold else None,
-            interval=_interval(metrics, threshold),
+            estimate=effect.get("estimate"),
+            interval=None if low is None and high is None else (low, high),
             threshold=threshold,
+            effect=copy.deepcopy(effect),
         )
-
-
-def _interval(metrics: dict, threshold: Threshold | None) -> tuple[float, float] | None:
-    """(`<m>_low`, `<m>_high`) for the estimate `m` the threshold's metric bounds (or is)."""
-    if threshold is None:
-        return None
-    base = threshold.metric.removesuffix("_low").removesuffix("_high")
-    low, high = metrics.get(f"{base}_low"), metrics.get(f"{base}_high")
-    return None if low is None or high is None else (low, high)
 
 
 class Result:

@@ -52,12 +52,14 @@ def test_a_passing_suite_passes_with_exit_0(tmp_path, data, ckpt, cache, capsys,
         "regression",
         ">=",
     )
-    # the model against itself; a bound of the delta with no `_low`/`_high` pair: no interval
+    # the model against itself: a delta of 0 in the interval [0, 0], both models' values
     assert (regression.threshold.metric, regression.value, regression.interval) == (
         "delta_upper",
         0.0,
-        None,
+        (0.0, 0.0),
     )
+    assert regression.estimate == regression.effect["delta"] == 0.0
+    assert regression.effect["candidate"] == regression.effect["baseline"] == top1.estimate
     assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]  # no report unless asked
     assert capsys.readouterr() == ("", "")  # no table, no progress bar
 
@@ -109,6 +111,7 @@ def test_checks_carry_the_documents_numbers(failing):
         assert (check.threshold.op, check.threshold.value) == (gate["op"], gate["value"])
         assert check.value == metrics["accuracy_low"]
         assert check.interval == (metrics["accuracy_low"], metrics["accuracy_high"])
+        assert check.estimate == metrics["accuracy"] and check.effect == entry["effect"]
 
 
 def test_to_dict_is_what_qa_run_writes(tmp_path, data, ckpt):
