@@ -31,7 +31,6 @@ def suite(tmp_path, data):
 @pytest.fixture
 def github(monkeypatch):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 def _annotations(capsys) -> list[str]:
@@ -85,6 +84,10 @@ def test_messages_and_properties_are_escaped_as_github_reads_them():
         "::error file=suites/release.yaml,line=12,title=a%3Ab%2Cc%25 (fail)::50%25%0D%0Anext: a, b\n"
     )
     assert annotations.render(doc, [1, 2]).startswith("::error file=suites/release.yaml,title=")
+    doc["checks"][0]["message"] = "class \udcff \x1b[31mred"  # an undecodable folder name
+    text = annotations.render(doc, [12])
+    assert text.endswith("::class \\udcff \\x1b[31mred\n")
+    text.encode("utf-8")  # stdout can write it
     doc["checks"][0]["status"] = "pass"
     assert annotations.render(doc, [12]) == ""
 

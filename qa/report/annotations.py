@@ -10,7 +10,8 @@ A failed or errored check is an `error`, a warned one a `warning` (an `error` un
 where it blocks the run). A run that stopped on an error (the error document) is one `error`
 at the FILE:LINE its message names, if any. Escaping follows GitHub's runner (toolkit
 command.ts): in the message % CR LF become %25 %0D %0A; in a property also : and , become
-%3A and %2C.
+%3A and %2C. Other control characters and lone surrogates are written as visible escapes
+(fmt.printable), as in every report.
 """
 
 import os
@@ -18,6 +19,7 @@ import re
 from pathlib import Path
 
 from qa.errors import InputError
+from qa.report.fmt import printable
 from qa.suite_errors import check_lines
 
 LEVELS = {"fail": "error", "error": "error", "warn": "warning"}
@@ -71,7 +73,9 @@ def _command(level: str, props: dict, message: str) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's escapes, then fmt.printable: a terminal escape sequence in a folder name must
+    not colour the log, and a lone surrogate must not make stdout fail."""
+    return printable(str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:
