@@ -47,9 +47,9 @@ def test_a_failing_and_a_warned_check_are_annotated_at_their_lines(
     out = str(tmp_path / "r")
     assert main(["run", str(suite), str(ckpt), "--out", out, "--no-cache", "--quiet"]) == 1
     failed, warned = _annotations(capsys)
-    assert failed.startswith(f"::error file={suite},line=7,title=top1_accuracy#2 (fail)::top-1")
+    assert failed.startswith(f"::error file={suite},line=7,title=top1_accuracy#2::top-1")
     assert warned.startswith(
-        f"::warning file={suite},line=10,title=warned%3A 99%25%2C surely (warn)::top-1"
+        f"::warning file={suite},line=10,title=warned%3A 99%25%2C surely::top-1"
     )
     assert "misses >= 0.99" in warned
     assert main(["run", str(suite), str(ckpt), "--out", out, "--no-cache", "--quiet", "--strict"])
@@ -73,7 +73,7 @@ def test_a_bad_suite_is_annotated_at_the_line_of_its_error(tmp_path, data, ckpt,
     bad = write_suite(tmp_path / "bad.yaml", data, "- kind: top1_accuracy\n  mni: 0.9\n")
     assert main(["run", str(bad), str(ckpt), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     (line,) = _annotations(capsys)
-    assert line.startswith(f"::error file={bad},line=6,title=qa run (error)::{bad}:6: checks[0]")
+    assert line.startswith(f"::error file={bad},line=6,title=qa run::{bad}:6: checks[0]")
 
 
 def test_messages_and_properties_are_escaped_as_github_reads_them():
@@ -81,13 +81,15 @@ def test_messages_and_properties_are_escaped_as_github_reads_them():
     doc["checks"] = [{**doc["checks"][1], "name": "a:b,c%", "message": "50%\r\nnext: a, b"}]
     text = annotations.render(doc, [12])
     assert text == (
-        "::error file=suites/release.yaml,line=12,title=a%3Ab%2Cc%25 (fail)::50%25%0D%0Anext: a, b\n"
+        "::error file=suites/release.yaml,line=12,title=a%3Ab%2Cc%25::50%25%0D%0Anext: a, b\n"
     )
     assert annotations.render(doc, [1, 2]).startswith("::error file=suites/release.yaml,title=")
     doc["checks"][0]["message"] = "class \udcff \x1b[31mred"  # an undecodable folder name
     text = annotations.render(doc, [12])
     assert text.endswith("::class \\udcff \\x1b[31mred\n")
     text.encode("utf-8")  # stdout can write it
+    doc["checks"][0]["status"] = "error"
+    assert "::not evaluated: class" in annotations.render(doc, [12])
     doc["checks"][0]["status"] = "pass"
     assert annotations.render(doc, [12]) == ""
 

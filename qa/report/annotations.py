@@ -3,11 +3,12 @@
 `qa run` prints these on stdout when `$GITHUB_ACTIONS` is "true" (qa.cli), and GitHub shows
 them on the job page and beside the suite file in the pull request's diff:
 
-    ::error file=suites/release.yaml,line=33,title=top-1 accuracy (fail)::top-1 accuracy ...
-    ::warning file=suites/release.yaml,line=61,title=low contrast (warn)::corruption ...
+    ::error file=suites/release.yaml,line=33,title=top-1 accuracy::top-1 accuracy lower 95% ...
+    ::warning file=suites/release.yaml,line=61,title=low contrast::corruption accuracy ...
 
-A failed or errored check is an `error`, a warned one a `warning` (an `error` under --strict,
-where it blocks the run). A run that stopped on an error (the error document) is one `error`
+A failed check is an `error`, one that could not be evaluated an `error` whose message starts
+"not evaluated: ", a warned one a `warning` (an `error` under --strict, where it blocks the
+run, its message starting "warn (blocks with --strict): "). A run that stopped on an error (the error document) is one `error`
 at the FILE:LINE its message names, if any. Escaping follows GitHub's runner (toolkit
 command.ts): in the message % CR LF become %25 %0D %0A; in a property also : and , become
 %3A and %2C. Other control characters and lone surrogates are written as visible escapes
@@ -36,7 +37,7 @@ def render(doc: dict, lines: list[int] | None) -> str:
         message = doc["error"]["message"]
         where = _WHERE.match(message)
         props = {"file": where["file"], "line": where["line"]} if where else {}
-        return _command("error", {**props, "title": "qa run (error)"}, message)
+        return _command("error", {**props, "title": "qa run"}, message)
     checks, path = doc["checks"], doc["suite"]["path"]
     usable = lines is not None and len(lines) == len(checks)
     out = []
@@ -45,10 +46,11 @@ def render(doc: dict, lines: list[int] | None) -> str:
         if level is None:
             continue
         message = check["message"]
-        if check["status"] == "warn" and doc.get("strict"):
+        if check["status"] == "error":
+            message = f"not evaluated: {message}"
+        elif check["status"] == "warn" and doc.get("strict"):
             level, message = "error", f"warn (blocks with --strict): {message}"
-        props = {"file": path, "line": str(lines[i]) if usable else None}
-        props["title"] = f"{check['name']} ({check['status']})"
+        props = {"file": path, "line": str(lines[i]) if usable else None, "title": check["name"]}
         out.append(_command(level, props, message))
     return "".join(out)
 
