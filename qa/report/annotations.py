@@ -8,8 +8,8 @@ them on the job page and beside the suite file in the pull request's diff:
 
 A failed check is an `error`, one that could not be evaluated an `error` whose message starts
 "not evaluated: ", a warned one a `warning` (an `error` under --strict, where it blocks the
-run, its message starting "warn (blocks with --strict): "). A run that stopped on an error (the error document) is one `error`
-at the FILE:LINE its message names, if any. Escaping follows GitHub's runner (toolkit
+run, its message starting "warn (blocks with --strict): "). A run that stopped on an error
+(the error document) is one `error` at the FILE:LINE its message names, if any. Escaping follows GitHub's runner (toolkit
 command.ts): in the message % CR LF become %25 %0D %0A; in a property also : and , become
 %3A and %2C. Other control characters and lone surrogates are written as visible escapes
 (fmt.printable), as in every report.
