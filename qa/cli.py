@@ -3,8 +3,9 @@
     qa run SUITE CHECKPOINT [options]   gate a checkpoint: exit 0 pass, 1 gate failed; writes
                                         result.json, junit.xml, result.html, summary.md under
                                         --out, all or none (a run stopped by exit 2 or 3 writes
-                                        them describing the error), and appends summary.md to
-                                        $GITHUB_STEP_SUMMARY
+                                        them describing the error), appends summary.md to
+                                        $GITHUB_STEP_SUMMARY and, when $GITHUB_ACTIONS is
+                                        "true", prints GitHub annotations (qa.report.annotations)
     qa report RESULT.json --format F    re-render a saved result as html, md, junit or terminal
                                         (stdout, or --out FILE written atomically); runs nothing
     qa diff OLD.json NEW.json           what changed between two saved runs: verdict, each
@@ -58,6 +59,7 @@ from qa.precision import PRECISIONS
 from qa.report import (
     FORMATS,
     ReportWriteError,
+    annotations,
     append_step_summary,
     compare,
     history,
@@ -287,7 +289,8 @@ def _show(doc: dict, quiet: bool) -> None:
 
 
 def _publish(doc: dict, out: str) -> None:
-    """Write the report set under `out` and append the summary to $GITHUB_STEP_SUMMARY.
+    """Write the report set under `out`, append the summary to $GITHUB_STEP_SUMMARY and, in
+    GitHub Actions, print a workflow annotation per failed or warned check.
 
     Neither failure changes the exit code: the verdict (or the error) already decided it.
     """
@@ -301,6 +304,8 @@ def _publish(doc: dict, out: str) -> None:
             append_step_summary(doc, step_summary)
         except OSError as exc:  # the gate's decision stands; only the job page misses it
             print(f"warning: $GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # annotations at the checks' suite lines
+        sys.stdout.write(annotations.for_github(doc))
 
 
 def _report(args) -> int:

@@ -143,6 +143,17 @@ def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
         loader.dispose()
 
 
+def check_lines(path: str | Path) -> list[int]:
+    """The 1-based line of each entry of the suite's `checks:` list, in order: where a report
+    (GitHub annotations, qa.report.annotations) points at a check. [] when there is no list.
+    Raises InputError as read_yaml does."""
+    data, lines = read_yaml(path)
+    checks = data.get("checks") if isinstance(data, dict) else None
+    if not isinstance(checks, list):
+        return []
+    return [lines[("checks", i)] for i in range(len(checks))]
+
+
 def _read_text(path: str | Path) -> str:
     """The suite file's text, read no further than MAX_SUITE_BYTES (suites are a few KiB)."""
     try:

@@ -9,6 +9,14 @@ from helpers import save_tiny, write_data
 from trainer.digits import write_digits
 
 
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch):
+    """Tests see no CI runner: no annotations on stdout, nothing appended to the job's summary
+    (tests that want them set the variables themselves)."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 def _keep_first(folder: Path, per_class: int) -> None:
     for class_dir in folder.iterdir():
         for extra in sorted(class_dir.iterdir())[per_class:]:
