@@ -2,7 +2,9 @@
 
 Rendered from the JSON result. classname is the check's family, name the check's name; a
 failed gate is a <failure>, a check that could not be evaluated an <error>, a skipped one
-<skipped>, each with the check's message.
+<skipped>, each with the check's message; the text of a failure or error, and the system-out
+of a pass or warning, add the gate's effect (estimate, interval, threshold, regression facts,
+borderline: qa.report.fmt.effect_lines), numbers rounded for people.
 
 JUnit has no warning state, and a warning hidden in a passing testcase is one nobody reads, so
 a `warn` (a failed gate of severity warn) is a <skipped message="warn: MESSAGE">: GitLab's test
@@ -21,7 +23,7 @@ XML 1.0 cannot hold, even escaped) is written as a visible escape, so the file a
 
 import xml.etree.ElementTree as ET
 
-from qa.report.fmt import printable
+from qa.report.fmt import effect_lines, printable, rounded
 
 TAGS = {"fail": "failure", "error": "error", "skip": "skipped"}
 
@@ -60,7 +62,8 @@ def render(doc: dict) -> str:
                 child.set("type", c["kind"])
                 child.text = _decision(c, message) or message
         if tag is None or c["status"] == "warn":
-            ET.SubElement(case, "system-out").text = f"{c['status']}: {c['message']}"
+            lines = [f"{c['status']}: {c['message']}", *effect_lines(c)]
+            ET.SubElement(case, "system-out").text = "\n".join(lines)
     for element in suite.iter():
         element.attrib = {k: printable(v) for k, v in element.attrib.items()}
         if element.text is not None:
@@ -83,9 +86,12 @@ def _message(check: dict, tag: str) -> str:
 
 
 def _decision(check: dict, message: str) -> str:
-    """The message and the deciding comparison, e.g. "... accuracy_low = 0.81 (>= 0.9 required)"."""
+    """The message, the deciding comparison ("accuracy_low = 0.81 (>= 0.9 required)") and the
+    gate's effect (fmt.effect_lines), one per line."""
     t, metrics = check["threshold"], check["metrics"] or {}
     if not t or t.get("metric") not in metrics:
         return ""
-    comparison = f"{t['metric']} = {metrics[t['metric']]} ({t['op']} {t['value']} required)"
-    return f"{message}\n{comparison}"
+    value, limit = rounded(metrics[t["metric"]]), rounded(t["value"])
+    return "\n".join(
+        [message, f"{t['metric']} = {value} ({t['op']} {limit} required)", *effect_lines(check)]
+    )
