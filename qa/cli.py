@@ -7,7 +7,8 @@
                                         $GITHUB_STEP_SUMMARY
     qa report RESULT.json --format F    re-render a saved result as html, md, junit or terminal
                                         (stdout, or --out FILE written atomically); runs nothing
-    qa validate SUITE                   check a suite's schema ("ok: N checks")
+    qa validate SUITE                   check a suite's schema and that its data and baseline
+                                        exist ("ok: N checks"), or print every problem
     qa checks                           every check kind, its family and parameters
     qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
                                         or of result.json, for editors and other tools
@@ -62,6 +63,7 @@ from qa.report import (
 from qa.result import now
 from qa.schema import SCHEMAS
 from qa.suite import describe_checks, load_suite
+from qa.suite_errors import SuiteError
 
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
@@ -309,7 +311,11 @@ def _render_or_refuse(path: str, render, doc: dict, *extra):
 
 
 def _validate(args) -> int:
-    suite = load_suite(args.suite)
+    try:
+        suite = load_suite(args.suite, check_paths=True)
+    except SuiteError as exc:  # every problem, in line order
+        print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)
+        return ExitCode.BAD_INPUT
     print(f"ok: {len(suite.checks)} checks")
     return ExitCode.OK
 

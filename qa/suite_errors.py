@@ -219,32 +219,78 @@ def found(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class SuiteError(InputError):
+    """A suite with problems. `lines` holds every one, `FILE:LINE: KEY.PATH: message`, in line
+    order (what `qa validate` prints); the message is the one to fix first and how many more
+    there are, so a run that stops on it still says where to see them all."""
+
+    def __init__(self, path, found: list[Problem], lines: dict[tuple, int]):
+        kept = _without_echoes(found)
+        self.lines = [
+            _format(path, at, message, lines) for at, message in _in_line_order(kept, lines)
+        ]
+        more = len(self.lines) - 1
+        tail = f" (and {more} more: qa validate {path})" if more else ""
+        super().__init__(first_line(path, kept, lines) + tail)
+
+
 def first_line(path, problems: list[Problem], lines: dict[tuple, int]) -> str:
     """The message of the problem written earliest in the file, as FILE:LINE: PATH: MESSAGE.
 
     Unknown keys and kinds come first: a misspelt key also makes the key it meant missing.
     """
+    at, message = min(
+        problems, key=lambda p: (not p[1].startswith("unknown "), line_of(p[0], lines))
+    )
+    return _format(path, at, message, lines)
 
-    def line_of(at: tuple) -> int:
-        while at not in lines and at:
-            at = at[:-1]
-        return lines.get(at, 1)
 
-    at, message = min(problems, key=lambda p: (not p[1].startswith("unknown "), line_of(p[0])))
+def line_of(at: tuple, lines: dict[tuple, int]) -> int:
+    """The line of key path `at`, or of the nearest key above it that has one (1 if none)."""
+    while at not in lines and at:
+        at = at[:-1]
+    return lines.get(at, 1)
+
+
+def _format(path, at: tuple, message: str, lines: dict[tuple, int]) -> str:
     where = f"{dotted(at)}: " if at else ""
-    return f"{path}:{line_of(at)}: {where}{message}"
+    return f"{path}:{line_of(at, lines)}: {where}{message}"
+
+
+def _in_line_order(found: list[Problem], lines: dict[tuple, int]) -> list[Problem]:
+    """By line; on one line, unknown keys before what they cause, then as found."""
+    return sorted(found, key=lambda p: (line_of(p[0], lines), not p[1].startswith("unknown ")))
+
+
+def _without_echoes(found: list[Problem]) -> list[Problem]:
+    """Drop "missing required" for a key that an unknown key beside it was meant to be (`mni:`
+    for `min:` is one typo, said once: the unknown key's message names the key it meant)."""
+    meant = set()
+    for at, message in found:
+        near = re.search(r"; did you mean (\S+)\?", message)
+        if message.startswith("unknown ") and near and at:
+            meant.add((*at[:-1], near.group(1)))
+    return [(at, m) for at, m in found if not (m.startswith("missing required") and at in meant)]
 
 
 def problems(
-    exc: ValidationError, model: type[BaseModel], prefix: tuple, data, kind: str | None = None
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: tuple,
+    data,
+    kind: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[Problem]:
-    """Turn pydantic's errors for `model` (validated at `prefix` in `data`) into problems.
+    """Turn pydantic's errors for `model` (validated at `prefix` in `data`) into problems,
+    leaving out those under the top-level keys `ignore` (validated elsewhere).
 
     Errors inside a union are grouped: the member that got deepest into the value explains
     the error; members that failed at the same place are joined ("a list or 'all'").
     """
     groups: dict = {}
     for n, error in enumerate(exc.errors()):
+        if error["loc"][:1] and error["loc"][0] in ignore:
+            continue
         at, union_at = _clean((*prefix, *error["loc"]), data, error["type"])
         groups.setdefault(union_at if union_at is not None else n, []).append((at, error))
     out = []

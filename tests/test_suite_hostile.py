@@ -126,5 +126,6 @@ def test_finite_numbers_and_text_that_looks_infinite_still_load(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     body = "  - kind: ece\n    max: 1e-1\n    name: '.inf'\n  - kind: class_balance\n    max_ratio: 1e3\n"
     (tmp_path / "suite.yaml").write_text("name: '.nan'\ndata:\n  eval: d\nchecks:\n" + body)
+    (tmp_path / "d").mkdir()  # validate checks that the data is there
     assert main(["validate", "suite.yaml"]) == 0
     assert capsys.readouterr().out == "ok: 2 checks\n"
