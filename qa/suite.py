@@ -299,9 +299,7 @@ def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], lis
             problems += err.problems(exc, CheckHeader, (*at, i), data)
             continue
         if header.kind not in registry:
-            near = difflib.get_close_matches(header.kind, registry, n=1)
-            hint = f"did you mean {near[0]}?" if near else f"known kinds: {', '.join(registry)}"
-            problems.append(((*at, i, "kind"), f"unknown check kind {header.kind!r}; {hint}"))
+            problems.append(((*at, i, "kind"), unknown_kind(header.kind, list(registry))))
             continue
         model = registry[header.kind].params
         own = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
@@ -312,6 +310,13 @@ def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], lis
             continue
         specs.append((i, CheckSpec(**{**dict(header), "name": names[i], "params": params})))
     return specs, problems
+
+
+def unknown_kind(kind: str, known: list[str]) -> str:
+    """The message for a check kind that is not registered: the kind meant, or every kind."""
+    near = difflib.get_close_matches(kind, known, n=1)
+    hint = f"did you mean {near[0]}?" if near else f"known kinds: {', '.join(known)}"
+    return f"unknown check kind {kind!r}; {hint}"
 
 
 def _names(raw: list) -> list[str | None]:
