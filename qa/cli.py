@@ -16,6 +16,7 @@
     qa describe CHECKPOINT [--json]     what a checkpoint says about itself
     qa calibrate CHECKPOINT --data DIR --out FILE
                                         fit a temperature on DIR; write a checkpoint carrying it
+    qa --version                        "qa 0.1.0"
 
 Under torchrun (`torchrun --nproc-per-node K -m qa run ...`) every rank runs `qa run` on its
 shard of the data (qa.distributed): rank 0 prints and writes the reports, the other ranks

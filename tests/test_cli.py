@@ -177,8 +177,10 @@ def test_validate_checks_and_describe(demo, ckpt, capsys):
     "argv",
     [
         ["--help"],
+        ["--version"],
         ["validate", "suites/release.yaml"],
         ["checks"],
+        ["checks", "ece", "--json"],
         ["schema", "suite"],
         ["schema", "result"],
     ],
