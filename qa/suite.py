@@ -41,7 +41,7 @@ order, and checks that the data and baseline paths exist; `qa run` names the fir
 many more).
 A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
 at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
-number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.read_yaml).
+number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.parse_yaml).
 """
 
 import difflib
@@ -256,7 +256,7 @@ def load_suite(
     every problem (file, line, key path, what was expected and found).
     """
     registry = load_all()
-    data, lines = err.read_yaml(path)
+    data, lines, read = err.parse_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
@@ -270,8 +270,9 @@ def load_suite(
     except ValidationError as exc:
         # `checks` was validated above, entry by entry, against each kind's own parameters
         problems += err.problems(exc, Suite, (), data, ignore=("checks",))
-    if problems:
-        raise err.SuiteError(path, problems, lines)
+    if problems or read:  # a duplicate key or .inf is the problem at its place, said once
+        said = {at for at, _ in read}
+        raise err.SuiteError(path, read + [p for p in problems if p[0] not in said], lines)
     suite = resolve_paths(suite, path)
     if baseline is not None:
         suite = suite.model_copy(update={"baseline": str(baseline)})

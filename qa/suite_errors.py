@@ -108,11 +108,22 @@ _Loader.add_implicit_resolver(
 
 
 def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
-    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError.
+    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError, for the
+    first problem `parse_yaml` finds."""
+    data, lines, found = parse_yaml(path)
+    if found:
+        raise InputError(first_line(path, found, lines))
+    return data, lines
 
-    Refused as bad input, never a crash: a file over MAX_SUITE_BYTES, characters YAML forbids
-    (NUL), nesting deeper than MAX_DEPTH, more than MAX_NODES values with aliases expanded,
-    and any non-finite number (.inf, .nan), which no gate could compare against.
+
+def parse_yaml(path: str | Path) -> tuple[object, dict[tuple, int], list[Problem]]:
+    """Parse one YAML document: (data, {key path: 1-based line}, problems).
+
+    Refused as bad input (InputError), never a crash: a file over MAX_SUITE_BYTES, characters
+    YAML forbids (NUL), invalid YAML, nesting deeper than MAX_DEPTH, more than MAX_NODES values
+    with aliases expanded. A document that parses still has a problem for each duplicate key
+    (YAML keeps the last) and each non-finite number (.inf, .nan), which no gate could compare
+    against: the caller reports them with its own, so one run shows them all.
     """
     text = _read_text(path)
     try:
@@ -130,8 +141,9 @@ def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
                 f"{path}:1: expected a mapping with name, data and checks, found nothing"
             )
         lines: dict[tuple, int] = {}
-        _record(node, (), lines, loader, path)
-        return loader.construct_document(node), lines
+        found: list[Problem] = []
+        _record(node, (), lines, loader, path, found)
+        return loader.construct_document(node), lines, found
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InputError(
@@ -162,16 +174,14 @@ def _read_text(path: str | Path) -> str:
         raise InputError(f"{path}: expected a UTF-8 text file, found binary data") from None
 
 
-def _record(node, at: tuple, lines: dict, loader, path) -> None:
-    """Record the line of every key and item below `node`; reject duplicate keys and
-    non-finite numbers. Aliases are followed: _Loader has bounded their expansion."""
+def _record(node, at: tuple, lines: dict, loader, path, found: list) -> None:
+    """Record the line of every key and item below `node`, and in `found` each duplicate key
+    and non-finite number; refuse a key that is not plain text. Aliases are followed: _Loader
+    has bounded their expansion."""
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:float":
         if not math.isfinite(loader.construct_object(node)):
-            raise InputError(
-                f"{path}:{node.start_mark.line + 1}: {dotted(at)}: "
-                f"expected a finite number, found {node.value}"
-            )
+            found.append((at, f"expected a finite number, found {node.value}"))
     elif isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
@@ -185,16 +195,14 @@ def _record(node, at: tuple, lines: dict, loader, path) -> None:
             if key_node.style is None:  # keys are text: `true:` is the key 'true', not a bool
                 key_node.tag = "tag:yaml.org,2002:str"
             key = loader.construct_object(key_node)
-            if key in seen:
-                raise InputError(
-                    f"{path}:{line}: {dotted((*at, key))}: duplicate key (YAML would keep only the last)"
-                )
-            seen.add(key)
             lines[(*at, key)] = line
-            _record(value_node, (*at, key), lines, loader, path)
+            if key in seen:
+                found.append(((*at, key), "duplicate key (YAML would keep only the last)"))
+            seen.add(key)
+            _record(value_node, (*at, key), lines, loader, path, found)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record(item, (*at, i), lines, loader, path)
+            _record(item, (*at, i), lines, loader, path, found)
 
 
 def dotted(at: tuple) -> str:

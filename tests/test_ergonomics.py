@@ -60,6 +60,32 @@ def test_validate_reports_every_problem_in_line_order(tmp_path, capsys):
     assert err[3] == f"error: {suite}:11: checks[2].min: expected a number, found 'high'"
 
 
+def test_a_duplicate_key_and_a_non_finite_number_are_listed_with_the_rest(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    suite = _suite(
+        tmp_path,
+        """\
+        name: r
+        data: {eval: d}
+        checks:
+          - kind: top1_accuracy
+            min: .inf
+          - kind: ece
+            max: 0.1
+            max: 2
+          - kind: nll
+            mx: 1
+        """,
+    )
+    assert main(["validate", str(suite)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {suite}:5: checks[0].min: expected a finite number, found .inf",
+        f"error: {suite}:8: checks[1].max: duplicate key (YAML would keep only the last)",
+        f"error: {suite}:10: checks[2].mx: unknown parameter 'mx' for nll; did you mean max? "
+        "(valid: max, bins, binning, gate_on, resamples, seed)",
+    ]
+
+
 def test_run_names_the_first_problem_and_how_many_more(tmp_path, capsys):
     (tmp_path / "d").mkdir()
     suite = _suite(tmp_path, FOUR_TYPOS)

@@ -118,6 +118,7 @@ def test_every_non_finite_number_is_refused(tmp_path, monkeypatch, capsys, case)
     monkeypatch.chdir(tmp_path)
     body, expected = NON_FINITE[case]
     (tmp_path / "suite.yaml").write_text("name: r\ndata:\n  eval: d\nchecks:\n" + body)
+    (tmp_path / "d").mkdir()  # the number is the one problem
     assert main(["validate", "suite.yaml"]) == 2
     assert capsys.readouterr().err == f"error: {expected}\n"
 
