@@ -12,8 +12,9 @@ torch.export archive (`torch.export.load` unpickles members flagged `use_pickle`
 `weights_only=False`, falls back to it for sample inputs, unpickles custom objects, and imports
 the modules its graph's pytree specs name, so no check of the members could make one safe).
 torch's warnings, log records and its advice to retry with `weights_only=False` never reach the
-user: every failure is one line of our own, and a file only code can load says so (NEEDS_CODE;
-`qa run` adds when --trust-checkpoint would load it, qa.formats.TRUST_HINT).
+user: every failure is one line of our own, and a file only code can load says so in qa's
+words (NEEDS_CODE); `qa run`, which can load one, adds when to pass --trust-checkpoint
+(qa.formats.TRUST_HINT).
 """
 
 import contextlib
