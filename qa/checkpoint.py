@@ -132,6 +132,12 @@ def description_lines(info: dict) -> list[str]:
     return [f"{key:<{width}}  {value}" for key, value in shown]
 
 
+def description_json(info: dict) -> str:
+    """`describe`'s facts as indented JSON: what `qa describe --json` and `trainer describe
+    --json` print (values JSON cannot hold, such as paths, as text)."""
+    return json.dumps(info, default=str, indent=2)
+
+
 def _printable(value: Any) -> str:
     if isinstance(value, str) and value.isprintable():
         return value

@@ -12,13 +12,16 @@
                                         check's status and value, new failures, fixes
     qa history DIR_OR_FILE...           each check's value across saved runs, oldest first
                                         (both: --format terminal|md|html, --out FILE)
-    qa validate SUITE                   check a suite's schema ("ok: N checks")
-    qa checks                           every check kind, its family and parameters
+    qa validate SUITE                   check a suite's schema and that its data and baseline
+                                        exist ("ok: N checks"), or print every problem
+    qa checks [KIND] [--json]           every check kind (or one, with an example suite entry),
+                                        its family and parameters
     qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
                                         or of result.json, for editors and other tools
-    qa describe CHECKPOINT              what a checkpoint says about itself
+    qa describe CHECKPOINT [--json]     what a checkpoint says about itself
     qa calibrate CHECKPOINT --data DIR --out FILE
                                         fit a temperature on DIR; write a checkpoint carrying it
+    qa --version                        "qa 0.1.0"
 
 Under torchrun (`torchrun --nproc-per-node K -m qa run ...`) every rank runs `qa run` on its
 shard of the data (qa.distributed): rank 0 prints and writes the reports, the other ranks
@@ -42,9 +45,8 @@ import traceback
 
 from jinja2 import TemplateError
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from qa import __version__, cli_info
 from qa.errors import (
     ExitCode,
     InputError,
@@ -69,7 +71,8 @@ from qa.report import (
 )
 from qa.result import now
 from qa.schema import SCHEMAS
-from qa.suite import describe_checks, load_suite
+from qa.suite import load_suite
+from qa.suite_errors import SuiteError
 
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
@@ -79,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qa", description="Quality-assurance gates for fine-tuned image classifiers."
     )
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="gate a checkpoint with a suite")
     run.add_argument("suite", help="suite YAML file")
@@ -133,12 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("suite")
     validate.set_defaults(func=_validate)
     checks = sub.add_parser("checks", help="list every check kind and its parameters")
+    checks.add_argument("kind", nargs="?", help="only this kind, with an example suite entry")
+    checks.add_argument("--json", action="store_true", help="print JSON")
     checks.set_defaults(func=_checks)
     schema = sub.add_parser("schema", help="print the JSON Schema of a suite or result.json")
     schema.add_argument("document", choices=("suite", "result"))
     schema.set_defaults(func=_schema)
     describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
     describe.add_argument("checkpoint")
+    describe.add_argument("--json", action="store_true", help="print the facts as JSON")
     describe.set_defaults(func=_describe)
     calibrate = sub.add_parser("calibrate", help="fit a temperature; write a calibrated copy")
     calibrate.add_argument("checkpoint", help="a qa checkpoint")
@@ -360,25 +367,23 @@ def _view(args, module, read) -> int:
 
 
 def _validate(args) -> int:
-    suite = load_suite(args.suite)
+    try:
+        suite = load_suite(args.suite, check_paths=True)
+    except SuiteError as exc:  # every problem, in line order
+        print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)
+        return ExitCode.BAD_INPUT
     print(f"ok: {len(suite.checks)} checks")
     return ExitCode.OK
 
 
 def _checks(args) -> int:
+    rows = cli_info.check_rows(args.kind)
+    if args.json:
+        print(cli_info.as_json(rows, one=args.kind is not None))
+        return ExitCode.OK
     console = Console()
-    for row in describe_checks():
-        needs = "  (compares against a baseline)" if row["needs_baseline"] else ""
-        console.print(f"[bold]{row['kind']}[/bold]  {row['family']}{needs}", highlight=False)
-        console.print(f"  {row['summary']}", highlight=False, markup=False)
-        grid = Table.grid(padding=(0, 2))
-        for column in ("parameter", "type = default", "meaning"):
-            grid.add_column(column, no_wrap=column == "parameter")
-        for p in row["parameters"]:
-            shown = "required" if p["required"] else repr(p["default"])
-            cells = (f"  {p['name']}", f"{p['type']} = {shown}", p["description"])
-            grid.add_row(*map(Text, cells))  # literal: `list[str]` is a type, not markup
-        console.print(grid)
+    for block in cli_info.renderables(rows, examples=args.kind is not None):
+        console.print(block, highlight=False)
     return ExitCode.OK
 
 
@@ -388,9 +393,10 @@ def _schema(args) -> int:
 
 
 def _describe(args) -> int:
-    from qa.checkpoint import describe, description_lines  # torch: imported only by this command
+    from qa.checkpoint import describe, description_json, description_lines  # torch: here only
 
-    print("\n".join(description_lines(describe(args.checkpoint))))
+    info = describe(args.checkpoint)
+    print(description_json(info) if args.json else "\n".join(description_lines(info)))
     return ExitCode.OK
 
 

@@ -27,9 +27,16 @@ from qa.architectures import (
 from qa.checkpoint import LoadedModel, loaded_model
 from qa.checkpoint_meta import FORMAT, kind_of, validate_checkpoint
 from qa.errors import InputError, UntrustedCheckpointError
-from qa.torchfile import FileBytes, archive_kind, load_trusted, read_file, unpickle
+from qa.torchfile import (
+    NEEDS_CODE,
+    FileBytes,
+    archive_kind,
+    load_trusted,
+    read_file,
+    unpickle,
+)
 
-TRUST_HINT = "pass --trust-checkpoint to load it anyway, if you trust its author"
+TRUST_HINT = "pass --trust-checkpoint only if you trust its source"
 SPEC_HINT = "add `model: {arch: NAME, arch_kwargs: {num_classes: N}}` to the suite"
 NAMES_HINT = "add `model: {arch: NAME, class_names: [...], preprocessing: {...}}` to the suite"
 
@@ -100,8 +107,8 @@ def _trusted(blob: FileBytes, trust: bool, what: str, load: Callable[[BinaryIO],
     """`load` the bytes if the user trusts them; otherwise refuse in one line."""
     if not trust:
         raise UntrustedCheckpointError(
-            f"{blob.path}: refusing to load a {what}: loading one runs code from the file; "
-            f"{TRUST_HINT}"
+            f"{blob.path}: refusing to load a {what}: {NEEDS_CODE} (loading one runs code "
+            f"from the file); {TRUST_HINT}"
         )
     return load_trusted(blob, what, load)
 

@@ -24,18 +24,24 @@
 
 Every mapping rejects unknown keys, and keys are always text (`true:` is the key "true"). Values are validated strictly: `min: "0.9"` is a string,
 not a number. Numbers such as 1e-3 are read as numbers (YAML 1.2), not as strings.
-Relative paths (data, manifest, root, baseline) are kept as written and resolve against the
-current working directory of the `qa` process, like every other command-line path.
+Relative paths (data, manifest, root, shards, baseline) resolve against the folder the suite
+file is in, as docker-compose and pytest resolve theirs: `eval: ../data/test` in
+`suites/release.yaml` is `suites/../data/test` from any current folder (qa.suite_paths).
+Absolute paths stay as written; `qa run --baseline` is a command-line path, from the current
+folder.
 
 A check without a name is named after its kind; further unnamed checks of the same kind are
 named `kind#2`, `kind#3`, ... Two checks given the same explicit name are an error.
 A kind that compares against a baseline (`needs_baseline`) is an error in a suite without
 `baseline:`, unless the caller passes one (`load_suite(path, baseline=...)`, from --baseline).
 
-Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...` (qa.errors.InputError).
+Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...`; a suite's problems are
+collected, not stopped at (qa.suite_errors.SuiteError: `qa validate` prints them all, in line
+order, and checks that the data and baseline paths exist; `qa run` names the first and how
+many more).
 A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
 at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
-number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.read_yaml).
+number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.parse_yaml).
 """
 
 import difflib
@@ -57,6 +63,7 @@ from qa.perturb import LADDERS
 from qa.precision import DEFAULT as DEFAULT_PRECISION
 from qa.precision import PRECISIONS
 from qa.preprocess import Preprocessing
+from qa.suite_paths import missing_paths, resolve_paths
 
 COMMON_KEYS = ("kind", "name", "severity", "slice")
 Scalar = str | int | float | bool
@@ -237,36 +244,44 @@ class Suite(_Strict):
         return any(c.params.needs_baseline for c in self.checks)
 
 
-def load_suite(path: str | Path, baseline: str | Path | None = None) -> Suite:
+def load_suite(
+    path: str | Path, baseline: str | Path | None = None, check_paths: bool = False
+) -> Suite:
     """Read, validate and return the suite at `path`: the only way a suite enters qa.
 
-    `baseline` (the command line's --baseline) replaces the suite's `baseline:`. Raises
-    InputError with one line naming file, line, key path, what was expected and found.
+    Data and baseline paths come back resolved against the suite file's folder
+    (qa.suite_paths). `baseline` (the command line's --baseline, a path from the current
+    folder) replaces the suite's `baseline:`. With `check_paths` (`qa validate`), a data path
+    or baseline with nothing there is a problem too. Raises SuiteError, an InputError, naming
+    every problem (file, line, key path, what was expected and found).
     """
     registry = load_all()
-    data, lines = err.read_yaml(path)
+    data, lines, read = err.parse_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
         )
     specs, problems = _check_specs(data, registry)
+    problems += _cross_problems(specs, baseline is not None or "baseline" in data)
+    if check_paths:
+        problems += missing_paths(data, path)
     try:
-        suite = Suite.model_validate({**data, "checks": specs}, strict=True)
+        suite = Suite.model_validate({**data, "checks": [s for _, s in specs]}, strict=True)
     except ValidationError as exc:
         # `checks` was validated above, entry by entry, against each kind's own parameters
-        problems += [p for p in err.problems(exc, Suite, (), data) if p[0][:1] != ("checks",)]
-    else:
-        if baseline is not None:
-            suite = suite.model_copy(update={"baseline": str(baseline)})
-        if not problems:
-            problems = _cross_problems(suite)
-    if problems:
-        raise InputError(err.first_line(path, problems, lines))
+        problems += err.problems(exc, Suite, (), data, ignore=("checks",))
+    if problems or read:  # a duplicate key or .inf is the problem at its place, said once
+        said = {at for at, _ in read}
+        raise err.SuiteError(path, read + [p for p in problems if p[0] not in said], lines)
+    suite = resolve_paths(suite, path)
+    if baseline is not None:
+        suite = suite.model_copy(update={"baseline": str(baseline)})
     return suite
 
 
-def _check_specs(data: dict, registry) -> tuple[list[CheckSpec], list]:
-    """Validate every check entry: common keys, kind, and the kind's parameters."""
+def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], list]:
+    """Validate every check entry: common keys, kind, and the kind's parameters. The valid
+    ones come back with their index in the list."""
     raw = data.get("checks", err.MISSING)
     at = ("checks",)
     if raw is err.MISSING:
@@ -285,9 +300,7 @@ def _check_specs(data: dict, registry) -> tuple[list[CheckSpec], list]:
             problems += err.problems(exc, CheckHeader, (*at, i), data)
             continue
         if header.kind not in registry:
-            near = difflib.get_close_matches(header.kind, registry, n=1)
-            hint = f"did you mean {near[0]}?" if near else f"known kinds: {', '.join(registry)}"
-            problems.append(((*at, i, "kind"), f"unknown check kind {header.kind!r}; {hint}"))
+            problems.append(((*at, i, "kind"), unknown_kind(header.kind, list(registry))))
             continue
         model = registry[header.kind].params
         own = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
@@ -296,8 +309,15 @@ def _check_specs(data: dict, registry) -> tuple[list[CheckSpec], list]:
         except ValidationError as exc:
             problems += err.problems(exc, model, (*at, i), data, header.kind)
             continue
-        specs.append(CheckSpec(**{**dict(header), "name": names[i], "params": params}))
+        specs.append((i, CheckSpec(**{**dict(header), "name": names[i], "params": params})))
     return specs, problems
+
+
+def unknown_kind(kind: str, known: list[str]) -> str:
+    """The message for a check kind that is not registered: the kind meant, or every kind."""
+    near = difflib.get_close_matches(kind, known, n=1)
+    hint = f"did you mean {near[0]}?" if near else f"known kinds: {', '.join(known)}"
+    return f"unknown check kind {kind!r}; {hint}"
 
 
 def _names(raw: list) -> list[str | None]:
@@ -320,16 +340,17 @@ def _names(raw: list) -> list[str | None]:
     return names
 
 
-def _cross_problems(suite: Suite) -> list:
-    """Rules that span keys: unique check names, a baseline for checks that need one."""
+def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> list:
+    """Rules that span keys, over the valid check entries (index, spec): unique check names,
+    a baseline for checks that need one."""
     problems, seen = [], set()
-    for i, check in enumerate(suite.checks):
+    for i, check in specs:
         if check.name in seen:
             problems.append(
                 (("checks", i, "name"), f"duplicate check name {check.name!r}; names are unique")
             )
         seen.add(check.name)
-        if check.params.needs_baseline and suite.baseline is None:
+        if check.params.needs_baseline and not has_baseline:
             problems.append(
                 (
                     ("checks", i, "kind"),

@@ -108,11 +108,22 @@ _Loader.add_implicit_resolver(
 
 
 def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
-    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError.
+    """Parse one YAML document: (data, {key path: 1-based line}). Raises InputError, for the
+    first problem `parse_yaml` finds."""
+    data, lines, found = parse_yaml(path)
+    if found:
+        raise InputError(first_line(path, found, lines))
+    return data, lines
 
-    Refused as bad input, never a crash: a file over MAX_SUITE_BYTES, characters YAML forbids
-    (NUL), nesting deeper than MAX_DEPTH, more than MAX_NODES values with aliases expanded,
-    and any non-finite number (.inf, .nan), which no gate could compare against.
+
+def parse_yaml(path: str | Path) -> tuple[object, dict[tuple, int], list[Problem]]:
+    """Parse one YAML document: (data, {key path: 1-based line}, problems).
+
+    Refused as bad input (InputError), never a crash: a file over MAX_SUITE_BYTES, characters
+    YAML forbids (NUL), invalid YAML, nesting deeper than MAX_DEPTH, more than MAX_NODES values
+    with aliases expanded. A document that parses still has a problem for each duplicate key
+    (YAML keeps the last) and each non-finite number (.inf, .nan), which no gate could compare
+    against: the caller reports them with its own, so one run shows them all.
     """
     text = _read_text(path)
     try:
@@ -130,8 +141,9 @@ def read_yaml(path: str | Path) -> tuple[object, dict[tuple, int]]:
                 f"{path}:1: expected a mapping with name, data and checks, found nothing"
             )
         lines: dict[tuple, int] = {}
-        _record(node, (), lines, loader, path)
-        return loader.construct_document(node), lines
+        found: list[Problem] = []
+        _record(node, (), lines, loader, path, found)
+        return loader.construct_document(node), lines, found
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InputError(
@@ -173,16 +185,14 @@ def _read_text(path: str | Path) -> str:
         raise InputError(f"{path}: expected a UTF-8 text file, found binary data") from None
 
 
-def _record(node, at: tuple, lines: dict, loader, path) -> None:
-    """Record the line of every key and item below `node`; reject duplicate keys and
-    non-finite numbers. Aliases are followed: _Loader has bounded their expansion."""
+def _record(node, at: tuple, lines: dict, loader, path, found: list) -> None:
+    """Record the line of every key and item below `node`, and in `found` each duplicate key
+    and non-finite number; refuse a key that is not plain text. Aliases are followed: _Loader
+    has bounded their expansion."""
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:float":
         if not math.isfinite(loader.construct_object(node)):
-            raise InputError(
-                f"{path}:{node.start_mark.line + 1}: {dotted(at)}: "
-                f"expected a finite number, found {node.value}"
-            )
+            found.append((at, f"expected a finite number, found {node.value}"))
     elif isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
@@ -196,16 +206,14 @@ def _record(node, at: tuple, lines: dict, loader, path) -> None:
             if key_node.style is None:  # keys are text: `true:` is the key 'true', not a bool
                 key_node.tag = "tag:yaml.org,2002:str"
             key = loader.construct_object(key_node)
-            if key in seen:
-                raise InputError(
-                    f"{path}:{line}: {dotted((*at, key))}: duplicate key (YAML would keep only the last)"
-                )
-            seen.add(key)
             lines[(*at, key)] = line
-            _record(value_node, (*at, key), lines, loader, path)
+            if key in seen:
+                found.append(((*at, key), "duplicate key (YAML would keep only the last)"))
+            seen.add(key)
+            _record(value_node, (*at, key), lines, loader, path, found)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record(item, (*at, i), lines, loader, path)
+            _record(item, (*at, i), lines, loader, path, found)
 
 
 def dotted(at: tuple) -> str:
@@ -230,32 +238,78 @@ def found(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class SuiteError(InputError):
+    """A suite with problems. `lines` holds every one, `FILE:LINE: KEY.PATH: message`, in line
+    order (what `qa validate` prints); the message is the one to fix first and how many more
+    there are, so a run that stops on it still says where to see them all."""
+
+    def __init__(self, path, found: list[Problem], lines: dict[tuple, int]):
+        kept = _without_echoes(found)
+        self.lines = [
+            _format(path, at, message, lines) for at, message in _in_line_order(kept, lines)
+        ]
+        more = len(self.lines) - 1
+        tail = f" (and {more} more: qa validate {path})" if more else ""
+        super().__init__(first_line(path, kept, lines) + tail)
+
+
 def first_line(path, problems: list[Problem], lines: dict[tuple, int]) -> str:
     """The message of the problem written earliest in the file, as FILE:LINE: PATH: MESSAGE.
 
     Unknown keys and kinds come first: a misspelt key also makes the key it meant missing.
     """
+    at, message = min(
+        problems, key=lambda p: (not p[1].startswith("unknown "), line_of(p[0], lines))
+    )
+    return _format(path, at, message, lines)
 
-    def line_of(at: tuple) -> int:
-        while at not in lines and at:
-            at = at[:-1]
-        return lines.get(at, 1)
 
-    at, message = min(problems, key=lambda p: (not p[1].startswith("unknown "), line_of(p[0])))
+def line_of(at: tuple, lines: dict[tuple, int]) -> int:
+    """The line of key path `at`, or of the nearest key above it that has one (1 if none)."""
+    while at not in lines and at:
+        at = at[:-1]
+    return lines.get(at, 1)
+
+
+def _format(path, at: tuple, message: str, lines: dict[tuple, int]) -> str:
     where = f"{dotted(at)}: " if at else ""
-    return f"{path}:{line_of(at)}: {where}{message}"
+    return f"{path}:{line_of(at, lines)}: {where}{message}"
+
+
+def _in_line_order(found: list[Problem], lines: dict[tuple, int]) -> list[Problem]:
+    """By line; on one line, unknown keys before what they cause, then as found."""
+    return sorted(found, key=lambda p: (line_of(p[0], lines), not p[1].startswith("unknown ")))
+
+
+def _without_echoes(found: list[Problem]) -> list[Problem]:
+    """Drop "missing required" for a key that an unknown key beside it was meant to be (`mni:`
+    for `min:` is one typo, said once: the unknown key's message names the key it meant)."""
+    meant = set()
+    for at, message in found:
+        near = re.search(r"; did you mean (\S+)\?", message)
+        if message.startswith("unknown ") and near and at:
+            meant.add((*at[:-1], near.group(1)))
+    return [(at, m) for at, m in found if not (m.startswith("missing required") and at in meant)]
 
 
 def problems(
-    exc: ValidationError, model: type[BaseModel], prefix: tuple, data, kind: str | None = None
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: tuple,
+    data,
+    kind: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[Problem]:
-    """Turn pydantic's errors for `model` (validated at `prefix` in `data`) into problems.
+    """Turn pydantic's errors for `model` (validated at `prefix` in `data`) into problems,
+    leaving out those under the top-level keys `ignore` (validated elsewhere).
 
     Errors inside a union are grouped: the member that got deepest into the value explains
     the error; members that failed at the same place are joined ("a list or 'all'").
     """
     groups: dict = {}
     for n, error in enumerate(exc.errors()):
+        if error["loc"][:1] and error["loc"][0] in ignore:
+            continue
         at, union_at = _clean((*prefix, *error["loc"]), data, error["type"])
         groups.setdefault(union_at if union_at is not None else n, []).append((at, error))
     out = []

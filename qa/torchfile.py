@@ -12,7 +12,9 @@ torch.export archive (`torch.export.load` unpickles members flagged `use_pickle`
 `weights_only=False`, falls back to it for sample inputs, unpickles custom objects, and imports
 the modules its graph's pytree specs name, so no check of the members could make one safe).
 torch's warnings, log records and its advice to retry with `weights_only=False` never reach the
-user: every failure is one line of our own.
+user: every failure is one line of our own, and a file only code can load says so in qa's
+words (NEEDS_CODE); `qa run`, which can load one, adds when to pass --trust-checkpoint
+(qa.formats.TRUST_HINT).
 """
 
 import contextlib
@@ -35,7 +37,11 @@ _LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 # What torch's safe unpickler says when a pickle names code or builds objects it cannot vet.
 _NAMES_CODE = ("unsupported global", "is blocked", "can only create", "can only build", "reduce")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_TORCH_ADVICE = re.compile(r"weights_only|safe_globals|file an issue|documentation|still be loaded")
+_TORCH_ADVICE = re.compile(
+    r"weights_only|safe_globals|file an issue|documentation|still be loaded|trust", re.IGNORECASE
+)
+# qa's own word for a file only code can load, in place of torch's advice to load it unsafely
+NEEDS_CODE = "this file needs code to load"
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,8 @@ def unpickle(blob: FileBytes) -> Any:
         why = _needs_code(exc, blob.data)
         if why:
             raise UntrustedCheckpointError(
-                f"{blob.path}: refusing to load: {why}; expected a qa checkpoint or a state_dict"
+                f"{blob.path}: refusing to load: {NEEDS_CODE} ({why}); "
+                "expected a qa checkpoint or a state_dict"
             ) from None
         if tarfile.is_tarfile(io.BytesIO(blob.data)):  # torch.load reads these from real files only
             raise InputError(
@@ -138,15 +145,14 @@ def load_trusted(blob: FileBytes, what: str, load: Callable[[BinaryIO], Any]) ->
 def _needs_code(exc: Exception, data: bytes) -> str | None:
     """Why a failed safe load could only succeed by running code from the file, or None."""
     text = str(exc).lower()
-    unpickler = "only Python's full unpickler reads it, and that runs code from the file"
     if "torchscript" in text:
-        return "it is a TorchScript archive, whose own code runs when it is loaded"
+        return "a TorchScript archive, whose own code runs when it is loaded"
     if "unsupported operand" in text and _LEGACY_MAGIC in data[:64]:
-        return f"it is a legacy (torch<1.6) pickle; {unpickler}"
+        return "a legacy (torch<1.6) pickle, which only Python's full unpickler reads"
     if type(exc).__name__ == "UnpicklingError" and any(s in text for s in _NAMES_CODE):
         named = re.search(r"GLOBAL (\S+) (?:was|whose)", str(exc))
         what = f"it names {named.group(1)}" if named else "it builds Python objects"
-        return f"{what}; {unpickler}"
+        return f"{what}, which only Python's full unpickler builds"
     return None
 
 

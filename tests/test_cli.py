@@ -28,6 +28,18 @@ def ckpt(tmp_path_factory):
     return save_tiny(tmp_path_factory.mktemp("ckpt") / "cand.pt", seed=4)
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, ckpt):
+    """The layout `make demo` leaves: the shipped suites, data/digits and the baseline."""
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copytree(ROOT / "suites", root / "suites")
+    for split in ("test", "train", "val"):
+        write_data(root / "data" / "digits" / split, per_class=3)
+    (root / "checkpoints").mkdir()
+    shutil.copy(ckpt, root / "checkpoints" / "baseline.pt")
+    return root
+
+
 def _run(tmp_path, suite, ckpt, *extra):
     out = tmp_path / "reports"
     return main(["run", str(suite), str(ckpt), "--out", str(out), "--no-cache", "--quiet", *extra])
@@ -90,6 +102,7 @@ BAD_SUITES = {
 
 @pytest.mark.parametrize("case", BAD_SUITES)
 def test_a_malformed_suite_is_exit_2_with_one_line(tmp_path, ckpt, capsys, case):
+    (tmp_path / "d").mkdir()  # validate also checks that the data is there
     suite = tmp_path / "bad.yaml"
     suite.write_text(BAD_SUITES[case])
     run = ["run", str(suite), str(ckpt), "--quiet", "--out", str(tmp_path / "reports")]
@@ -144,8 +157,8 @@ def test_an_internal_error_is_exit_3_with_one_line_and_a_traceback_only_when_deb
     assert f"error: {result['error']['message']}\n" in err
 
 
-def test_validate_checks_and_describe(tmp_path, ckpt, capsys):
-    release = ROOT / "suites" / "release.yaml"
+def test_validate_checks_and_describe(demo, ckpt, capsys):
+    release = demo / "suites" / "release.yaml"
     assert main(["validate", str(release)]) == 0
     assert (
         capsys.readouterr().out
@@ -165,15 +178,17 @@ def test_validate_checks_and_describe(tmp_path, ckpt, capsys):
     "argv",
     [
         ["--help"],
+        ["--version"],
         ["validate", "suites/release.yaml"],
         ["checks"],
+        ["checks", "ece", "--json"],
         ["schema", "suite"],
         ["schema", "result"],
         ["diff", "{result}", "{result}"],
         ["history", "{result}", "--format", "html", "--out", "{out}"],
     ],
 )
-def test_help_validate_and_checks_never_import_torch(argv, tmp_path):
+def test_help_validate_and_checks_never_import_torch(demo, argv, tmp_path):
     result = tmp_path / "result.json"
     result.write_text(json_report.render(sample_doc()))
     argv = [a.format(result=result, out=tmp_path / "history.html") for a in argv]
@@ -184,7 +199,7 @@ def test_help_validate_and_checks_never_import_torch(argv, tmp_path):
         "assert not heavy, f'{heavy} imported'\n"
         "sys.exit(code)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=demo, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -202,19 +217,17 @@ def test_import_qa_offers_the_api_without_importing_torch():
 
 
 @pytest.mark.parametrize("name", ["smoke", "release"])
-def test_the_shipped_suites_run_on_digits_data(tmp_path, monkeypatch, ckpt, name):
+def test_the_shipped_suites_run_on_digits_data_from_any_folder(
+    demo, tmp_path, monkeypatch, ckpt, name
+):
     """The suites read data/digits and the release suite checkpoints/baseline.pt, as `make demo`
-    leaves them; an untrained model fails their gates (exit 1, not 2)."""
-    for split in ("test", "train", "val"):
-        write_data(tmp_path / "data" / "digits" / split, per_class=3)
-    (tmp_path / "checkpoints").mkdir()
-    shutil.copy(ckpt, tmp_path / "checkpoints" / "baseline.pt")
-    monkeypatch.chdir(tmp_path)
-    assert (
-        main(["run", str(ROOT / "suites" / f"{name}.yaml"), str(ckpt), "--quiet", "--no-cache"])
-        == 1
-    )
-    assert (tmp_path / "reports" / "result.json").is_file()
+    leaves them, relative to the suite's folder, not the current one; an untrained model fails
+    their gates (exit 1, not 2)."""
+    monkeypatch.chdir(tmp_path)  # neither the demo's folder nor suites/
+    suite = demo / "suites" / f"{name}.yaml"
+    assert main(["run", str(suite), str(ckpt), "--quiet", "--no-cache"]) == 1
+    doc = json.loads((tmp_path / "reports" / "result.json").read_text())
+    assert doc["suite"]["path"] == str(suite)  # as given
 
 
 def test_save_predictions_and_cache_dir_options(tmp_path, data, ckpt):

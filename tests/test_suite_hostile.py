@@ -118,6 +118,7 @@ def test_every_non_finite_number_is_refused(tmp_path, monkeypatch, capsys, case)
     monkeypatch.chdir(tmp_path)
     body, expected = NON_FINITE[case]
     (tmp_path / "suite.yaml").write_text("name: r\ndata:\n  eval: d\nchecks:\n" + body)
+    (tmp_path / "d").mkdir()  # the number is the one problem
     assert main(["validate", "suite.yaml"]) == 2
     assert capsys.readouterr().err == f"error: {expected}\n"
 
@@ -126,5 +127,6 @@ def test_finite_numbers_and_text_that_looks_infinite_still_load(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     body = "  - kind: ece\n    max: 1e-1\n    name: '.inf'\n  - kind: class_balance\n    max_ratio: 1e3\n"
     (tmp_path / "suite.yaml").write_text("name: '.nan'\ndata:\n  eval: d\nchecks:\n" + body)
+    (tmp_path / "d").mkdir()  # validate checks that the data is there
     assert main(["validate", "suite.yaml"]) == 0
     assert capsys.readouterr().out == "ok: 2 checks\n"

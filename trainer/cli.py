@@ -6,12 +6,12 @@ run that diverged: its loss or weights went NaN or infinite, usually from too hi
 """
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from dataclasses import MISSING, fields
 
+from qa import __version__
 from qa.errors import ExitCode, InputError, QAError, first_line
 from trainer.config import TrainConfig, flag_type
 
@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The `trainer` command line: data, describe, finetune."""
     parser = _Parser(prog="trainer", description="Fine-tune torchvision classifiers for qa.")
+    parser.add_argument("--version", action="version", version=f"trainer (qa {__version__})")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = commands.add_parser("data", help="write demo data")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `trainer` console script; returns the exit code (module docstring)."""
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -94,11 +95,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         counts = write_digits(args.out, args.size, args.seed, parse_classes(args.classes))
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     elif args.command == "describe":
-        from qa.checkpoint import describe, description_lines
+        from qa.checkpoint import describe, description_json, description_lines
 
         info = describe(args.checkpoint)
-        lines = [json.dumps(info, default=str, indent=2)] if args.json else description_lines(info)
-        print("\n".join(lines))
+        print(description_json(info) if args.json else "\n".join(description_lines(info)))
     else:
         from trainer.finetune import finetune
 
