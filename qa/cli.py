@@ -36,7 +36,6 @@ import their modules when they run, so that `--help`, `validate`, `checks`, `sch
 `report`, `diff` and `history` never import torch, great-expectations or scipy.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -46,7 +45,8 @@ import traceback
 from jinja2 import TemplateError
 from rich.console import Console
 
-from qa import __version__, cli_info
+from qa import cli_info
+from qa.cli_args import build_parser
 from qa.errors import (
     ExitCode,
     InputError,
@@ -57,7 +57,6 @@ from qa.errors import (
     first_line,
 )
 from qa.io import check_writable, write_text_atomic
-from qa.precision import PRECISIONS
 from qa.report import (
     FORMATS,
     ReportWriteError,
@@ -77,88 +76,6 @@ from qa.suite_errors import SuiteError
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="qa", description="Quality-assurance gates for fine-tuned image classifiers."
-    )
-    parser.add_argument("--version", action="version", version=f"qa {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="gate a checkpoint with a suite")
-    run.add_argument("suite", help="suite YAML file")
-    run.add_argument("checkpoint", help="checkpoint file (qa, state_dict, TorchScript, .pt2)")
-    run.add_argument("--baseline", help="baseline checkpoint (overrides the suite's baseline:)")
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="forward pass: fp32, bf16, or fp16 on cuda only (default: the suite's precision)",
-    )
-    run.add_argument("--batch-size", type=_positive, help="default: the suite's batch_size")
-    run.add_argument("--workers", type=_non_negative, help="decoding workers (0 on cpu)")
-    run.add_argument("--out", default="reports", help="report folder (default: reports)")
-    run.add_argument("--no-cache", action="store_true", help="recompute every view")
-    run.add_argument("--cache-dir", default=".qa-cache", help="default: .qa-cache")
-    run.add_argument("--save-predictions", metavar="PATH", help="write ids, labels, logits (npz)")
-    run.add_argument(
-        "--rehash",
-        action="store_true",
-        help="hash every data file's content again instead of trusting the (path, size, mtime) index",
-    )
-    run.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="allow a pickled module, TorchScript or torch.export archive (runs code from the file)",
-    )
-    run.add_argument("--strict", action="store_true", help="a warning fails the run")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-    run.set_defaults(func=_run)
-    report = sub.add_parser("report", help="re-render a saved result.json (runs nothing)")
-    report.add_argument("result", help="a result.json written by `qa run`")
-    report.add_argument("--format", choices=list(FORMATS), default="terminal")
-    report.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
-    report.set_defaults(func=_report)
-    diff_parser = sub.add_parser(
-        "diff", help="compare two saved results: verdict, values, new failures"
-    )
-    diff_parser.add_argument("old", help="the earlier result.json")
-    diff_parser.add_argument("new", help="the later result.json")
-    history_parser = sub.add_parser(
-        "history", help="each check's value across saved results, by start"
-    )
-    history_parser.add_argument(
-        "paths", nargs="+", metavar="DIR_OR_FILE", help="result.json or a folder"
-    )
-    for view, func in ((diff_parser, _diff), (history_parser, _history)):
-        view.add_argument("--format", choices=list(compare.RENDERERS), default="terminal")
-        view.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
-        view.set_defaults(func=func)
-    validate = sub.add_parser("validate", help="check a suite's schema without running it")
-    validate.add_argument("suite")
-    validate.set_defaults(func=_validate)
-    checks = sub.add_parser("checks", help="list every check kind and its parameters")
-    checks.add_argument("kind", nargs="?", help="only this kind, with an example suite entry")
-    checks.add_argument("--json", action="store_true", help="print JSON")
-    checks.set_defaults(func=_checks)
-    schema = sub.add_parser("schema", help="print the JSON Schema of a suite or result.json")
-    schema.add_argument("document", choices=("suite", "result"))
-    schema.set_defaults(func=_schema)
-    describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
-    describe.add_argument("checkpoint")
-    describe.add_argument("--json", action="store_true", help="print the facts as JSON")
-    describe.set_defaults(func=_describe)
-    calibrate = sub.add_parser("calibrate", help="fit a temperature; write a calibrated copy")
-    calibrate.add_argument("checkpoint", help="a qa checkpoint")
-    calibrate.add_argument(
-        "--data", required=True, help="held-out ImageFolder (e.g. the val split)"
-    )
-    calibrate.add_argument("--out", required=True, help="the calibrated checkpoint to write")
-    calibrate.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    calibrate.add_argument("--batch-size", type=_positive, default=256)
-    calibrate.set_defaults(func=_calibrate)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one `qa` command and return its exit code (qa.errors.ExitCode)."""
     try:
@@ -166,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) and usage errors (2), already printed by argparse
         return int(exc.code or 0)
     try:
-        return int(args.func(args))
+        return int(COMMANDS[args.command](args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
@@ -319,15 +236,11 @@ def _report(args) -> int:
     if args.out is not None:
         check_writable(args.out, "--out")
     doc = json_report.load(args.result)
-    if args.format == "terminal" and args.out is None:  # on a terminal: width and colours
-        _render_or_refuse(args.result, terminal.show, doc, Console())
-        return ExitCode.OK
-    text = _render_or_refuse(args.result, FORMATS[args.format].module.render, doc)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(args.out, text)
-    return ExitCode.OK
+    return _emit(
+        args,
+        lambda console: _render_or_refuse(args.result, terminal.show, doc, console),
+        lambda: _render_or_refuse(args.result, FORMATS[args.format].module.render, doc),
+    )
 
 
 def _render_or_refuse(path: str, render, doc: dict, *extra):
@@ -355,10 +268,18 @@ def _view(args, module, read) -> int:
     if args.out is not None:
         check_writable(args.out, "--out")
     data = read()
-    if args.format == "terminal" and args.out is None:  # on a terminal: width and colours
-        module.show(data, Console())
+    return _emit(
+        args, lambda console: module.show(data, console), lambda: module.render(data, args.format)
+    )
+
+
+def _emit(args, show, render) -> int:
+    """Show on the terminal (its width and colours) for `--format terminal` without `--out`;
+    else write `render()`'s text to stdout or, atomically, to `--out`."""
+    if args.format == "terminal" and args.out is None:
+        show(Console())
         return ExitCode.OK
-    text = module.render(data, args.format)
+    text = render()
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -400,18 +321,14 @@ def _describe(args) -> int:
     return ExitCode.OK
 
 
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}")
-    return value
+COMMANDS = {
+    "run": _run,
+    "report": _report,
+    "diff": _diff,
+    "history": _history,
+    "validate": _validate,
+    "checks": _checks,
+    "schema": _schema,
+    "describe": _describe,
+    "calibrate": _calibrate,
+}
