@@ -94,7 +94,7 @@ def test_mislabel_is_the_same_every_time(tmp_path):
     assert _labels(tmp_path / "a") == _labels(tmp_path / "b")
 
 
-@pytest.mark.parametrize("text", ["3", "3:3", "3:10", "a:b", "3-8"])
+@pytest.mark.parametrize("text", ["3", "3:3", "3:10", "a:b", "3-8", "\u00b3:8"])
 def test_parse_mislabel_rejects_bad_pairs(text):
     with pytest.raises(InputError, match="--mislabel"):
         parse_mislabel(text)

@@ -45,7 +45,7 @@ def parse_mislabel(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
     a, sep, b = text.partition(":")
-    if not (sep and a.strip().isdigit() and b.strip().isdigit()):
+    if not (sep and a.strip().isdecimal() and b.strip().isdecimal()):
         raise InputError(f"--mislabel: expected two digits like '3:8', found {text!r}")
     pair = (int(a), int(b))
     if max(pair) > 9 or pair[0] == pair[1]:
