@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qa.architectures import build_model
-from qa.checkpoint import read_checkpoint, save_checkpoint
+from qa.checkpoint import describe, read_checkpoint, save_checkpoint
 from qa.data import fingerprint_contains, sha256_bytes
 from qa.preprocess import IMAGENET_MEAN, make_preprocessing
 from trainer import finetune as finetune_module
@@ -110,9 +110,28 @@ def test_checkpoint_records_what_qa_needs(tiny_digits, tmp_path, capsys):
     mean = ckpt["preprocessing"]["mean"]
     assert mean[0] == pytest.approx(mean[2]) and mean != list(IMAGENET_MEAN)
     assert ckpt["preprocessing"]["crop"] == 16
-    assert ckpt["train_state"]["epoch"] in (1, 2)
+    assert prov["metrics"]["best"]["epoch"] in (1, 2)
     assert main(["describe", str(tmp_path / "run" / "best.pt")]) == 0
     assert "resnet18" in capsys.readouterr().out
+
+
+def test_best_pt_holds_what_ships_and_last_pt_what_resumes(tiny_digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _finetune(tiny_digits, run, "--epochs", "1") == 0
+    best, last = read_checkpoint(run / "best.pt"), read_checkpoint(run / "last.pt")
+    assert "train_state" not in best and last["train_state"]["optimizer"]["state"]
+    assert best.keys() == last.keys() - {"train_state"}
+    _assert_same_tensors(best["state_dict"], last["state_dict"])
+    # AdamW keeps two moments per weight: best.pt is about a third of last.pt
+    assert (run / "best.pt").stat().st_size < 0.4 * (run / "last.pt").stat().st_size
+    assert describe(str(run / "best.pt"))["resumable"] is False
+
+    assert main(["finetune", "--resume", str(run / "best.pt"), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resume from the run's last.pt" in err[0], err
+    assert main(["finetune", "--resume", str(run / "last.pt"), "--epochs", "2"]) == 0
+    assert [m["epoch"] for m in _metrics(run)] == [1, 2]
+    assert read_checkpoint(run / "last.pt")["train_state"]["epoch"] == 2
 
 
 def _saved_model(path: Path, num_classes: int, plain: bool) -> dict:

@@ -5,10 +5,8 @@ Everything stored is plain data and tensors, so `torch.load(weights_only=True)` 
 
 import datetime
 import json
-import os
 import platform
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import torch
 import qa
 from qa.checkpoint import read_checkpoint, save_checkpoint
 from qa.errors import InputError
-from qa.io import atomic_path, check_writable, stale_temporaries, write_text_atomic
+from qa.io import check_writable, stale_temporaries, write_text_atomic
 
 TRAIN_STATE_KEYS = ("epoch", "optimizer", "scheduler", "rng", "best", "bad_epochs")
 RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
@@ -78,7 +76,8 @@ def read_resumable(path: str) -> dict:
     if not isinstance(state, dict) or not isinstance(config, dict):
         raise InputError(
             f"--resume {path}: the checkpoint has no training state to resume "
-            "(start a new run from it with --init)"
+            "(resume from the run's last.pt; best.pt holds only the weights, which --init "
+            "starts a new run from)"
         )
     missing = sorted(set(TRAIN_STATE_KEYS) - set(state))
     if missing:
@@ -114,18 +113,21 @@ def remove_stale_temporaries(rundir: str | Path) -> str | None:
 
 
 def save_run(rundir: str | Path, ckpt: dict, best: bool) -> None:
-    """Write last.pt, and best.pt when this epoch is the best so far (both atomically)."""
+    """Write last.pt, and best.pt when this epoch is the best so far (both atomically).
+
+    last.pt keeps the training state --resume needs (optimiser moments, scheduler, RNG,
+    epoch): for AdamW twice the weights' size again. best.pt is what ships, so it holds only
+    what inference and qa read: the weights and the metadata, about a third of last.pt.
+    """
     rundir = Path(rundir)
     save_checkpoint(rundir / "last.pt", ckpt)
     if best:
-        with atomic_path(rundir / "best.pt") as tmp:
-            # best.pt is last.pt's bytes: a hard link avoids serialising them twice, and the
-            # next atomic save of last.pt replaces its name, not these bytes.
-            tmp.unlink()
-            try:
-                os.link(rundir / "last.pt", tmp)
-            except OSError:
-                shutil.copyfile(rundir / "last.pt", tmp)
+        save_checkpoint(rundir / "best.pt", deployable(ckpt))
+
+
+def deployable(ckpt: dict) -> dict:
+    """The checkpoint without its training state: what `qa run` and inference need."""
+    return {key: value for key, value in ckpt.items() if key != "train_state"}
 
 
 def start_metrics_log(path: str | Path, through_epoch: int) -> None:

@@ -38,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--size", type=int, default=32, help="image side in pixels")
     data.add_argument("--seed", type=int, default=0, help="seed of the split")
     data.add_argument("--classes", default=None, help="digits to keep, e.g. 0-4 or 0,1,7")
+    data.add_argument(
+        "--mislabel",
+        default=None,
+        metavar="A:B",
+        help="file training images of digit A under B (val and test stay clean)",
+    )
+    data.add_argument(
+        "--mislabel-fraction",
+        type=float,
+        default=None,
+        help="share of digit A's training images --mislabel files under B, in [0, 1]",
+    )
 
     describe = commands.add_parser("describe", help="print a checkpoint's metadata")
     describe.add_argument("checkpoint", help="a qa checkpoint (.pt)")
@@ -90,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     # each command imports what it needs: `trainer data` and `--help` never import torch
     if args.command == "data":
-        from trainer.digits import parse_classes, write_digits
+        from trainer.digits import parse_classes, parse_mislabel, write_digits
 
-        counts = write_digits(args.out, args.size, args.seed, parse_classes(args.classes))
+        pair, fraction = parse_mislabel(args.mislabel), args.mislabel_fraction
+        if (pair is None) != (fraction is None):
+            raise InputError("data: give --mislabel and --mislabel-fraction together")
+        classes = parse_classes(args.classes)
+        counts = write_digits(args.out, args.size, args.seed, classes, pair, fraction or 0.0)
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     elif args.command == "describe":
         from qa.checkpoint import describe, description_json, description_lines

@@ -40,11 +40,53 @@ def parse_classes(text: str | None) -> list[int]:
     return sorted(out)
 
 
-def write_digits(out: str | Path, size: int = 32, seed: int = 0, classes: list[int] | None = None):
+def parse_mislabel(text: str | None) -> tuple[int, int] | None:
+    """Parse a mislabelling such as "3:8" (3s filed as 8) into two digits (None if not given)."""
+    if not text:
+        return None
+    a, sep, b = text.partition(":")
+    if not (sep and a.strip().isdecimal() and b.strip().isdecimal()):
+        raise InputError(f"--mislabel: expected two digits like '3:8', found {text!r}")
+    pair = (int(a), int(b))
+    if max(pair) > 9 or pair[0] == pair[1]:
+        raise InputError(f"--mislabel: expected two different digits 0-9, found {text!r}")
+    return pair
+
+
+def mislabelled(
+    labels: np.ndarray, train: np.ndarray, pair: tuple[int, int], fraction: float, seed: int
+) -> np.ndarray:
+    """The labels with `fraction` of digit `pair[0]`'s training images given label `pair[1]`.
+
+    Which images are relabelled is drawn from `seed`; only indices in `train` change, so the
+    val and test splits stay clean and a model trained on the result is flawed, not its exam.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise InputError(f"--mislabel-fraction: expected a number in [0, 1], found {fraction!r}")
+    source, target = pair
+    members = train[labels[train] == source]
+    chosen = np.random.default_rng(seed).choice(
+        members, size=round(fraction * len(members)), replace=False
+    )
+    out = labels.copy()
+    out[chosen] = target
+    return out
+
+
+def write_digits(
+    out: str | Path,
+    size: int = 32,
+    seed: int = 0,
+    classes: list[int] | None = None,
+    mislabel: tuple[int, int] | None = None,
+    mislabel_fraction: float = 0.0,
+):
     """Write the digits as `out/{train,val,test}/<digit>/digit-<index>.png`, upscaled to `size`.
 
     The split is made over all ten digits and then filtered, so a class subset (the demo's
     source task) uses exactly the same train images as the full set and never its test images.
+    `mislabel` (A, B) files `mislabel_fraction` of digit A's training images under B:
+    deliberately mislabelled training data, for a flawed model the gates should catch.
     Returns the number of images written per split.
     """
     from PIL import Image
@@ -55,12 +97,16 @@ def write_digits(out: str | Path, size: int = 32, seed: int = 0, classes: list[i
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     keep = set(classes if classes is not None else range(10))
+    splits = split_indices(digits.target, seed)
+    labels = digits.target
+    if mislabel is not None:
+        labels = mislabelled(labels, splits["train"], mislabel, mislabel_fraction, seed)
     out = Path(out)
     counts = {}
-    for split, idx in split_indices(digits.target, seed).items():
+    for split, idx in splits.items():
         counts[split] = 0
         for i in idx:
-            label = int(digits.target[i])
+            label = int(labels[i])
             if label not in keep:
                 continue
             img = Image.fromarray(images[i], mode="L").resize((size, size), Image.BILINEAR)
