@@ -95,11 +95,12 @@ def _check_view(check: dict) -> dict:
 
 def render(doc: dict) -> str:
     """The report page for a schema-version-1 result document."""
-    from jinja2 import Environment, select_autoescape
+    from jinja2 import Environment, PackageLoader, select_autoescape
     from markupsafe import Markup
 
     env = Environment(
         autoescape=select_autoescape(default=True),
+        loader=PackageLoader("qa.report", "templates"),  # for the partials the page includes
         trim_blocks=True,
         lstrip_blocks=True,
         # every value printed is made printable (a lone surrogate could not even be written);
