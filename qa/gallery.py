@@ -43,6 +43,7 @@ MAX_ITEMS = 12
 MAX_SIDE = 80
 BUDGET = 600_000  # characters of data URIs in the whole gallery
 JPEG_QUALITY = 85
+CHUNK = 4096  # rows of logits read at a time
 
 
 def build_gallery(suite, evidence: Evidence, request: EvidenceRequest, outcomes) -> dict:
@@ -160,13 +161,25 @@ def confidences(logits: np.ndarray) -> np.ndarray:
     return 1.0 / np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1)
 
 
+def _predictions(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(finite rows, predicted class, confidence) of (N, C) logits, read CHUNK rows at a time
+    so that a memory-mapped view of a large split is never copied whole."""
+    n = len(logits)
+    finite, pred, conf = np.empty(n, bool), np.empty(n, np.int64), np.empty(n)
+    for start in range(0, n, CHUNK):
+        block = np.asarray(logits[start : start + CHUNK], dtype=np.float64)
+        finite[start : start + CHUNK] = np.isfinite(block).all(axis=1)
+        pred[start : start + CHUNK] = block.argmax(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are left out
+            conf[start : start + CHUNK] = confidences(block)
+    return finite, pred, conf
+
+
 def _mistakes(evidence: Evidence, look: _Lookup):
     """(total, items, {}) of the candidate's clean-eval mistakes, most confident first."""
     if CLEAN not in evidence.arrays:
         return None
-    logits = np.asarray(evidence.logits(CLEAN), dtype=np.float64)
-    finite = np.isfinite(logits).all(axis=1)
-    pred, conf = logits.argmax(axis=1), confidences(logits)
+    finite, pred, conf = _predictions(evidence.logits(CLEAN))
     wrong = np.flatnonzero(finite & (pred != evidence.labels))
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
 
@@ -189,9 +202,9 @@ def _flips(evidence: Evidence, look: _Lookup, outcomes):
     """(total, items, {"listed_in"}) of the negative flips, in sample order."""
     if CLEAN not in evidence.arrays or BASELINE not in evidence.arrays:
         return None
-    cand, base = evidence.logits(CLEAN), evidence.logits(BASELINE)
-    finite = np.isfinite(cand).all(axis=1) & np.isfinite(base).all(axis=1)
-    cand_pred, base_pred = cand.argmax(axis=1), base.argmax(axis=1)
+    cand_finite, cand_pred, _ = _predictions(evidence.logits(CLEAN))
+    base_finite, base_pred, _ = _predictions(evidence.logits(BASELINE))
+    finite = cand_finite & base_finite
     labels = evidence.labels
     flipped = np.flatnonzero(finite & (base_pred == labels) & (cand_pred != labels))
     listed_in = next(
@@ -282,7 +295,7 @@ def _strip_sample(evidence: Evidence, look: _Lookup) -> tuple[int, torch.Tensor]
     that decodes."""
     order = np.arange(len(evidence.labels))
     if CLEAN in evidence.arrays:
-        right = evidence.logits(CLEAN).argmax(axis=1) == evidence.labels
+        right = _predictions(evidence.logits(CLEAN))[1] == evidence.labels
         order = np.concatenate([order[right], order[~right]])
     for index in order:
         image = look.model_input(evidence.sample_ids[index])

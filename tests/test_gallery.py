@@ -5,6 +5,7 @@ import base64
 import functools
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -145,6 +146,25 @@ def test_a_leakage_pair_names_the_eval_file_and_the_train_file_it_matched(run, d
     # near_leakage matched the same files: each pair is shown once
     shown = [tuple(i["path"] for i in p["images"]) for p in section["shown"]]
     assert len(shown) == len(set(shown))
+
+
+def test_a_data_only_run_shows_the_exact_duplicates_it_found_and_nothing_else(tmp_path, data):
+    copy = tmp_path / "eval"
+    shutil.copytree(data, copy)
+    original = sorted((copy / "3").iterdir())[0]
+    shutil.copy(original, copy / "3" / "copy.png")
+    suite = write_suite(tmp_path / "suite.yaml", copy, "- {kind: exact_duplicates}\n")
+    report = run_suite(suite, save_tiny(tmp_path / "c.pt"), RunOptions(out=None, progress=False))
+    assert list(report.gallery) == ["pairs"]  # no model view: no mistakes, flips or strips
+    (pair,) = report.gallery["pairs"]["shown"]
+    assert pair["kind"] == "exact_duplicates" and pair["distance"] is None
+    assert [(i["split"], i["path"]) for i in pair["images"]] == [
+        ("eval", "3/copy.png"),  # in the split's (sorted) order
+        ("eval", f"3/{original.name}"),
+    ]
+    assert _pixels(pair["images"][0]["data_uri"]).tolist() == (
+        _pixels(pair["images"][1]["data_uri"]).tolist()
+    )
 
 
 def test_the_html_shows_each_section_and_escapes_hostile_names(run, tmp_path):
