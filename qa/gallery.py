@@ -317,11 +317,21 @@ def _pairs(suite, outcomes, look: _Lookup):
             continue
         split = getattr(params[o.name], "split", None)
         sides = (split, split) if split else ("eval", "train")
-        found = [(p["path"], p["nearest"], p.get("distance")) for p in details.get("pairs") or []]
-        found += [(g[0], g[1], None) for g in details.get("groups") or [] if len(g) >= 2]
+        found = [
+            (p.get("path"), p.get("nearest"), p.get("distance"))
+            for p in _list(details, "pairs")
+            if isinstance(p, dict)
+        ]
+        found += [
+            (g[0], g[1], None)
+            for g in _list(details, "groups")
+            if isinstance(g, list) and len(g) >= 2
+        ]
         for first, second, distance in found:
-            if second is not None and (sides, first, second) not in seen:
-                seen.add((sides, first, second))
+            key = (sides, first, second)
+            if isinstance(first, str) and isinstance(second, str) and key not in seen:
+                seen.add(key)
+                distance = distance if isinstance(distance, int) else None
                 matches.append((o, sides, first, second, distance))
 
     def items():
@@ -335,3 +345,9 @@ def _pairs(suite, outcomes, look: _Lookup):
                 yield {"check": o.name, "kind": o.kind, "distance": distance, "images": images}
 
     return len(matches), items(), {}
+
+
+def _list(details: dict, key: str) -> list:
+    """details[key] when it is a list (a plugin's check may put anything there), else []."""
+    value = details.get(key)
+    return value if isinstance(value, list) else []
