@@ -213,7 +213,7 @@ def noise_files(tmp_path_factory):
     return paths
 
 
-def _synthetic(n: int, noise_files, tmp_path):
+def _synthetic(n: int, noise_files, tmp_path, perturbations=None):
     """A finished run's pieces on `n` samples where the candidate is confidently wrong and the
     baseline right on every one, with every perturbation and a dozen near-duplicate pairs."""
     names = [f"c{k}" for k in range(10)]
@@ -225,7 +225,7 @@ def _synthetic(n: int, noise_files, tmp_path):
     wrong = rng.normal(0, 1, (n, 10)).astype(np.float32)
     wrong[np.arange(n), (labels + 1) % 10] = 20
     right = np.eye(10, dtype=np.float32)[labels] * 20
-    perturbations = known_names()
+    perturbations = known_names() if perturbations is None else perturbations
     arrays = {CLEAN: wrong, BASELINE: right}
     arrays.update({View(perturbation=p, severity=5): wrong for p in perturbations})
     facts = {"preprocessing": make_preprocessing(96)}
@@ -261,3 +261,12 @@ def test_the_gallery_size_is_bounded_whatever_the_number_of_samples(noise_files,
     # ten times the samples, the same number of images and the same size bound
     assert sizes[200][1:] == sizes[2000][1:]
     assert max(sizes[200][0], sizes[2000][0]) <= BUDGET + 30_000
+
+
+def test_pairs_of_an_unexpected_shape_are_left_out(noise_files, tmp_path):
+    suite, evidence, request, outcomes = _synthetic(80, noise_files, tmp_path, perturbations=[])
+    ids = evidence.sample_ids
+    odd = {"pairs": [ids[0], {"path": ids[1]}, {"path": ids[2], "nearest": 7}], "groups": "x"}
+    outcomes = [outcome("near_duplicates", "fail", CheckResult("fail", "odd", details=odd), "data")]
+    gallery = build_gallery(suite, evidence, request, outcomes)
+    assert "pairs" not in gallery and gallery["confident_mistakes"]["total"] == 80
