@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page rendered from the JSON result (never from a run).
 
 Everything is inline (CSS, SVG figures, thumbnails as data: URIs) and a Content-Security-Policy
-forbids any request, so the page opens offline and prints. Only summaries and figures go in:
+forbids any request, so the page opens offline and prints. Only summaries, figures and the
+gallery (a bounded number of small images, qa.gallery; templates/gallery.html.j2) go in:
 per-sample detail stays in the JSON result, which keeps the page small at any eval size.
 """
 
