@@ -14,6 +14,8 @@ from helpers import PREPROCESSING, outcome, save_tiny, write_data, write_suite
 from PIL import Image
 from scipy.special import softmax
 
+import qa.data
+import qa.data_index
 from qa import gallery as gallery_module
 from qa.application import RunOptions, evidence_request, run_suite
 from qa.checks import CheckResult
@@ -270,3 +272,22 @@ def test_pairs_of_an_unexpected_shape_are_left_out(noise_files, tmp_path):
     outcomes = [outcome("near_duplicates", "fail", CheckResult("fail", "odd", details=odd), "data")]
     gallery = build_gallery(suite, evidence, request, outcomes)
     assert "pairs" not in gallery and gallery["confident_mistakes"]["total"] == 80
+
+
+def test_a_warm_run_reads_only_the_files_the_gallery_shows(tmp_path, data, ckpt, monkeypatch):
+    checks = (
+        "- {kind: corruption_accuracy, perturbations: [gaussian_noise], severities: [1], min: 0}"
+    )
+    suite = write_suite(tmp_path / "suite.yaml", data, checks + "\n")
+    options = RunOptions(out=None, progress=False, cache_dir=tmp_path / "cache")
+    run_suite(suite, ckpt, options)
+    monkeypatch.setattr(qa.data_index, "SETTLE_NS", 0)
+    run_suite(suite, ckpt, options)  # the digest index now trusts every file
+    reads: list[str] = []
+    original = qa.data.read_bytes
+    monkeypatch.setattr(qa.data, "read_bytes", lambda s: reads.append(s.path) or original(s))
+    report = run_suite(suite, ckpt, options)
+    shown = report.gallery["confident_mistakes"]["shown"]
+    # the engine read nothing; the gallery each mistake it shows and the strip's image
+    assert len(reads) <= len(shown) + 1 <= MAX_ITEMS + 1
+    assert {str(data / m["id"]) for m in shown} <= {str(p) for p in reads}
