@@ -4,7 +4,7 @@ checks, prepare what reports show, decide, and return the RunReport.
 The engine (qa.engine) computes the evidence, the runner (qa.runner) applies the checks and
 decides; this module joins them to a suite file and a checkpoint, and prepares what reports
 show beyond check results: the overview (confusion matrix), thumbnails of flagged files
-(qa.thumbnails) and the environment. Printing and exit codes are qa.cli's.
+(qa.thumbnails), the gallery of images (qa.gallery) and the environment. Printing and exit codes are qa.cli's.
 """
 
 import functools
@@ -26,6 +26,7 @@ from qa.engine import EvidenceRequest, build_evidence, load_splits
 from qa.errors import InputError
 from qa.evidence import CLEAN, Evidence, View
 from qa.formats import load_any
+from qa.gallery import build_gallery
 from qa.inference import SEED, Split, resolve_device
 from qa.io import atomic_path, check_writable
 from qa.metrics.accuracy import confusion_matrix, predictions
@@ -99,6 +100,7 @@ def run_suite(
         environment=environment(request.device.type, request.precision, group.world),
         outcomes=outcomes,
         overview=overview(evidence),
+        gallery=build_gallery(suite, evidence, request, outcomes),
     )
     if options.save_predictions_to is not None:
         save_predictions(options.save_predictions_to, evidence, request.splits)

@@ -44,6 +44,7 @@ class RunReport:
     environment: dict
     outcomes: list[CheckOutcome] = field(default_factory=list)
     overview: dict = field(default_factory=dict)  # {class_names, confusion_matrix, n}: figures
+    gallery: dict = field(default_factory=dict)  # images of mistakes, flips...: qa.gallery
 
 
 def now() -> str:

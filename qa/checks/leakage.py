@@ -19,6 +19,8 @@ from qa.data import fingerprint_contains
 from qa.evidence import Evidence, View
 from qa.profile import PROFILE_EVAL, PROFILE_TRAIN, drift_tests, nearest_frame
 
+TRAIN_SPLIT = "train split"  # details["source"] when the train split's files are known
+
 
 class _PairParams(CheckParams):
     """A train-versus-eval check: reads both profiles."""
@@ -44,10 +46,12 @@ class LeakageParams(_LeakParams):
 
 
 def _training_hashes(evidence: Evidence) -> tuple[str, Any]:
-    """Where training data identity comes from: the train split's profile, else the fingerprint."""
+    """Where training data identity comes from: the train split's profile (sha256 -> the first
+    train file with those bytes), else the checkpoint's fingerprint."""
     train = evidence.profiles.get("train")
     if train is not None:
-        return "train split", set(train["sha256"].dropna())
+        known = train.dropna(subset=["sha256"]).drop_duplicates("sha256")
+        return TRAIN_SPLIT, dict(zip(known["sha256"], known["path"], strict=True))
     provenance = (evidence.model_facts.get("candidate") or {}).get("provenance") or {}
     fingerprint = provenance.get("data_fingerprint")
     if fingerprint is None:
@@ -61,11 +65,12 @@ def _training_hashes(evidence: Evidence) -> tuple[str, Any]:
 
 @register("leakage", "data", LeakageParams)
 def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
-    """No eval file is byte-identical to a training file (train split, else the fingerprint)."""
+    """No eval file is byte-identical to a training file (train split, else the fingerprint).
+    Against the train split, details["pairs"] names the train file each listed one matched."""
     frame = profile_of(evidence, "eval")
     source, train = _training_hashes(evidence)
-    if isinstance(train, set):
-        leaked = frame["sha256"].isin(train).to_numpy()
+    if source == TRAIN_SPLIT:
+        leaked = frame["sha256"].isin(list(train)).to_numpy()
     else:
         try:
             leaked = np.array(
@@ -82,6 +87,12 @@ def leakage(evidence: Evidence, p: LeakageParams) -> CheckResult:
     outcomes = expect(table, [("ExpectColumnValuesToBeInSet", kwargs)])
     result = rows_result(table, outcomes, p, f"are in the training data ({source})", p.max_failed)
     result.details["source"] = source
+    if source == TRAIN_SPLIT:  # name the train file each listed eval file matched
+        matched = dict(zip(frame["path"], frame["sha256"], strict=True))
+        result.details["pairs"] = [
+            {"path": path, "nearest": train[matched[path]]}
+            for path in result.details["failing_paths"]
+        ]
     return result
 
 

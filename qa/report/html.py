@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page rendered from the JSON result (never from a run).
 
 Everything is inline (CSS, SVG figures, thumbnails as data: URIs) and a Content-Security-Policy
-forbids any request, so the page opens offline and prints. Only summaries and figures go in:
+forbids any request, so the page opens offline and prints. Only summaries, figures and the
+gallery (a bounded number of small images, qa.gallery; templates/gallery.html.j2) go in:
 per-sample detail stays in the JSON result, which keeps the page small at any eval size.
 """
 
@@ -95,11 +96,12 @@ def _check_view(check: dict) -> dict:
 
 def render(doc: dict) -> str:
     """The report page for a schema-version-1 result document."""
-    from jinja2 import Environment, select_autoescape
+    from jinja2 import Environment, PackageLoader, select_autoescape
     from markupsafe import Markup
 
     env = Environment(
         autoescape=select_autoescape(default=True),
+        loader=PackageLoader("qa.report", "templates"),  # for the partials the page includes
         trim_blocks=True,
         lstrip_blocks=True,
         # every value printed is made printable (a lone surrogate could not even be written);

@@ -21,6 +21,21 @@ added `error` and the error document; `load` reads versions 1 and 2):
                     "world_size" (processes of a sharded run, qa.distributed)}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
+    gallery         images to look at (qa.gallery), each a small data: URI ("data:image/png;..."
+                    or "data:image/jpeg;..."); every section is {"total": how many there are,
+                    "shown": the ones embedded}, absent when it has none ({} for a run with
+                    no images; the key is absent from error documents and older results):
+        confident_mistakes  shown: {"id", "label", "predicted", "confidence" (softmax maximum
+                            of the temperature-scaled logits), "data_uri"}, most confident
+                            first, of the candidate on clean eval
+        negative_flips      shown: {"id", "label", "baseline", "candidate" (predictions),
+                            "data_uri"} in sample order; "listed_in": the negative_flip_rate
+                            check whose details list every flip, or null
+        perturbations       shown: {"perturbation", "id", "label", "images": [{"severity" (0:
+                            clean, then 1-5), "data_uri", "predicted" (the candidate's, where
+                            the run computed that view)}]}: one eval image as the model saw it
+        pairs               shown: {"check", "kind", "distance" (perceptual-hash bits, or null),
+                            "images": [{"path", "split", "data_uri"}, the file it matched]}
     error           null when the run finished; else {"kind": "input" | "internal", "message":
                     the one line `qa run` printed}
     summary         {"pass": n, "fail": n, "warn": n, "error": n, "skip": n}
@@ -63,7 +78,7 @@ import math
 import platform
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -97,6 +112,7 @@ def to_dict(report: RunReport) -> dict:
             "baseline": report.baseline,
             "environment": report.environment,
             "overview": report.overview,
+            "gallery": report.gallery,
             "error": None,
             "summary": counts,
             "checks": [
@@ -235,6 +251,79 @@ class _Environment(_Strict):
     precision: Literal[PRECISIONS] | None = None  # absent before it was recorded: fp32
 
 
+DataUri = Annotated[str, Field(pattern=r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]*$")]
+
+
+class _Mistake(_Strict):
+    id: str
+    label: str
+    predicted: str
+    confidence: float
+    data_uri: DataUri
+
+
+class _Flip(_Strict):
+    id: str
+    label: str
+    baseline: str
+    candidate: str
+    data_uri: DataUri
+
+
+class _Frame(_Strict):
+    severity: int
+    data_uri: DataUri
+    predicted: str | None = None
+
+
+class _Strip(_Strict):
+    perturbation: str
+    id: str
+    label: str
+    images: list[_Frame]
+
+
+class _PairImage(_Strict):
+    path: str
+    split: str
+    data_uri: DataUri
+
+
+class _Pair(_Strict):
+    check: str
+    kind: str
+    distance: int | None = None
+    images: list[_PairImage]
+
+
+class _Mistakes(_Strict):
+    total: int
+    shown: list[_Mistake]
+
+
+class _Flips(_Strict):
+    total: int
+    shown: list[_Flip]
+    listed_in: str | None = None
+
+
+class _Strips(_Strict):
+    total: int
+    shown: list[_Strip]
+
+
+class _Pairs(_Strict):
+    total: int
+    shown: list[_Pair]
+
+
+class _Gallery(_Strict):
+    confident_mistakes: _Mistakes | None = None
+    negative_flips: _Flips | None = None
+    perturbations: _Strips | None = None
+    pairs: _Pairs | None = None
+
+
 class _Error(_Strict):
     kind: Literal["input", "internal"]
     message: str
@@ -254,6 +343,7 @@ class ResultDocument(_Strict):
     baseline: _Baseline | None = None
     environment: _Environment = _Environment()
     overview: _Overview = _Overview()
+    gallery: _Gallery = _Gallery()
     error: _Error | None = None
     summary: _Summary
     checks: list[_Check]
