@@ -3,18 +3,22 @@ snippet. Torch-free, as `qa checks` must be; qa.cli prints what these functions 
 """
 
 import json
+import types
+import typing
 
 import yaml
+from pydantic import BaseModel
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from qa.checks import load_all
 from qa.errors import InputError
-from qa.suite import describe_checks, unknown_kind
+from qa.suite import unknown_kind
 
 
 def check_rows(kind: str | None = None) -> list[dict]:
-    """`qa.suite.describe_checks`' rows, every kind or only `kind`; an unknown kind is
+    """`describe_checks`' rows, every kind or only `kind`; an unknown kind is
     InputError saying which kind was meant (or listing them)."""
     rows = describe_checks()
     if kind is None:
@@ -65,3 +69,61 @@ def _block(row: dict, examples: bool) -> RenderableType:
 
 def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def describe_checks() -> list[dict]:
+    """Every registered check kind with its family, summary, example and parameters (`qa checks`)."""
+    rows = []
+    for kind, spec in sorted(load_all().items()):
+        rows.append(
+            {
+                "kind": kind,
+                "family": spec.family,
+                "summary": spec.summary,
+                "needs_baseline": spec.params.needs_baseline,
+                "example": dict(getattr(spec.params, "example", {})),
+                "parameters": describe_fields(spec.params),
+            }
+        )
+    return rows
+
+
+def type_name(annotation) -> str:
+    """A readable name of a parameter's type: float, list[str], 'bound' | 'point'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe_fields(model: type[BaseModel]) -> list[dict]:
+    """Each parameter of `model`: name, type, required, default, constraints, description."""
+    rows = []
+    for name, f in model.model_fields.items():
+        bounds = []
+        for m in f.metadata:
+            for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                if getattr(m, attr, None) is not None:
+                    bounds.append(f"{word} {getattr(m, attr)}")
+            if getattr(m, "min_length", None) is not None:
+                bounds.append(f"at least {m.min_length} item(s)")
+        required = f.is_required()
+        rows.append(
+            {
+                "name": f.alias or name,
+                "type": type_name(f.annotation),
+                "required": required,
+                "default": None if required else f.get_default(call_default_factory=True),
+                "constraints": ", ".join(bounds),
+                "description": f.description or "",
+            }
+        )
+    return rows

@@ -41,19 +41,17 @@ order, and checks that the data and baseline paths exist; `qa run` names the fir
 many more).
 A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
 at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
-number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_errors.parse_yaml).
+number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_yaml.parse_yaml).
 """
 
 import difflib
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
-from qa import shards
+from qa import shards, suite_yaml
 from qa import suite_errors as err
 from qa.checks import CheckParams, load_all
 from qa.errors import InputError
@@ -256,7 +254,7 @@ def load_suite(
     every problem (file, line, key path, what was expected and found).
     """
     registry = load_all()
-    data, lines, read = err.parse_yaml(path)
+    data, lines, read = suite_yaml.parse_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
@@ -359,61 +357,3 @@ def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> l
                 )
             )
     return problems
-
-
-def describe_checks() -> list[dict]:
-    """Every registered check kind with its family, summary, example and parameters (`qa checks`)."""
-    rows = []
-    for kind, spec in sorted(load_all().items()):
-        rows.append(
-            {
-                "kind": kind,
-                "family": spec.family,
-                "summary": spec.summary,
-                "needs_baseline": spec.params.needs_baseline,
-                "example": dict(getattr(spec.params, "example", {})),
-                "parameters": describe_fields(spec.params),
-            }
-        )
-    return rows
-
-
-def type_name(annotation) -> str:
-    """A readable name of a parameter's type: float, list[str], 'bound' | 'point'."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return " | ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(type_name(a) for a in args)
-    if origin is typing.Annotated:
-        return type_name(args[0])
-    if origin is not None:
-        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
-    if annotation is type(None):
-        return "None"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def describe_fields(model: type[BaseModel]) -> list[dict]:
-    """Each parameter of `model`: name, type, required, default, constraints, description."""
-    rows = []
-    for name, f in model.model_fields.items():
-        bounds = []
-        for m in f.metadata:
-            for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-                if getattr(m, attr, None) is not None:
-                    bounds.append(f"{word} {getattr(m, attr)}")
-            if getattr(m, "min_length", None) is not None:
-                bounds.append(f"at least {m.min_length} item(s)")
-        required = f.is_required()
-        rows.append(
-            {
-                "name": f.alias or name,
-                "type": type_name(f.annotation),
-                "required": required,
-                "default": None if required else f.get_default(call_default_factory=True),
-                "constraints": ", ".join(bounds),
-                "description": f.description or "",
-            }
-        )
-    return rows

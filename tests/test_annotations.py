@@ -7,7 +7,7 @@ from helpers import sample_doc, write_suite
 
 from qa.cli import main
 from qa.report import annotations, junit
-from qa.suite_errors import check_lines
+from qa.suite_yaml import check_lines
 
 # a passing check on line 6, a failing one on line 8, a warned one on lines 9-12
 CHECKS = """\

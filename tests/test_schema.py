@@ -23,7 +23,7 @@ from qa.errors import InputError
 from qa.report import json_report
 from qa.schema import result_schema, suite_schema
 from qa.suite import CheckHeader, load_suite
-from qa.suite_errors import read_yaml
+from qa.suite_yaml import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = sorted(load_all())

@@ -8,9 +8,10 @@ from typing import ClassVar
 import pytest
 
 from qa.checks import REGISTRY, CheckParams, CheckResult, register
+from qa.cli_info import describe_checks
 from qa.errors import InputError
 from qa.evidence import CLEAN, View
-from qa.suite import describe_checks, load_suite
+from qa.suite import load_suite
 
 GOOD = """\
 name: release

@@ -8,7 +8,7 @@ model loads; every non-finite number is refused wherever it is written.
 import pytest
 
 from qa.cli import main
-from qa.suite_errors import MAX_DEPTH, MAX_NODES, MAX_SUITE_BYTES
+from qa.suite_yaml import MAX_DEPTH, MAX_NODES, MAX_SUITE_BYTES
 
 VALID = "name: r\ndata: {eval: d}\nchecks:\n  - kind: top1_accuracy\n    min: 0.5\n"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qa.errors import InputError
 from qa.report.fmt import printable
-from qa.suite_errors import check_lines
+from qa.suite_yaml import check_lines
 
 LEVELS = {"fail": "error", "error": "error", "warn": "warning"}
 _WHERE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+): ")
@@ -30,7 +30,7 @@ _WHERE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+): ")
 def render(doc: dict, lines: list[int] | None) -> str:
     """The annotations of a result document, one line each ('' when every check passed).
 
-    `lines` holds the suite-file line of each check, in suite order (qa.suite_errors.
+    `lines` holds the suite-file line of each check, in suite order (qa.suite_yaml.
     check_lines); an annotation goes without a line when they are missing or do not match.
     """
     if doc.get("error"):
