@@ -361,16 +361,20 @@ def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row:
     return rel, cells["label"], meta, os.path.realpath(root / rel)
 
 
-def content_fingerprint(dataset: Dataset, cache_dir=None, rehash: bool = False) -> str:
+def content_fingerprint(
+    dataset: Dataset, cache_dir=None, rehash: bool = False, writable: bool = True
+) -> str:
     """sha256 over every sample's id and the sha256 of its bytes, in order: the data part of
     cache keys. Only the samples the index under `cache_dir` does not vouch for are read
-    (qa.data_index); with `cache_dir` None or `rehash`, every one."""
+    (qa.data_index), and their digests are remembered there unless the folder is not
+    `writable` (a read-only cache already cost its one warning); with `cache_dir` None or
+    `rehash`, every one."""
     since = time.time_ns()
     digests = data_index.known_digests(dataset, cache_dir, rehash)
     unknown = [i for i, d in enumerate(digests) if d is None]
     for i in unknown:
         digests[i] = sha256_bytes(read_bytes(dataset.samples[i]))
-    if unknown:
+    if unknown and writable:
         data_index.remember(dataset, digests, cache_dir, since_ns=since)
     return data_index.fingerprint(dataset, digests)
 

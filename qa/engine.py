@@ -138,10 +138,10 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
     if baseline is not None:
         orders["baseline"] = column_order(baseline, candidate)
     splits, views, cache_dir = request.splits, request.views, request.cache_dir
-    profiles = profile_views.compute_profiles(views, splits, cache_dir)
+    keep, folder, writable = _folder(cache_dir, group)  # a read-only cache: one warning
+    profiles = profile_views.compute_profiles(views, splits, cache_dir, writable)
     excluded = profile_views.drop_undecodable(splits, profiles, request.undecodable_reported)
     device = torch.device(request.device)
-    keep, folder, writable = _folder(cache_dir, group)
     settings = dict(
         device=device,
         batch_size=request.batch_size,
@@ -223,7 +223,7 @@ def _adversarial(views: list[View], models, splits, settings, bar) -> dict[View,
         if cache_dir is not None:
             if split.fingerprint is None:
                 split.fingerprint = data.content_fingerprint(
-                    split.dataset, cache_dir, settings["rehash"]
+                    split.dataset, cache_dir, settings["rehash"], settings["cache_dir"] is not None
                 )
             key = passes.view_key(view, model, split.fingerprint, settings)
             found = cache.find_entry(cache_dir, key, split.dataset.ids)

@@ -127,7 +127,9 @@ def _decide(p: Pass, models: dict, split: Split, settings: dict):
         partials = [view_key(v, models[v.model], None, settings) for v in p.views]
         if not any(cache.seen(cache_dir, k) for k in partials):
             return None, {}
-        fingerprint = data.content_fingerprint(dataset, cache_dir, settings["rehash"])
+        fingerprint = data.content_fingerprint(
+            dataset, cache_dir, settings["rehash"], writable=settings["cache_dir"] is not None
+        )
     else:
         fingerprint = data_index.fingerprint(dataset, digests)
     split.fingerprint = fingerprint

@@ -33,10 +33,10 @@ _INTEGER_COLUMNS = ("width", "height", "channels", "file_size")
 _FLOAT_COLUMNS = ("pixel_mean", "pixel_std")
 
 
-def profile_key(name: str, split: "Split", cache_dir=None) -> str:
+def profile_key(name: str, split: "Split", cache_dir=None, writable: bool = True) -> str:
     """The cache key of one split's profile (`cache_dir` holds the fingerprint index)."""
     if split.fingerprint is None:
-        split.fingerprint = content_fingerprint(split.dataset, cache_dir)
+        split.fingerprint = content_fingerprint(split.dataset, cache_dir, writable=writable)
     names = split.dataset.class_names
     labels = "\n".join(names[s.label] for s in split.dataset.samples)
     return cache.entry_key(
@@ -86,13 +86,14 @@ def _plain(value):
 
 
 def compute_profiles(
-    views: list[View], splits: dict[str, "Split"], cache_dir
+    views: list[View], splits: dict[str, "Split"], cache_dir, writable: bool = True
 ) -> dict[str, "pd.DataFrame"]:
-    """The profile of every split a profile view names, from the cache or by reading its files."""
+    """The profile of every split a profile view names, from the cache or by reading its files;
+    a profile computed is stored under `cache_dir` when it is `writable`."""
     profiles = {}
     for name in dict.fromkeys(v.split for v in views if v.kind == "profile"):
         split = splits[name]
-        key = profile_key(name, split, cache_dir) if cache_dir is not None else None
+        key = profile_key(name, split, cache_dir, writable) if cache_dir is not None else None
         columns = cache.read_table(cache_dir, key) if key is not None else None
         frame = _from_cache(columns)
         if frame is None or len(frame) != len(split.dataset.ids):
@@ -100,7 +101,7 @@ def compute_profiles(
             frame = profile_samples(
                 dataset.samples, dataset.root, dataset.class_names, name, ids=dataset.ids
             )
-            if key is not None:
+            if key is not None and writable:
                 _store(cache_dir, key, frame)
         profiles[name] = frame
     return profiles
