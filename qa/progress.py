@@ -20,8 +20,10 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
 INTERVAL_S = 10.0  # the least time between two plain lines of one pass
+_NAME_COLUMN = Column(no_wrap=True, overflow="ellipsis", max_width=40)
 
 
 class _Plan:
@@ -112,7 +114,8 @@ class Bars(Silent):
     def __init__(self, planned: list[int], console: Console):
         self.plan = _Plan(planned)
         columns = (
-            TextColumn("{task.description}", markup=False),
+            # a long name is cut, so the bars keep their width on a narrow terminal
+            TextColumn("{task.description}", markup=False, table_column=_NAME_COLUMN),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
