@@ -14,7 +14,6 @@ reports: the application (qa.application) turns a suite into a request and the e
 verdict.
 """
 
-import functools
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -22,11 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from qa import cache, data, passes, profile_views
+from qa import cache, data, passes, profile_views, progress
 from qa.checkpoint import LoadedModel
 from qa.data import labels_for, load_dataset
 from qa.distributed import SINGLE, Group
@@ -52,7 +48,7 @@ class EvidenceRequest:
     ladder      the suite's corruption ladder: corruption views are keyed on it
     undecodable_reported  splits read by a check that reports undecodable files (their profile
                 says which: qa.profile_views); elsewhere the first one stops the run
-    progress    whether to draw a progress bar on stderr
+    progress    whether to show the passes' progress on stderr (qa.progress)
     precision   the forward pass's precision, one of qa.precision.PRECISIONS, resolved for the
                 device (qa.precision.resolve); part of every logits view's cache key
     rehash      hash every data file's content again instead of trusting the (path, size,
@@ -139,8 +135,6 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
         orders["baseline"] = column_order(baseline, candidate)
     splits, views, cache_dir = request.splits, request.views, request.cache_dir
     keep, folder, writable = _folder(cache_dir, group)  # a read-only cache: one warning
-    profiles = profile_views.compute_profiles(views, splits, cache_dir, writable)
-    excluded = profile_views.drop_undecodable(splits, profiles, request.undecodable_reported)
     device = torch.device(request.device)
     settings = dict(
         device=device,
@@ -157,12 +151,15 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
         group=group,
     )
     computable = [v for v in views if _computable(v, models, request.perturb)]
-    with _progress(request.progress and group.rank == 0) as bar:
-        logits_views = passes.group_views([v for v in computable if v.kind == "logits"], models)
-        stored = passes.compute_logits(logits_views, models, splits, settings, bar)
-        attacks = [v for v in computable if v.kind == "adversarial"]
+    groups = passes.group_views([v for v in computable if v.kind == "logits"], models)
+    attacks = [v for v in computable if v.kind == "adversarial"]
+    planned = _planned(views, groups, attacks, splits, group)
+    with progress.progress(request.progress and group.rank == 0, planned) as shown:
+        profiles = profile_views.compute_profiles(views, splits, cache_dir, writable, shown)
+        excluded = profile_views.drop_undecodable(splits, profiles, request.undecodable_reported)
+        stored = passes.compute_logits(groups, models, splits, settings, shown)
         if group.rank == 0:
-            stored.update(_adversarial(attacks, models, splits, settings, bar))
+            stored.update(_adversarial(attacks, models, splits, settings, shown))
     if group.rank != 0:
         return None
     arrays = {view: replace(item, columns=orders[view.model]) for view, item in stored.items()}
@@ -197,12 +194,13 @@ def _folder(cache_dir, group):
     return temporary, Path(temporary.name), False
 
 
-def _progress(show: bool) -> Progress:
-    """A progress bar on stderr (disabled when not shown)."""
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=Console(file=sys.stderr), transient=True)
-    bar.disable = not show
-    return bar
+def _planned(views, groups, attacks, splits, group: Group) -> list[int]:
+    """The images of each pass the run may make, in the order it makes them: a profile per
+    split, a decode pass per group (this rank's shard), an attack pass per adversarial view."""
+    profiled = dict.fromkeys(v.split for v in views if v.kind == "profile")
+    sizes = [len(splits[name].dataset.ids) for name in profiled]
+    sizes += [len(group.shard(len(splits[p.split_name].dataset.ids))) for p in groups]
+    return sizes + [len(splits[v.split].dataset.ids) for v in attacks]
 
 
 def _computable(view: View, models: dict, perturb: Perturb | None) -> bool:
@@ -214,7 +212,7 @@ def _computable(view: View, models: dict, perturb: Perturb | None) -> bool:
     return view.kind == "logits" and (view.perturbation is None or perturb is not None)
 
 
-def _adversarial(views: list[View], models, splits, settings, bar) -> dict[View, Stored]:
+def _adversarial(views: list[View], models, splits, settings, shown) -> dict[View, Stored]:
     """Each adversarial view from the cache or by an attack pass of its own (rank 0 only)."""
     cache_dir, out = settings["read_cache"], {}
     for view in views:
@@ -229,15 +227,13 @@ def _adversarial(views: list[View], models, splits, settings, bar) -> dict[View,
             found = cache.find_entry(cache_dir, key, split.dataset.ids)
             if found is not None:
                 out[view] = Stored(found)
+                shown.skip()
                 continue
         order = settings["orders"][view.model]
         labels = split.labels if order is None else order[split.labels]
-        task = bar.add_task(
-            escape(f"{view.model} on {view.split} ({view.name()})"), total=len(labels)
-        )
-        logits = infer_adversarial(
-            split, model, labels, view, settings, functools.partial(bar.advance, task)
-        )
+        shown.start(f"{view.model} on {view.split} ({view.name()})", len(labels))
+        logits = infer_adversarial(split, model, labels, view, settings, shown.advance)
+        shown.finish()
         writer = cache.EntryWriter(settings["folder"], *logits.shape)
         writer.write(np.arange(len(logits)), logits)
         if settings["cache_dir"] is not None and key is not None:

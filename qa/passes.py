@@ -21,7 +21,6 @@ its own; then, one view at a time, rank 0 gathers the shards and writes the whol
 rank 0 reads or writes the cache.
 """
 
-import functools
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.markup import escape
 
 from qa import cache, data, data_index
 from qa.checkpoint import LoadedModel
@@ -89,11 +87,12 @@ def view_key(view: View, model: LoadedModel, fingerprint: str | None, settings: 
 
 
 def compute_logits(
-    groups: list[Pass], models: dict, splits: dict[str, Split], settings: dict, bar
+    groups: list[Pass], models: dict, splits: dict[str, Split], settings: dict, shown
 ) -> dict[View, Stored]:
     """Every logits view of `groups`, cached or computed: a Stored file per view (rank 0),
     nothing on other ranks. `settings` carries device, batch_size, workers, perturb, ladder,
-    precision, cache_dir, rehash, folder (where files of a cache-less run go) and group."""
+    precision, cache_dir, rehash, folder (where files of a cache-less run go) and group;
+    `shown` is the run's qa.progress, told of each pass made or skipped."""
     group: Group = settings["group"]
     stored: dict[View, Stored] = {}
     for p in groups:
@@ -112,7 +111,9 @@ def compute_logits(
             if view in hits:
                 stored[view] = Stored(hits[view])
         if todo:
-            stored.update(_compute(p, todo, models, split, settings, bar))
+            stored.update(_compute(p, todo, models, split, settings, shown))
+        else:
+            shown.skip()
     return stored
 
 
@@ -142,7 +143,7 @@ def _decide(p: Pass, models: dict, split: Split, settings: dict):
     return fingerprint, hits
 
 
-def _compute(p: Pass, todo, models, split: Split, settings, bar) -> dict[View, Stored]:
+def _compute(p: Pass, todo, models, split: Split, settings, shown) -> dict[View, Stored]:
     """One pass over this rank's shard computing `todo`; rank 0 assembles and stores them."""
     group: Group = settings["group"]
     n = len(split.dataset.ids)
@@ -153,10 +154,10 @@ def _compute(p: Pass, todo, models, split: Split, settings, bar) -> dict[View, S
     }
     error, digests, started = None, [], time.time_ns()  # files changed after this: not remembered
     try:
-        task = bar.add_task(_label(todo, p.split_name), total=len(rows))
-        advance = functools.partial(bar.advance, task)
+        shown.start(_label(todo, p.split_name), len(rows))
         transforms = _transforms(todo, models, writers, rows.start)
-        digests = run_pass(split, rows, transforms, settings, advance)
+        digests = run_pass(split, rows, transforms, settings, shown.advance)
+        shown.finish()
     except Exception as exc:
         error = exc
     try:
@@ -247,11 +248,10 @@ def _store(p: Pass, writers: dict, models, split: Split, settings, digests, star
 
 
 def _label(views: list[View], split: str) -> str:
-    """What one pass computes, for its progress bar: "candidate + baseline on eval: clean, 60 corrupted"."""
+    """What one pass computes, for its progress: "candidate + baseline on eval: clean, 60 corrupted"."""
     models = " + ".join(dict.fromkeys(v.model for v in views))
     transforms = {(v.perturbation, v.severity) for v in views}
     clean = (None, None) in transforms
     corrupted = len(transforms) - clean
     parts = (["clean"] if clean else []) + ([f"{corrupted} corrupted"] if corrupted else [])
-    # literal in rich's progress bar: a perturbation registered by a plugin names the view
-    return escape(f"{models} on {split}: {', '.join(parts)}")
+    return f"{models} on {split}: {', '.join(parts)}"

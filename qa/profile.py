@@ -13,6 +13,7 @@ import io
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,7 @@ def profile_samples(
     split: str,
     workers: int | None = None,
     ids: list[str] | None = None,
+    advance=None,
 ) -> "pd.DataFrame":
     """Profile every sample of one split: a DataFrame with one row per file, in sample order.
 
@@ -123,7 +125,8 @@ def profile_samples(
     pairs. `path` in the result is the sample's id: `ids[i]` when given (a Dataset's), else
     the path relative to `root` (a tar member's name for a shard's sample). `workers`
     processes read files in parallel; by default one below MIN_FILES_FOR_POOL files, else
-    one per available core (up to MAX_WORKERS).
+    one per available core (up to MAX_WORKERS). `advance(n)`, when given, is called as files
+    are done (the run's progress).
     """
     import pandas as pd
 
@@ -140,14 +143,15 @@ def profile_samples(
         rels.append(rel)
         labels.append(str(label))
     workers = _default_workers(len(todo)) if workers is None else max(1, workers)
-    if workers == 1:
-        rows = _profile_chunk(todo)
-    else:
-        # Chunks of a few hundred files keep pickling overhead small and the cores busy.
-        size = max(1, min(500, len(todo) // (workers * 4) or 1))
-        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        with ProcessPoolExecutor(workers) as pool:
-            rows = [row for chunk in pool.map(_profile_chunk, chunks) for row in chunk]
+    # Chunks of a few hundred files keep pickling overhead small and the cores busy.
+    size = max(1, min(500, len(todo) // (workers * 4) or 1))
+    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        rows = []
+        for chunk in (pool.map if pool else map)(_profile_chunk, chunks):
+            rows.extend(chunk)
+            if advance is not None:
+                advance(len(chunk))
     frame = pd.DataFrame(rows, columns=list(COLUMNS[3:]))
     frame.insert(0, "path", list(ids) if ids is not None else rels)
     frame.insert(1, "label", labels)

@@ -22,6 +22,7 @@ from qa import cache
 from qa.data import content_fingerprint, subset_dataset
 from qa.evidence import View
 from qa.profile import COLUMNS, profile_samples
+from qa.progress import Silent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,10 +87,12 @@ def _plain(value):
 
 
 def compute_profiles(
-    views: list[View], splits: dict[str, "Split"], cache_dir, writable: bool = True
+    views: list[View], splits: dict[str, "Split"], cache_dir, writable: bool = True, shown=None
 ) -> dict[str, "pd.DataFrame"]:
-    """The profile of every split a profile view names, from the cache or by reading its files;
-    a profile computed is stored under `cache_dir` when it is `writable`."""
+    """The profile of every split a profile view names, from the cache or by reading its files
+    (a pass each, told to `shown`, the run's qa.progress); a profile computed is stored under
+    `cache_dir` when it is `writable`."""
+    shown = Silent() if shown is None else shown
     profiles = {}
     for name in dict.fromkeys(v.split for v in views if v.kind == "profile"):
         split = splits[name]
@@ -98,11 +101,20 @@ def compute_profiles(
         frame = _from_cache(columns)
         if frame is None or len(frame) != len(split.dataset.ids):
             dataset = split.dataset
+            shown.start(f"profile of {name}", len(dataset.ids))
             frame = profile_samples(
-                dataset.samples, dataset.root, dataset.class_names, name, ids=dataset.ids
+                dataset.samples,
+                dataset.root,
+                dataset.class_names,
+                name,
+                ids=dataset.ids,
+                advance=shown.advance,
             )
+            shown.finish()
             if key is not None and writable:
                 _store(cache_dir, key, frame)
+        else:
+            shown.skip()
         profiles[name] = frame
     return profiles
 
