@@ -3,6 +3,13 @@
 Everything is inline (CSS, SVG figures, thumbnails as data: URIs) and a Content-Security-Policy
 forbids any request, so the page opens offline and prints. Only summaries and figures go in:
 per-sample detail stays in the JSON result, which keeps the page small at any eval size.
+
+The banner names the checks that fail the run (fail and error, and warn in a strict run), and
+the table lists them first (fmt.WORST_FIRST). Each row gives the estimate with its interval at
+the run's confidence, the deciding comparison, and under the message a regression gate's
+effect and a borderline decision's note, in the words of every other format (qa.report.fmt),
+with numbers rounded for people (full precision stays in result.json). Below 640 px (a phone)
+the rows become cards of labelled lines and nothing is wider than the screen.
 """
 
 from importlib.resources import files
@@ -146,7 +153,7 @@ def failing_statuses(doc: dict) -> set[str]:
 
 
 def render(doc: dict) -> str:
-    """The report page for a schema-version-1 result document."""
+    """The report page for a result document (schema version 1 or 2)."""
     from jinja2 import Environment, select_autoescape
     from markupsafe import Markup
 
