@@ -209,7 +209,8 @@ def _judged(kind: str, evidence: Evidence, **params) -> dict:
     """A real check's result, as the result document holds it."""
     spec = REGISTRY[kind]
     r = spec.run(evidence, spec.params(**params))
-    return _check(kind, kind, "robustness", r.status, r.metrics, r.threshold, r.details)
+    check = _check(kind, kind, "robustness", r.status, r.metrics, r.threshold, r.details)
+    return check | {"effect": r.effect}
 
 
 def _drawn(check: dict, title_starts: str) -> tuple[ET.Element, str]:
@@ -284,6 +285,34 @@ def test_severity_curves_draw_baseline_threshold_and_clean_accuracy_on_a_fitted_
     )
     svg, caption = _drawn(alone, "gaussian_noise: accuracy")
     assert "baseline" not in caption and _marks(svg, "rect", "baseline") == {}
+    assert "bound" not in caption
+    bound = _judged(
+        "corruption_accuracy",
+        _evidence(views),
+        perturbations=["gaussian_noise"],
+        severities=[1, 2],
+        min=0.85,
+    )  # gate_on: bound, what is not drawn
+    assert "compares each view's lower bound" in html._figures(bound)[0]["caption"]
+
+
+def test_mce_curves_start_from_both_models_clean_accuracy():
+    views = {CLEAN: 2, _noise(1): 5, BASELINE: 1, _noise(1, "baseline"): 3}
+    check = _judged(
+        "mean_corruption_error",
+        _evidence(views),
+        perturbations=["gaussian_noise"],
+        severities=[1],
+        max=2.0,
+        resamples=100,
+    )
+    svg, caption = _drawn(check, "gaussian_noise: accuracy")
+    assert "threshold" not in caption  # the gate is on the mCE, not on what is drawn
+    assert set(_marks(svg, "circle", "candidate")) == {
+        "candidate clean: 0.98",
+        "candidate s1: 0.95",
+    }
+    assert set(_marks(svg, "rect", "baseline")) == {"baseline clean: 0.99", "baseline s1: 0.97"}
 
 
 def test_prediction_consistency_draws_flip_rates_under_its_max():

@@ -92,6 +92,9 @@ def _curve(check: dict, name: str, points: list[dict]) -> dict:
         legend.append("baseline dashed (squares)")
     if threshold is not None:
         legend.append(f"threshold {rounded(threshold)} dotted")
+        if (check.get("effect") or {}).get("compared") == "bound":  # the points are estimates
+            side = "lower" if check["threshold"]["op"] == ">=" else "upper"
+            legend[-1] += f" (the gate compares each view's {side} bound)"
     return {
         "svg": figures.severity_curves(
             points, f"{name}: {words} against severity", measure, clean, threshold
