@@ -285,7 +285,7 @@ def test_severity_curves_draw_baseline_threshold_and_clean_accuracy_on_a_fitted_
     )
     svg, caption = _drawn(alone, "gaussian_noise: accuracy")
     assert "baseline" not in caption and _marks(svg, "rect", "baseline") == {}
-    assert "bound" not in caption
+    assert "bound" not in caption and check["effect"]["compared"] == "point"
     bound = _judged(
         "corruption_accuracy",
         _evidence(views),

@@ -209,7 +209,9 @@ def _combine(results: list[CheckResult]) -> CheckResult:
     rank = {"error": 0, "fail": 1, "pass": 2}
     deciding = min(results, key=lambda r: rank[r.status])
     message = "; ".join(r.message for r in results)
-    return CheckResult(deciding.status, message, deciding.metrics, deciding.threshold)
+    return CheckResult(
+        deciding.status, message, deciding.metrics, deciding.threshold, effect=deciding.effect
+    )
 
 
 @register("corruption_accuracy", "robustness", CorruptionAccuracyParams)
