@@ -149,7 +149,7 @@ def _check_view(check: dict, index: int) -> dict:
     }
 
 
-def failing_statuses(doc: dict) -> set[str]:
+def _failing_statuses(doc: dict) -> set[str]:
     """The statuses that fail a run, which the banner names: fail and error, and warn in a
     strict run."""
     return {"fail", "error"} | ({"warn"} if doc.get("strict") else set())
@@ -184,7 +184,7 @@ def render(doc: dict) -> str:
     return template.render(
         doc=doc,
         checks=checks,
-        failing=[c for c in checks if c["status"] in failing_statuses(doc)],
+        failing=[c for c in checks if c["status"] in _failing_statuses(doc)],
         statuses=[s for s in WORST_FIRST if any(c["status"] == s for c in checks)],
         families=sorted({c["family"] for c in checks}),
         symbols=SYMBOLS,
