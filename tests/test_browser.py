@@ -156,7 +156,7 @@ def test_the_page_renders_to_a_screenshot(report, tmp_path):
 
 PHONE = (390, 900)
 # Measures the report in the frame once loaded, its <details> opened, and writes what it
-# found into the host's DOM, which --dump-dom prints. Every number in CSS pixels of the framed page.
+# found into the host's DOM, which --dump-dom prints: CSS pixels of the framed page.
 MEASURE = """
 document.getElementById('phone').addEventListener('load', event => {
   const page = event.target.contentDocument, root = page.documentElement;
