@@ -6,6 +6,7 @@ carries the page's origin as initiator ("null" for a file: page), while the brow
 background traffic (update and time checks) carries "not an origin" and is left out.
 """
 
+import html
 import json
 import re
 import shutil
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from helpers import save_tiny, write_data, write_suite
+
+from qa.report.fmt import WORST_FIRST
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +122,12 @@ def test_a_person_sees_the_verdict_every_check_and_the_figures(report, tmp_path)
     page.feed(dom)
     verdict = re.search(r'id="verdict">\s*<span[^>]*>([^<]*)</span>', dom)
     assert verdict and verdict.group(1).strip() == "✗ FAIL" == f"✗ {doc['verdict'].upper()}"
-    assert page.rows == [[c["status"], c["name"]] for c in doc["checks"]]  # one row per check
+    worst_first = sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"]))
+    assert page.rows == [[c["status"], c["name"]] for c in worst_first]  # one row per check
+    failing = [c["name"] for c in worst_first if c["status"] in ("fail", "error")]
+    assert re.search(r'id="failing">Failing: (.*?)</span>', dom).group(1).count("<a ") == len(
+        failing
+    )
     assert page.svgs >= 1 and "<title>Reliability diagram</title>" in dom
     assert requests == [] and page.external == []  # nothing leaves the page...
     assert "default-src 'none'" in page.csp and "http" not in page.csp  # ...nor may it
@@ -144,3 +152,72 @@ def test_the_page_renders_to_a_screenshot(report, tmp_path):
         assert image.size == (1200, 1800)
         colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
     assert len(colours) > 50  # text, status colours and figures, not a blank page
+
+
+PHONE = (390, 900)
+# Measures the report in the frame once loaded, its <details> opened, and writes what it
+# found into the host's DOM, which --dump-dom prints: CSS pixels of the framed page.
+MEASURE = """
+document.getElementById('phone').addEventListener('load', event => {
+  const page = event.target.contentDocument, root = page.documentElement;
+  page.querySelectorAll('details').forEach(d => { d.open = true; });  // every table shown
+  const right = sel => Math.max(0, ...[...page.querySelectorAll(sel)].map(
+    e => e.getBoundingClientRect().right));
+  const cells = [...page.querySelectorAll('#checks td')];
+  document.body.dataset.measured = JSON.stringify({
+    viewport: event.target.contentWindow.innerWidth, width: root.clientWidth,
+    scroll: root.scrollWidth, rows: right('.check-row'), cells: right('#checks td'),
+    figures: right('svg'), banner: right('#verdict'),
+    overflowing: cells.filter(c => c.scrollWidth > c.clientWidth + 1).length,
+    cards: page.querySelectorAll('.check-row').length,
+  });
+});
+"""
+
+
+def _phone(report: Path, tmp_path: Path) -> Path:
+    """A host page holding the report in a 390 x 900 frame: what a phone's screen is to it.
+
+    Chromium (156) makes a headless window at least 500 px wide, whatever --window-size says
+    (the page's innerWidth is 500 at 390), so a plain screenshot would show a 500-px layout
+    cut at 390 and a phone's media query would never apply. A frame of the phone's size has
+    that viewport; `srcdoc` gives it the host's origin, so the host can measure its layout.
+    """
+    page = (report / "result.html").read_text(encoding="utf-8")
+    width, height = PHONE
+    host = tmp_path / "phone.html"
+    host.write_text(
+        '<!DOCTYPE html><html><body style="margin:0;background:#fff">'
+        f'<iframe id="phone" width="{width}" height="{height}" style="border:0;display:block" '
+        f'srcdoc="{html.escape(page)}"></iframe><script>{MEASURE}</script></body></html>',
+        encoding="utf-8",
+    )
+    return host
+
+
+def test_a_phone_shows_every_check_without_clipping(report, tmp_path):
+    from PIL import Image
+
+    host = _phone(report, tmp_path)
+    size = f"--window-size={PHONE[0]},{PHONE[1]}"
+    dom, requests = _browse(tmp_path, host, size, "--dump-dom")
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, "the frame's layout was not measured"
+    m = json.loads(html.unescape(found.group(1)))
+    doc = json.loads((report / "result.json").read_text())
+    assert m["viewport"] == PHONE[0] and m["cards"] == len(doc["checks"])
+    assert m["scroll"] <= m["width"]  # the page never scrolls sideways...
+    for part in ("rows", "cells", "figures", "banner"):
+        assert 0 < m[part] <= m["width"], (part, m)  # ...nor sticks out of the screen
+    assert m["overflowing"] == 0  # and no cell's text runs past its box
+    assert requests == []
+
+    shot = tmp_path / "phone.png"
+    _browse(tmp_path, host, size, f"--screenshot={shot}")
+    with Image.open(shot) as image:
+        assert image.size == PHONE
+        rgb = image.convert("RGB")
+        # the right margin of the framed page, left of its scroll bar: blank, nothing cut there
+        margin = rgb.crop((m["width"] - 8, 0, m["width"], PHONE[1]))
+        assert margin.getcolors() == [(8 * PHONE[1], (255, 255, 255))]
+        assert len(rgb.getcolors(maxcolors=1_000_000)) > 50  # text and colours, not blank

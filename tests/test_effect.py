@@ -13,7 +13,7 @@ import qa.checks.regression  # noqa: F401
 from qa.checks import REGISTRY, gate
 from qa.checks.effect import effect
 from qa.evidence import BASELINE, CLEAN, Evidence
-from qa.report import json_report, junit, markdown, terminal
+from qa.report import html, json_report, junit, markdown, terminal
 from qa.report.fmt import decision, effect_lines, interval_text, regression_text
 from qa.result import CheckOutcome
 
@@ -155,5 +155,6 @@ def test_every_format_shows_the_effect(worse_candidate):
     shown = regression_text(doc["checks"][0])
     assert shown.startswith("accuracy 0.958 vs baseline 0.98: delta -0.022 [")
     assert shown in markdown.render(doc).replace("\\", "")  # unescaped: [ and ] are literal
+    assert shown in html.render(doc)
     cases = ET.fromstring(junit.render(doc)).iter("testcase")
     assert any(shown in "".join(case.itertext()) for case in cases)

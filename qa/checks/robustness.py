@@ -4,7 +4,9 @@ Corruption checks read one logits view per (perturbation, severity) the suite li
 made by `qa.perturb.apply` on the decoded [0, 1] images; the adversarial check reads views
 of kind "adversarial" computed with `qa.adversarial.attack`. Every corruption result carries
 details["curves"]: {perturbation: [{"severity", "accuracy"}, ...]} (with "baseline_accuracy"
-where the baseline was run) for the report's curves.
+where the baseline's views were computed, by this check or another) and details["clean"]
+{"accuracy"(, "baseline_accuracy")}, the curves' start, for the report's figures;
+prediction_consistency's curves carry "flip_rate" instead.
 
 Every gate compares a one-sided bound at the suite's confidence c, so a model whose true
 value sits exactly on the threshold passes with probability at most 1 - c (`gate_on: point`
@@ -194,18 +196,31 @@ def _curves(p: CorruptionParams, predicted: dict, labels: np.ndarray, baseline: 
     return curves
 
 
+def _clean(predicted: dict, labels: np.ndarray, baseline: bool) -> dict:
+    """{"accuracy"(, "baseline_accuracy")} on the clean eval split: where the curves start."""
+    out = {"accuracy": _accuracy(predicted[CLEAN], labels)}
+    if baseline:
+        out["baseline_accuracy"] = _accuracy(predicted[BASELINE], labels)
+    return out
+
+
 def _combine(results: list[CheckResult]) -> CheckResult:
     """One result from several gates on the same metrics: the worst status decides."""
     rank = {"error": 0, "fail": 1, "pass": 2}
     deciding = min(results, key=lambda r: rank[r.status])
     message = "; ".join(r.message for r in results)
-    return CheckResult(deciding.status, message, deciding.metrics, deciding.threshold)
+    return CheckResult(
+        deciding.status, message, deciding.metrics, deciding.threshold, effect=deciding.effect
+    )
 
 
 @register("corruption_accuracy", "robustness", CorruptionAccuracyParams)
 def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> CheckResult:
     """Accuracy under every listed corruption and severity, and its relative drop from clean."""
-    predicted = _read(evidence, p.views())
+    # the baseline's curve costs no inference: it is drawn when another check computed its views
+    baseline = [BASELINE, *p.corruption_views("baseline")]
+    with_baseline = all(v in evidence.arrays for v in baseline)
+    predicted = _read(evidence, p.views() + (baseline if with_baseline else []))
     labels = evidence.labels
     clean = _correct(predicted[CLEAN], labels)
     clean_acc = float(clean.mean()) if len(labels) else float("nan")
@@ -236,7 +251,11 @@ def corruption_accuracy(evidence: Evidence, p: CorruptionAccuracyParams) -> Chec
         drop = _gate_worst(rows, "relative_drop", "<=", limit, p.gate_on, evidence, metrics, False)
         results.append(drop)
     result = _combine(results)
-    result.details = {"views": rows, "curves": _curves(p, predicted, labels, baseline=False)}
+    result.details = {
+        "views": rows,
+        "curves": _curves(p, predicted, labels, with_baseline),
+        "clean": _clean(predicted, labels, with_baseline),
+    }
     return result
 
 
@@ -322,6 +341,7 @@ def mean_corruption_error(evidence: Evidence, p: MeanCorruptionErrorParams) -> C
         "errors": rates,
         "reference_errors": ref_rates,
         "curves": _curves(p, predicted, labels, baseline=use_baseline),
+        "clean": _clean(predicted, labels, use_baseline),
     }
     return result
 
@@ -342,10 +362,10 @@ def prediction_consistency(evidence: Evidence, p: PredictionConsistencyParams) -
         "interval": evidence.interval_method,
     }
     result = _gate_worst(rows, "flip_rate", "<=", p.max, p.gate_on, evidence, metrics)
-    result.details = {
-        "views": rows,
-        "curves": _curves(p, predicted, evidence.labels, baseline=False),
-    }
+    curves = {name: [] for name in p.perturbations}
+    for r in rows:
+        curves[r["perturbation"]].append({"severity": r["severity"], "flip_rate": r["flip_rate"]})
+    result.details = {"views": rows, "curves": curves}
     return result
 
 

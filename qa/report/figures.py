@@ -7,8 +7,9 @@ differs in dash pattern or marker, so figures read in greyscale too.
 """
 
 import html
+import math
 
-from qa.report.fmt import printable
+from qa.report.fmt import printable, rounded
 
 CANDIDATE, BASELINE, GAP = "#0072B2", "#E69F00", "#D55E00"
 DASHES = {"candidate": "", "baseline": "6 4"}
@@ -28,12 +29,27 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def _axes(x0: int, y0: int, w: int, h: int, xlabel: str, ylabel: str) -> list[str]:
-    """Plot frame with 0/0.5/1 ticks on both axes (every figure here plots rates in [0, 1])."""
+def _axes(
+    x0: int,
+    y0: int,
+    w: int,
+    h: int,
+    xlabel: str,
+    ylabel: str,
+    scale: tuple[float, float, list[float]] = (0.0, 1.0, [0.0, 0.5, 1.0]),
+) -> list[str]:
+    """Plot frame with a labelled, faintly ruled y tick at each of `scale`'s ticks.
+
+    `scale` is (bottom, top, ticks) of the y axis: 0 to 1 by default (rates), or the range
+    `_scale` fits to the data.
+    """
     out = [f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#555"/>']
-    for t in (0.0, 0.5, 1.0):
+    for t in scale[2]:
+        y = _y(t, y0, h, scale)
         out.append(
-            f'<text x="{x0 - 4}" y="{y0 + h - t * h + 4}" text-anchor="end" {FONT}>{t:g}</text>'
+            f'<g class="ytick"><line x1="{x0}" y1="{y:.1f}" x2="{x0 + w}" y2="{y:.1f}" '
+            f'stroke="#eee"/><text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
+            f"{t:g}</text></g>"
         )
     out.append(
         f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle" {FONT}>{_escape(xlabel)}</text>'
@@ -43,6 +59,24 @@ def _axes(x0: int, y0: int, w: int, h: int, xlabel: str, ylabel: str) -> list[st
         f'transform="rotate(-90 {x0 - 34} {y0 + h / 2})">{_escape(ylabel)}</text>'
     )
     return out
+
+
+def _y(value: float, y0: int, h: int, scale: tuple[float, float, list[float]]) -> float:
+    """The y pixel of `value` on an axis from scale[0] (bottom) to scale[1] (top)."""
+    bottom, top = scale[0], scale[1]
+    return y0 + h - (value - bottom) / (top - bottom) * h
+
+
+def _scale(values: list[float]) -> tuple[float, float, list[float]]:
+    """A y axis (bottom, top, ticks) within [0, 1] that holds `values` with a margin, on 3 to
+    6 round ticks: accuracies between 0.93 and 0.97 get 0.9 to 1, not a flat line near 1."""
+    low, high = min(values), max(values)
+    pad = max(0.02, 0.1 * (high - low))
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5) if high - low <= 5 * s)
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    ticks = [round(i * step, 10) for i in range(first, last + 1)]
+    return ticks[0], ticks[-1], ticks
 
 
 def heatmap(
@@ -122,38 +156,71 @@ def reliability_diagram(bins: list[dict], title: str = "Reliability diagram") ->
     return _svg(x0 + w + 10, y0 + h + 40, [hatch, *body], title)
 
 
-def severity_curves(points: list[dict], title: str) -> str:
-    """Accuracy against severity (1-5): solid for the candidate, dashed for the baseline."""
+def severity_curves(
+    points: list[dict],
+    title: str,
+    measure: str = "accuracy",
+    clean: dict | None = None,
+    threshold: float | None = None,
+) -> str:
+    """`measure` ("accuracy", "flip_rate") against severity: the candidate solid with circles,
+    the baseline (points' `baseline_<measure>`) dashed with squares where the points carry it.
+
+    `clean` ({"accuracy", "baseline_accuracy"}) starts each curve at severity 0 from the
+    model's clean value; `threshold` is drawn as a dotted line. The y axis spans the values
+    and the threshold, so a drop from 0.98 to 0.93 is visible and the threshold always shows.
+    """
     x0, y0, w, h = 50, 10, 220, 160
-    body = _axes(x0, y0, w, h, "severity", "accuracy")
-    series = {
-        "candidate": ("accuracy", CANDIDATE, "circle"),
-        "baseline": ("baseline_accuracy", BASELINE, "square"),
-    }
-    for who, (key, colour, marker) in series.items():
-        pts = [(p["severity"], p[key]) for p in points if p.get(key) is not None]
-        if not pts:
-            continue
-        xy = [(x0 + (s - 1) / 4 * w, y0 + h - a * h) for s, a in pts]
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    series = _series(points, measure, clean)
+    first = 0 if any(pts[0][0] == 0 for pts in series.values()) else 1
+    values = [v for pts in series.values() for _, v in pts]
+    values += [threshold] if threshold is not None else []
+    scale = _scale(values or [0.0, 1.0])
+    label = measure.replace("_", " ")
+    body = _axes(x0, y0, w, h, "severity (0: clean)" if first == 0 else "severity", label, scale)
+
+    def x(s):
+        return x0 + (s - first) / (5 - first) * w
+
+    if threshold is not None:
+        ty = _y(threshold, y0, h, scale)
         body.append(
-            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2" '
-            f'stroke-dasharray="{DASHES[who]}"/>'
+            f'<line class="threshold" x1="{x0}" y1="{ty:.1f}" x2="{x0 + w}" y2="{ty:.1f}" '
+            f'stroke="{GAP}" stroke-width="1.5" stroke-dasharray="2 3">'
+            f"<title>threshold {rounded(threshold)}</title></line>"
         )
-        for (x, y), (s, a) in zip(xy, pts, strict=True):
-            shape = (
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5"'
-                if marker == "circle"
-                else f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6"'
-            )
+    for who, pts in series.items():
+        colour = CANDIDATE if who == "candidate" else BASELINE
+        xy = [(x(s), _y(v, y0, h, scale)) for s, v in pts]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in xy)
+        body.append(
+            f'<polyline class="{who}" points="{path}" fill="none" stroke="{colour}" '
+            f'stroke-width="2" stroke-dasharray="{DASHES[who]}"/>'
+        )
+        for (px, py), (s, v) in zip(xy, pts, strict=True):
+            tip = f"<title>{who} {'clean' if s == 0 else f's{s}'}: {rounded(v)}</title>"
             body.append(
-                f'{shape} fill="{colour}"><title>{who} s{s}: {a:.3f}</title>{"</circle>" if marker == "circle" else "</rect>"}'
+                f'<circle class="{who}" cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{colour}">'
+                f"{tip}</circle>"
+                if who == "candidate"
+                else f'<rect class="{who}" x="{px - 3:.1f}" y="{py - 3:.1f}" width="6" '
+                f'height="6" fill="{colour}">{tip}</rect>'
             )
-    for s in range(1, 6):
-        body.append(
-            f'<text x="{x0 + (s - 1) / 4 * w}" y="{y0 + h + 14}" text-anchor="middle" {FONT}>{s}</text>'
-        )
+    for s in range(first, 6):
+        body.append(f'<text x="{x(s)}" y="{y0 + h + 14}" text-anchor="middle" {FONT}>{s}</text>')
     return _svg(x0 + w + 10, y0 + h + 40, body, title)
+
+
+def _series(points: list[dict], measure: str, clean: dict | None) -> dict[str, list]:
+    """{"candidate": [(severity, value)], "baseline": [...]} of the points that carry a value,
+    each from its clean value at severity 0 when `clean` has it; no baseline without points."""
+    out = {}
+    for who, key in (("candidate", measure), ("baseline", f"baseline_{measure}")):
+        pts = [(p["severity"], p[key]) for p in points if p.get(key) is not None]
+        if pts:
+            start = (clean or {}).get(key)
+            out[who] = ([(0, start)] if start is not None else []) + pts
+    return out
 
 
 def delta_bars(rows: list[dict], title: str = "Per-class recall delta") -> str:
