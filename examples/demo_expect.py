@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from qa.report.fmt import effect_lines
+
 
 def load_result(folder: str) -> dict | None:
     """The result.json a `qa run --out FOLDER` wrote, or None when there is none to read."""
@@ -30,7 +32,8 @@ def failing(result: dict) -> list[dict]:
 
 
 def verdict_lines(label: str, folder: str, result: dict | None) -> list[str]:
-    """A run's verdict, its counts, and one line per failing check with qa's message."""
+    """A run's verdict, its counts, and per failing check qa's message, then, as every qa
+    report words them, a regression gate's effect and a borderline decision's note."""
     if result is None:
         return [f"{label}: no report in {folder} (qa did not finish)"]
     summary = result.get("summary", {})
@@ -43,7 +46,9 @@ def verdict_lines(label: str, folder: str, result: dict | None) -> list[str]:
     ]
     if result.get("error"):
         lines.append(f"  error: {result['error']}")
-    lines += [f"  failed: {c.get('name')}: {c.get('message', '')}" for c in failing(result)]
+    for check in failing(result):
+        lines.append(f"  failed: {check.get('name')}: {check.get('message', '')}")
+        lines += [f"          {line}" for line in effect_lines(check)[1:]]  # effect, borderline
     return lines
 
 
