@@ -16,7 +16,6 @@ The verdict, the checkpoint paths and digests of both runs head every format. No
 computed from logits: the two result documents are the whole input, as for `qa report`.
 """
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from qa.report.runs import (
     html_page,
     load_run,
 )
-from qa.report.terminal import NARROW, STYLES
+from qa.report.terminal import NARROW, STYLES, plain_text
 
 NEW_FAILURE, FIXED, STILL_FAILING = "new failure", "fixed", "still failing"
 ADDED, REMOVED, STATUS_CHANGED = "added", "removed", "status changed"
@@ -190,9 +189,7 @@ def show(d: Diff, console: Console) -> None:
 
 
 def _terminal(d: Diff) -> str:
-    buffer = io.StringIO()
-    show(d, Console(file=buffer, width=120, color_system=None))
-    return buffer.getvalue()
+    return plain_text(show, d)
 
 
 # ---- markdown -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ of the value across the runs (the gate's threshold dashed) over a strip of statu
 """
 
 import datetime
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from qa.report import json_report
 from qa.report.fmt import SYMBOLS, printable, rounded
 from qa.report.markdown import code_span, literal
 from qa.report.runs import RunInfo, compared_value, finite, html_page, load_run, started_at
-from qa.report.terminal import STYLES
+from qa.report.terminal import STYLES, plain_text
 
 RESULT_FILE = "result.json"
 # The trend's geometry (px): one STEP per run, the value plot above a strip of status marks.
@@ -170,9 +169,7 @@ def show(h: History, console: Console) -> None:
 
 
 def _terminal(h: History) -> str:
-    buffer = io.StringIO()
-    show(h, Console(file=buffer, width=120, color_system=None))
-    return buffer.getvalue()
+    return plain_text(show, h)
 
 
 # ---- markdown -------------------------------------------------------------------------------

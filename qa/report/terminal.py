@@ -36,8 +36,14 @@ VERDICT_WORDS = {
 
 def render(doc: dict) -> str:
     """The terminal report as plain text, 120 columns wide (`qa report --format terminal`)."""
+    return plain_text(show, doc)
+
+
+def plain_text(show_fn, data, width: int = 120) -> str:
+    """What `show_fn(data, console)` prints, as plain text `width` columns wide: how every
+    terminal view (the report, `qa diff`, `qa history`) is saved to a file."""
     buffer = io.StringIO()
-    show(doc, Console(file=buffer, width=120, color_system=None))
+    show_fn(data, Console(file=buffer, width=width, color_system=None))
     return buffer.getvalue()
 
 
