@@ -83,7 +83,7 @@ def test_a_run_stopped_by_bad_input_replaces_every_report_with_the_error(
     for name in ("summary.md", "result.html"):
         text = (out / name).read_text()
         assert "ERROR" in text and "PASS" not in text, name
-    assert markdown._text(message) in (out / "summary.md").read_text()  # as literal Markdown
+    assert markdown.literal(message) in (out / "summary.md").read_text()  # as literal Markdown
     assert summary.read_text() == (out / "summary.md").read_text() + "\n"
     for fmt in ("md", "junit", "html", "terminal"):  # `qa report` re-renders the error
         assert main(["report", str(out / "result.json"), "--format", fmt]) == 0
