@@ -87,8 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `qa checks | head`: the reader has what it wanted
+        _silence_stdout()
+        return int(ExitCode.OK)
     except Exception as exc:
         return _fail(exc)[0]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader is gone, so that Python's flush at exit does
+    not fail a second time (the recipe of Python's `signal` documentation)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _fail(exc: Exception, rank: int = 0) -> tuple[int, str]:
@@ -166,8 +175,13 @@ def _run_rank(args, group) -> int:
     if not lead:
         return ExitCode.OK  # rank 0's code is every rank's (_agree)
     doc = json_report.to_dict(report)
-    _show(doc, args.quiet)
-    _publish(doc, args.out)
+    _publish(doc, args.out)  # first: a reader that stops reading must not cost the reports
+    try:
+        _show(doc, args.quiet)
+    except BrokenPipeError:  # `qa run ... | head`: the verdict's exit code still stands
+        _silence_stdout()
+    except SystemExit:  # rich's own answer to a broken pipe (it exits 1): the verdict stands
+        pass
     return report.exit_code
 
 

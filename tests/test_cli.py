@@ -53,6 +53,21 @@ def test_exit_0_when_every_gate_passes_and_reports_are_written(tmp_path, data, c
     assert reports == ["junit.xml", "result.html", "result.json", "summary.md"]
 
 
+def test_a_reader_that_stops_reading_costs_neither_the_verdict_nor_the_reports(
+    tmp_path, data, ckpt
+):
+    suite = write_suite(tmp_path / "s.yaml", data, PASSING * 30)  # a long table, every gate met
+    out = tmp_path / "reports"
+    run = [sys.executable, "-m", "qa", "run", str(suite), str(ckpt), "--out", str(out)]
+    done = subprocess.Popen([*run, "--no-cache"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done.stdout.read(1)  # `| head -c 1`: one byte, then the reader goes away
+    done.stdout.close()
+    _, err = done.communicate()
+    assert done.returncode == 0, err  # the verdict's code, not rich's 1 for a broken pipe
+    assert b"Traceback" not in err
+    assert json.loads((out / "result.json").read_text())["exit_code"] == 0
+
+
 def test_exit_1_when_a_gate_fails_and_the_table_says_which(tmp_path, data, ckpt, capsys):
     suite = write_suite(tmp_path / "s.yaml", data, PASSING + FAILING)
     code = main(["run", str(suite), str(ckpt), "--out", str(tmp_path / "r"), "--no-cache"])
