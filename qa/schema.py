@@ -2,7 +2,7 @@
 
 Both are generated from the pydantic models that validate those files, so that a schema cannot
 drift from its validator: the suite's from `qa.suite`'s models and the parameter model of every
-registered check kind, result.json's from `qa.report.json_report.ResultDocument` (schema
+registered check kind, result.json's from `qa.report.document.ResultDocument` (schema
 version 2, what `qa run` writes). A check entry is its common keys (kind, name, severity,
 slice) beside that kind's own parameters: one `if kind == K then ...` branch per kind, closed
 to unknown keys like the validator. The validators stay the authority: what spans keys (exactly
@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from qa.checks import CheckKind, CheckParams, load_all
-from qa.report.json_report import SCHEMA_VERSION, ResultDocument
+from qa.report.document import ResultDocument
+from qa.report.json_report import SCHEMA_VERSION
 from qa.suite import CheckHeader, CheckSpec, Suite
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
