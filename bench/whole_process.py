@@ -32,16 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from qa_vs_floor import CHECKS  # the seven clean-view checks: qa does the floor's one pass
+
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = [  # every check reads the one clean view: qa does the floor's one pass, plus its own
-    {"kind": "top1_accuracy", "min": 0.0},
-    {"kind": "topk_accuracy", "k": 2, "min": 0.0},
-    {"kind": "per_class_recall", "min": 0.0},
-    {"kind": "macro_f1", "min": 0.0},
-    {"kind": "confusion_rate", "true": "3", "predicted": "8", "max": 1.0},
-    {"kind": "ece", "max": 1.0},
-    {"kind": "nll", "max": 100.0},
-]
 FLOOR = """\
 import sys
 import numpy as np
