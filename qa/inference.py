@@ -67,16 +67,19 @@ class ImageFiles(TorchDataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        blank = torch.zeros(3, self.crop, self.crop)
         try:
             blob = data.read_bytes(self.samples[i])  # the one read of this file in the pass
         except InputError as exc:
-            return blank, i, str(exc), ""
+            return self._blank(), i, str(exc), ""
         digest = hashlib.sha256(blob).hexdigest()
         try:
             return self.transform(decode_bytes(blob)), i, "", digest
         except Exception as exc:  # PIL raises many types for a bad file
-            return blank, i, f"{type(exc).__name__}: {exc}", digest
+            return self._blank(), i, f"{type(exc).__name__}: {exc}", digest
+
+    def _blank(self):
+        """The stand-in for a file that could not be read or decoded (reported, never scored)."""
+        return torch.zeros(3, self.crop, self.crop)
 
 
 @dataclass

@@ -46,6 +46,21 @@ def test_wilson_matches_the_textbook_formula(confidence):
         )
 
 
+@pytest.mark.parametrize(
+    ("method", "scipy_method"), [("wilson", "wilson"), ("clopper_pearson", "exact")]
+)
+def test_intervals_equal_scipy_binomtest(method, scipy_method):
+    """qa evaluates the intervals with scipy.special only (scipy.stats costs a cold run more than
+    its gates): the numbers must stay scipy.stats.binomtest's."""
+    from scipy.stats import binomtest
+
+    for confidence in (0.8, 0.9, 0.95, 0.99, 0.999):
+        for k, n in [(1, 7), (3, 7), (6, 7), (50, 120), (9_871, 10_000), (3, 100_000)]:
+            ci = binomtest(k, n).proportion_ci(confidence, method=scipy_method)
+            got = binomial_interval(k, n, confidence, method)
+            assert got == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
+
+
 @pytest.mark.parametrize("method", ["wilson", "clopper_pearson"])
 def test_interval_edges_are_exact_and_ordered(method):
     assert binomial_interval(0, 20, 0.95, method)[0] == 0.0

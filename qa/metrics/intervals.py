@@ -13,7 +13,6 @@ import math
 INTERVAL_METHODS = ("wilson", "clopper_pearson")
 DEFAULT_CONFIDENCE = 0.95  # a suite's `defaults.confidence` unless it says otherwise
 DEFAULT_METHOD = "wilson"  # a suite's `defaults.interval` unless it says otherwise
-_SCIPY_METHOD = {"wilson": "wilson", "clopper_pearson": "exact"}
 
 
 def two_sided_level(confidence: float) -> float:
@@ -39,11 +38,13 @@ def binomial_interval(
 ) -> tuple[float, float]:
     """(low, high) of the two-sided `confidence` interval for the proportion k/n.
 
-    Uses scipy.stats.binomtest(k, n).proportion_ci. With k = 0 the low end is exactly 0 and
+    The formulas of scipy.stats.binomtest(k, n).proportion_ci (the tests hold them equal),
+    evaluated with scipy.special alone: every run computes these, and importing scipy.stats
+    would cost a cold run more than all its gates together. With k = 0 the low end is exactly 0 and
     with k = n the high end is exactly 1. With n = 0 nothing is known: (nan, nan), which no
     gate passes. Gates use `binomial_bounds`, which states its level as one-sided bounds.
     """
-    if method not in _SCIPY_METHOD:
+    if method not in INTERVAL_METHODS:
         raise ValueError(f"Expected `method` to be one of {INTERVAL_METHODS}, but got {method!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"Expected `confidence` in (0, 1), but got {confidence}")
@@ -52,11 +53,9 @@ def binomial_interval(
         raise ValueError(f"Expected 0 <= k <= n, but got k={k}, n={n}")
     if n == 0:
         return math.nan, math.nan
-    from scipy.stats import binomtest
-
-    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method=_SCIPY_METHOD[method])
-    low = 0.0 if k == 0 else min(max(float(ci.low), 0.0), 1.0)
-    high = 1.0 if k == n else min(max(float(ci.high), 0.0), 1.0)
+    low, high = _INTERVALS[method](k, n, (1 - confidence) / 2)
+    low = 0.0 if k == 0 else min(max(low, 0.0), 1.0)
+    high = 1.0 if k == n else min(max(high, 0.0), 1.0)
     return low, high
 
 
@@ -69,3 +68,28 @@ def bonferroni_level(confidence: float, tests: int) -> float:
     if tests < 1:
         raise ValueError(f"Expected `tests` to be a positive int, but got {tests}")
     return 1.0 - (1.0 - confidence) / tests
+
+
+def _wilson(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """Wilson's score interval without continuity correction (Newcombe 1998, method 3)."""
+    from scipy.special import ndtri
+
+    z = float(ndtri(1 - alpha))
+    p = k / n
+    denom = 2 * (n + z * z)
+    center = (2 * n * p + z * z) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z * z)
+    return center - delta, center + delta
+
+
+def _clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson: the quantiles of Beta(k, n - k + 1) and Beta(k + 1, n - k) at alpha
+    and 1 - alpha, where the binomial tail probabilities equal alpha."""
+    from scipy.special import betaincinv
+
+    low = float(betaincinv(k, n - k + 1, alpha)) if k > 0 else 0.0
+    high = float(betaincinv(k + 1, n - k, 1 - alpha)) if k < n else 1.0
+    return low, high
+
+
+_INTERVALS = {"wilson": _wilson, "clopper_pearson": _clopper_pearson}
