@@ -79,6 +79,30 @@ def test_fitted_temperature_recovers_the_overconfidence_factor():
     assert cal.fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.1)
 
 
+@pytest.mark.parametrize("scale", [0.004, 0.3, 1.0, 3.0, 40.0, 500.0])
+def test_fitted_temperature_is_scipys_bounded_minimum(scale):
+    """The hand-written Newton fit finds the minimum scipy's minimize_scalar finds over the
+    same range of T, including optima pinned at either end of [0.01, 100]."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(0, 2, size=(2000, 6))
+    p = cal.softmax(true_logits)
+    labels = np.array([rng.choice(6, p=row) for row in p])
+    logits = scale * true_logits
+    reference = minimize_scalar(
+        lambda log_t: cal.negative_log_likelihood(logits / np.exp(log_t), labels),
+        bounds=(np.log(0.01), np.log(100.0)),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
+    t = cal.fit_temperature(logits, labels)
+    assert t == pytest.approx(float(np.exp(reference.x)), rel=1e-5)
+    assert 0.01 <= t <= 100
+    nll = cal.negative_log_likelihood(logits / t, labels)
+    assert nll <= reference.fun + 1e-12
+
+
 def test_index_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)

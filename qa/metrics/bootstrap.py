@@ -1,4 +1,9 @@
-"""The one bootstrap every interval in qa goes through: scipy.stats.bootstrap, percentile, seeded.
+"""The one bootstrap every interval in qa goes through: percentile, seeded, vectorised.
+
+It is scipy.stats.bootstrap's percentile method, step for step (the same index draws from
+the same generator, the same quantiles; tests/test_metrics_bootstrap.py holds the two equal),
+written out here because every gated run computes one and importing scipy.stats costs a cold
+run more than all its bootstraps together.
 
 Percentile rather than BCa: BCa's jackknife costs n evaluations of the statistic, too slow
 for large evals, and the binned calibration errors' bias makes its acceleration unreliable.
@@ -24,21 +29,27 @@ def bootstrap_bounds(
 
     Both are the ends of the two-sided percentile interval at level 2c - 1, so each is the
     bound a gate at confidence c compares. `paired` resamples the arrays of `data` together.
+    A `vectorized` statistic takes (resamples, n) arrays and an `axis` keyword; `batch` bounds
+    how many resamples are drawn at once (memory).
     """
-    from scipy.stats import bootstrap
-
-    res = bootstrap(
-        data,
-        statistic,
-        n_resamples=n_resamples,
-        confidence_level=two_sided_level(confidence),
-        method="percentile",
-        vectorized=vectorized,
-        paired=paired,
-        batch=batch,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    samples = [np.asarray(sample) for sample in data]
+    if any(sample.shape[-1] < 2 for sample in samples):
+        raise ValueError("each sample in `data` must contain two or more observations")
+    if not vectorized:
+        statistic = _per_row(statistic)
+    if paired:
+        statistic = _at_indices(statistic, samples)
+        samples = [np.arange(samples[0].shape[-1])]
+    rng = np.random.default_rng(seed)
+    step = batch or n_resamples
+    values = []
+    for start in range(0, n_resamples, step):
+        size = min(step, n_resamples - start)
+        resampled = [s[..., rng.integers(0, s.shape[-1], (size, s.shape[-1]))] for s in samples]
+        values.append(np.asarray(statistic(*resampled, axis=-1), dtype=np.float64))
+    alpha = (1 - two_sided_level(confidence)) / 2
+    low, high = np.quantile(np.concatenate(values), [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def index_bootstrap_bounds(
@@ -66,3 +77,21 @@ def index_bootstrap_bounds(
         vectorized=vectorized,
         batch=batch,
     )
+
+
+def _per_row(statistic):
+    """A statistic of 1-D samples applied to each resample (row) in turn."""
+
+    def rows(*samples, axis=-1):
+        return np.array([statistic(*row) for row in zip(*samples, strict=True)])
+
+    return rows
+
+
+def _at_indices(statistic, samples: list[np.ndarray]):
+    """A statistic of `samples` as a statistic of the resampled indices into all of them."""
+
+    def at(indices, axis=-1):
+        return statistic(*[sample[..., indices] for sample in samples], axis=axis)
+
+    return at
