@@ -16,6 +16,8 @@
                                         exist ("ok: N checks"), or print every problem
     qa checks [KIND] [--json]           every check kind (or one, with an example suite entry),
                                         its family and parameters
+    qa perturbations [--json]           every perturbation: its group, severity ladders, whether
+                                        it is an ImageNet-C corruption and in the mCE default
     qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
                                         or of result.json, for editors and other tools
     qa describe CHECKPOINT [--json]     what a checkpoint says about itself
@@ -45,7 +47,7 @@ import traceback
 from jinja2 import TemplateError
 from rich.console import Console
 
-from qa import cli_info
+from qa import cli_info, cli_perturbations
 from qa.cli_args import build_parser
 from qa.errors import (
     ExitCode,
@@ -322,6 +324,15 @@ def _checks(args) -> int:
     return ExitCode.OK
 
 
+def _perturbations(args) -> int:
+    rows = cli_perturbations.perturbation_rows()
+    if args.json:
+        print(cli_perturbations.as_json(rows))
+    else:
+        Console().print(cli_perturbations.table(rows))
+    return ExitCode.OK
+
+
 def _schema(args) -> int:
     print(json.dumps(SCHEMAS[args.document](), indent=2))
     return ExitCode.OK
@@ -342,6 +353,7 @@ COMMANDS = {
     "history": _history,
     "validate": _validate,
     "checks": _checks,
+    "perturbations": _perturbations,
     "schema": _schema,
     "describe": _describe,
     "calibrate": _calibrate,

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     checks = sub.add_parser("checks", help="list every check kind and its parameters")
     checks.add_argument("kind", nargs="?", help="only this kind, with an example suite entry")
     checks.add_argument("--json", action="store_true", help="print JSON")
+    perturbations = sub.add_parser(
+        "perturbations", help="list every perturbation: group, ladders, ImageNet-C, mCE default"
+    )
+    perturbations.add_argument("--json", action="store_true", help="print JSON")
     schema = sub.add_parser("schema", help="print the JSON Schema of a suite or result.json")
     schema.add_argument("document", choices=("suite", "result"))
     describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
