@@ -212,6 +212,7 @@ def _gate(args, group):
         cache_dir=None if args.no_cache else args.cache_dir,
         save_predictions_to=args.save_predictions,
         trust=args.trust_checkpoint,
+        trust_plugins=args.trust_plugins,
         strict=args.strict,
         progress=not args.quiet and group.rank == 0,
         precision=args.precision,
@@ -305,7 +306,7 @@ def _emit(args, show, render) -> int:
 
 def _validate(args) -> int:
     try:
-        suite = load_suite(args.suite, check_paths=True)
+        suite = load_suite(args.suite, check_paths=True, trust_plugins=args.trust_plugins)
     except SuiteError as exc:  # every problem, in line order
         print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)
         return ExitCode.BAD_INPUT
