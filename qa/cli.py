@@ -14,6 +14,7 @@
                                         (both: --format terminal|md|html, --out FILE)
     qa validate SUITE                   check a suite's schema and that its data and baseline
                                         exist ("ok: N checks"), or print every problem
+                                        (both: --trust-plugins imports the suite's `plugins:`)
     qa checks [KIND] [--json]           every check kind (or one, with an example suite entry),
                                         its family and parameters
     qa perturbations [--json]           every perturbation: its group, severity ladders, whether
@@ -34,8 +35,8 @@ Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could n
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
 the exit code stays the verdict's. The commands that need torch (run, describe, calibrate)
-import their modules when they run, so that `--help`, `validate`, `checks`, `schema`,
-`report`, `diff` and `history` never import torch, great-expectations or scipy.
+import their modules when they run, so that `--help`, `validate`, `checks`, `perturbations`,
+`schema`, `report`, `diff` and `history` never import torch, great-expectations or scipy.
 """
 
 import json

@@ -238,11 +238,6 @@ class Suite(_Strict):
 
     name: str = Field(min_length=1, description="the suite's name, shown in every report")
     description: str = ""
-    plugins: list[ModuleName] = Field(
-        default_factory=list,
-        description="modules to import before the checks are validated, to register "
-        "perturbations and check kinds; they run code, so they need --trust-plugins",
-    )
     model: ModelSpec | None = Field(None, description="only for a plain state_dict checkpoint")
     data: DataConfig
     baseline: str | None = Field(
@@ -250,6 +245,11 @@ class Suite(_Strict):
     )
     defaults: Defaults = Field(default_factory=Defaults)
     checks: list[CheckSpec] = Field(min_length=1, description="the gates, in report order")
+    plugins: list[ModuleName] = Field(
+        default_factory=list,
+        description="modules to import before the checks are validated, to register "
+        "perturbations and check kinds; they run code, so they need --trust-plugins",
+    )
 
     def requires_baseline(self) -> bool:
         """Whether some check compares against a baseline model."""
