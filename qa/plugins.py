@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import marshal
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -31,6 +32,16 @@ from qa.errors import first_line
 
 # a module name as `import` takes it: dotted identifiers, never relative
 MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+
+
+def module_name(text: str) -> str:
+    """`text` if it is a module name (MODULE_NAME), else ValueError saying what was expected:
+    the validator of each `plugins:` entry."""
+    if re.fullmatch(MODULE_NAME, text):
+        return text
+    raise ValueError(
+        f"expected a module name (dotted identifiers, as `import` takes them), found {text!r}"
+    )
 
 
 def import_plugins(names: list[str], suite_path: str | Path) -> list[tuple[int, str]]:

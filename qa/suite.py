@@ -54,7 +54,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
 from qa import plugins as plugin_modules
 from qa import shards, suite_yaml
@@ -72,7 +80,12 @@ from qa.suite_paths import missing_paths, resolve_paths
 COMMON_KEYS = ("kind", "name", "severity", "slice")
 Scalar = str | int | float | bool
 ModuleName = Annotated[
-    str, Field(pattern=plugin_modules.MODULE_NAME, description="an importable module's name")
+    str,
+    AfterValidator(plugin_modules.module_name),
+    Field(
+        json_schema_extra={"pattern": plugin_modules.MODULE_NAME},
+        description="an importable module's name",
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import write_suite
 
 import qa
-from qa import checks, perturb
+from qa import checks, perturb, plugins
 from qa.cli import main
 from qa.errors import InputError
 from qa.suite import load_suite
@@ -130,8 +130,12 @@ def test_the_api_takes_trust_plugins_and_records_a_package_by_all_its_code(tmp_p
 @pytest.mark.parametrize(
     ("plugins", "message"),
     [
-        ("[my-plugin]", "plugins[0]: string should match pattern"),
-        ("[.relative]", "plugins[0]: string should match pattern"),
+        (
+            "[my-plugin]",
+            "plugins[0]: expected a module name (dotted identifiers, as `import` "
+            "takes them), found 'my-plugin'",
+        ),
+        ("[.relative]", "plugins[0]: expected a module name"),
         ("darkening", "plugins: expected a list, found 'darkening'"),
         ("[1]", "plugins[0]: expected a string, found 1"),
     ],
@@ -228,3 +232,27 @@ def test_an_edited_plugin_never_reads_back_the_views_of_its_earlier_code(tmp_pat
     np.testing.assert_array_equal(same, clean)
     black, clean = darkened_and_clean("0.0 * 1.0")  # another size: no stale bytecode either
     assert np.allclose(black, black[0]) and not np.allclose(black, clean)
+
+
+def test_a_package_is_digested_by_every_python_file_in_it(tmp_path):
+    package = tmp_path / "corruptions"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "ops.py").write_text("FACTOR = 1\n")
+    assert plugins.import_plugins(["corruptions"], tmp_path / "suite.yaml") == []
+    before = plugins.module_digest(sys.modules["corruptions"])
+    (package / "sub" / "ops.py").write_text("FACTOR = 2\n")
+    now = plugins.module_digest.__wrapped__(sys.modules["corruptions"])  # uncached
+    assert now != before
+    assert plugins.module_digest(sys.modules["corruptions"]) == before  # the code imported
+
+
+def test_a_perturbation_is_keyed_on_its_code_unless_it_is_qas_own():
+    assert plugins.perturbation_code("gaussian_noise") is None
+    made = {}
+    for factor in ("0.5", "0.25"):  # defined where no file is, as in a notebook cell
+        space = {"__name__": "cell"}
+        exec(f"def darken(images, severity, rng):\n    return images * {factor}\n", space)
+        perturb.register_perturbation(f"darken_{len(made)}", space["darken"], "digital")
+        made[factor] = plugins.perturbation_code(f"darken_{len(made)}")
+    assert None not in made.values() and made["0.5"] != made["0.25"]
