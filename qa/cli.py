@@ -14,7 +14,8 @@
                                         (both: --format terminal|md|html, --out FILE)
     qa validate SUITE                   check a suite's schema and that its data and baseline
                                         exist ("ok: N checks"), or print every problem
-                                        (both: --trust-plugins imports the suite's `plugins:`)
+                                        (it and `qa run` import the suite's `plugins:` only
+                                        with --trust-plugins: they run code, qa.plugins)
     qa checks [KIND] [--json]           every check kind (or one, with an example suite entry),
                                         its family and parameters
     qa perturbations [--json]           every perturbation: its group, severity ladders, whether
