@@ -175,6 +175,7 @@ def run(
     workers: int | None = None,
     cache_dir: str | Path | None = DEFAULT_DIR,
     trust_checkpoint: bool = False,
+    trust_plugins: bool = False,
     strict: bool = False,
     progress: bool = False,
     save_predictions: str | Path | None = None,
@@ -186,7 +187,8 @@ def run(
     `precision` "fp32", "bf16" or "fp16" (None: the suite's); `batch_size` and `workers`
     (None: the suite's batch size, the device's default workers); `cache_dir` the view cache
     (None: no cache, every view computed again); `trust_checkpoint` allows formats that run
-    code from the file; `strict` makes a warning fail; `progress` shows a bar on stderr;
+    code from the file; `trust_plugins` allows the suite's `plugins:`, modules it imports
+    (they run code, qa.plugins); `strict` makes a warning fail; `progress` shows a bar on stderr;
     `save_predictions` writes every view's logits (.npz); `rehash` hashes the data again.
 
     Returns the Result; writes no report (see Result.save). Raises qa.errors.InputError, with
@@ -204,6 +206,7 @@ def run(
         cache_dir=cache_dir,
         save_predictions_to=save_predictions,
         trust=trust_checkpoint,
+        trust_plugins=trust_plugins,
         strict=strict,
         progress=progress,
         precision=None if precision is None else _choice(precision, "precision", PRECISIONS),

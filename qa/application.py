@@ -11,6 +11,7 @@ import functools
 import platform
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 import torchvision
 
 import qa
-from qa import cache
+from qa import cache, plugins
 from qa.checkpoint import LoadedModel
 from qa.distributed import SINGLE, Group
 from qa.engine import EvidenceRequest, build_evidence, load_splits
@@ -52,6 +53,7 @@ class RunOptions:
     cache_dir: str | Path | None = cache.DEFAULT_DIR  # None: recompute every view
     save_predictions_to: str | Path | None = None  # an .npz of every view's logits
     trust: bool = False  # allow checkpoint formats that run code from the file
+    trust_plugins: bool = False  # allow the suite's `plugins:` (imported: they run code)
     strict: bool = False  # a `warn` outcome fails the run
     progress: bool = True  # a progress bar on stderr
     precision: str | None = None  # "fp32", "bf16" or "fp16"; None: the suite's defaults.precision
@@ -97,7 +99,9 @@ def run_suite(
         duration=time.perf_counter() - clock,
         checkpoint=model_summary(evidence.model_facts["candidate"]),
         baseline=model_summary(evidence.model_facts["baseline"]),
-        environment=environment(request.device.type, request.precision, group.world),
+        environment=environment(
+            request.device.type, request.precision, group.world, plugins.provenance(suite.plugins)
+        ),
         outcomes=outcomes,
         overview=overview(evidence),
         gallery=build_gallery(suite, evidence, request, outcomes),
@@ -118,7 +122,7 @@ def _prepare(
         check_writable(options.out, "--out", folder=True)
     if group.rank == 0 and options.save_predictions_to is not None:
         check_writable(options.save_predictions_to, "--save-predictions")
-    suite = load_suite(suite_path, baseline=options.baseline)
+    suite = load_suite(suite_path, baseline=options.baseline, trust_plugins=options.trust_plugins)
     device = resolve_device(options.device)
     if device.type == group.device.type:  # a sharded run on CUDA: this rank's GPU
         device = group.device
@@ -175,10 +179,12 @@ def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
         raise type(exc)(f"baseline {exc}") from None
 
 
-def environment(device: str, precision: str, world_size: int = 1) -> dict:
-    """The software and machine a run used, the forward pass's precision and the number of
-    processes of a sharded run (qa.distributed, 1 in one process): so a result can be
-    reproduced."""
+def environment(
+    device: str, precision: str, world_size: int = 1, plugin_modules: Sequence[dict] = ()
+) -> dict:
+    """The software and machine a run used, the forward pass's precision, the number of
+    processes of a sharded run (qa.distributed, 1 in one process) and the suite's plugin
+    modules with their code's digests (qa.plugins.provenance): so a result can be reproduced."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -188,6 +194,7 @@ def environment(device: str, precision: str, world_size: int = 1) -> dict:
         "device": device,
         "precision": precision,
         "world_size": world_size,
+        "plugins": list(plugin_modules),
     }
 
 

@@ -14,8 +14,12 @@
                                         (both: --format terminal|md|html, --out FILE)
     qa validate SUITE                   check a suite's schema and that its data and baseline
                                         exist ("ok: N checks"), or print every problem
+                                        (it and `qa run` import the suite's `plugins:` only
+                                        with --trust-plugins: they run code, qa.plugins)
     qa checks [KIND] [--json]           every check kind (or one, with an example suite entry),
                                         its family and parameters
+    qa perturbations [--json]           every perturbation: its group, severity ladders, whether
+                                        it is an ImageNet-C corruption and in the mCE default
     qa schema suite|result              print the JSON Schema (draft 2020-12) of a suite file
                                         or of result.json, for editors and other tools
     qa describe CHECKPOINT [--json]     what a checkpoint says about itself
@@ -32,8 +36,8 @@ Exit codes (qa.errors.ExitCode): 0 every gate passed, 1 a gate failed or could n
 for a report; the traceback only with QA_DEBUG=1). Output paths are checked before any work
 (2); reports that cannot be written once the gates are decided are one line on stderr, and
 the exit code stays the verdict's. The commands that need torch (run, describe, calibrate)
-import their modules when they run, so that `--help`, `validate`, `checks`, `schema`,
-`report`, `diff` and `history` never import torch, great-expectations or scipy.
+import their modules when they run, so that `--help`, `validate`, `checks`, `perturbations`,
+`schema`, `report`, `diff` and `history` never import torch, great-expectations or scipy.
 """
 
 import json
@@ -45,7 +49,7 @@ import traceback
 from jinja2 import TemplateError
 from rich.console import Console
 
-from qa import cli_info
+from qa import cli_info, cli_perturbations
 from qa.cli_args import build_parser
 from qa.errors import (
     ExitCode,
@@ -210,6 +214,7 @@ def _gate(args, group):
         cache_dir=None if args.no_cache else args.cache_dir,
         save_predictions_to=args.save_predictions,
         trust=args.trust_checkpoint,
+        trust_plugins=args.trust_plugins,
         strict=args.strict,
         progress=not args.quiet and group.rank == 0,
         precision=args.precision,
@@ -303,7 +308,7 @@ def _emit(args, show, render) -> int:
 
 def _validate(args) -> int:
     try:
-        suite = load_suite(args.suite, check_paths=True)
+        suite = load_suite(args.suite, check_paths=True, trust_plugins=args.trust_plugins)
     except SuiteError as exc:  # every problem, in line order
         print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)
         return ExitCode.BAD_INPUT
@@ -319,6 +324,15 @@ def _checks(args) -> int:
     console = Console()
     for block in cli_info.renderables(rows, examples=args.kind is not None):
         console.print(block, highlight=False)
+    return ExitCode.OK
+
+
+def _perturbations(args) -> int:
+    rows = cli_perturbations.perturbation_rows()
+    if args.json:
+        print(cli_perturbations.as_json(rows))
+    else:
+        Console().print(cli_perturbations.table(rows))
     return ExitCode.OK
 
 
@@ -342,6 +356,7 @@ COMMANDS = {
     "history": _history,
     "validate": _validate,
     "checks": _checks,
+    "perturbations": _perturbations,
     "schema": _schema,
     "describe": _describe,
     "calibrate": _calibrate,

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a pickled module, TorchScript or torch.export archive (runs code from the file)",
     )
+    _trust_plugins(run)
     run.add_argument("--strict", action="store_true", help="a warning fails the run")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     report = sub.add_parser("report", help="re-render a saved result.json (runs nothing)")
@@ -63,9 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         view.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
     validate = sub.add_parser("validate", help="check a suite's schema without running it")
     validate.add_argument("suite")
+    _trust_plugins(validate)
     checks = sub.add_parser("checks", help="list every check kind and its parameters")
     checks.add_argument("kind", nargs="?", help="only this kind, with an example suite entry")
     checks.add_argument("--json", action="store_true", help="print JSON")
+    perturbations = sub.add_parser(
+        "perturbations", help="list every perturbation: group, ladders, ImageNet-C, mCE default"
+    )
+    perturbations.add_argument("--json", action="store_true", help="print JSON")
     schema = sub.add_parser("schema", help="print the JSON Schema of a suite or result.json")
     schema.add_argument("document", choices=("suite", "result"))
     describe = sub.add_parser("describe", help="show what a checkpoint says about itself")
@@ -80,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     calibrate.add_argument("--batch-size", type=_positive, default=256)
     return parser
+
+
+def _trust_plugins(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--trust-plugins",
+        action="store_true",
+        help="import the modules the suite's `plugins:` names (runs their code)",
+    )
 
 
 def _positive(text: str) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import cache, data, data_index
+from qa import cache, data, data_index, plugins
 from qa.checkpoint import LoadedModel
 from qa.distributed import Group
 from qa.evidence import Stored, View
@@ -65,8 +65,9 @@ def view_key(view: View, model: LoadedModel, fingerprint: str | None, settings: 
     The view's kind, perturbation (an attack's every parameter) and severity, the seed of
     perturbations and attacks, the device type and the precision are in it; a corruption also
     keys on the suite's corruption ladder, an adversarial view on the batch size, since PGD's
-    random start is drawn per batch. With `fingerprint` None, the key less the data: the
-    "partial" key `cache.seen` records.
+    random start is drawn per batch. A perturbation from outside qa also keys on its code
+    (qa.plugins.perturbation_code), which qa's version does not pin. With `fingerprint` None,
+    the key less the data: the "partial" key `cache.seen` records.
     """
     parts = {
         "model": model.digest,
@@ -83,6 +84,9 @@ def view_key(view: View, model: LoadedModel, fingerprint: str | None, settings: 
         parts["batch_size"] = settings["batch_size"]
     elif view.perturbation is not None:
         parts["ladder"] = settings.get("ladder", "auto")
+        code = plugins.perturbation_code(view.perturbation)
+        if code is not None:  # qa's own are pinned by its version, and keep their keys
+            parts["code"] = code
     return cache.entry_key(parts)
 
 

@@ -2,6 +2,8 @@
 
     name: release                          # required
     description: ...                       # optional
+    plugins: [my_perturbations]            # optional: modules to import first (qa.plugins);
+                                           #   they run code: refused unless trusted
     model: {arch: resnet50, arch_kwargs: {num_classes: 10}, class_names: [...],
             preprocessing: {resize: 256, crop: 224, mean: [...], std: [...]}}
                                            # optional: only for a plain state_dict checkpoint
@@ -39,6 +41,9 @@ Every error is one line: `FILE:LINE: KEY.PATH: expected ..., found ...`; a suite
 collected, not stopped at (qa.suite_errors.SuiteError: `qa validate` prints them all, in line
 order, and checks that the data and baseline paths exist; `qa run` names the first and how
 many more).
+`plugins:` are imported before the checks are validated, so that the perturbations and check
+kinds they register can be named; a suite with plugins is refused (one problem, at `plugins:`)
+unless the caller trusts them (`load_suite(..., trust_plugins=True)`, from --trust-plugins).
 A hostile file is refused before anything is built from it: a suite is at most 256 KiB, nests
 at most 64 levels and holds at most 100,000 values with YAML aliases expanded; a non-finite
 number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_yaml.parse_yaml).
@@ -46,11 +51,20 @@ number (.inf, -.inf, .nan) is refused wherever it is written (qa.suite_yaml.pars
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
+from qa import plugins as plugin_modules
 from qa import shards, suite_yaml
 from qa import suite_errors as err
 from qa.checks import CheckParams, load_all
@@ -65,6 +79,14 @@ from qa.suite_paths import missing_paths, resolve_paths
 
 COMMON_KEYS = ("kind", "name", "severity", "slice")
 Scalar = str | int | float | bool
+ModuleName = Annotated[
+    str,
+    AfterValidator(plugin_modules.module_name),
+    Field(
+        json_schema_extra={"pattern": plugin_modules.MODULE_NAME},
+        description="an importable module's name",
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -236,29 +258,46 @@ class Suite(_Strict):
     )
     defaults: Defaults = Field(default_factory=Defaults)
     checks: list[CheckSpec] = Field(min_length=1, description="the gates, in report order")
+    plugins: list[ModuleName] = Field(
+        default_factory=list,
+        description="modules to import before the checks are validated, to register "
+        "perturbations and check kinds; they run code, so they need --trust-plugins",
+    )
 
     def requires_baseline(self) -> bool:
         """Whether some check compares against a baseline model."""
         return any(c.params.needs_baseline for c in self.checks)
 
 
+class _Plugins(_Strict):
+    """The `plugins:` key alone, validated before the rest: its modules are imported first."""
+
+    model_config = ConfigDict(extra="ignore")
+    plugins: list[ModuleName] = []
+
+
 def load_suite(
-    path: str | Path, baseline: str | Path | None = None, check_paths: bool = False
+    path: str | Path,
+    baseline: str | Path | None = None,
+    check_paths: bool = False,
+    trust_plugins: bool = False,
 ) -> Suite:
     """Read, validate and return the suite at `path`: the only way a suite enters qa.
 
     Data and baseline paths come back resolved against the suite file's folder
     (qa.suite_paths). `baseline` (the command line's --baseline, a path from the current
     folder) replaces the suite's `baseline:`. With `check_paths` (`qa validate`), a data path
-    or baseline with nothing there is a problem too. Raises SuiteError, an InputError, naming
+    or baseline with nothing there is a problem too. The suite's `plugins:` are imported
+    first, with `trust_plugins` only (else the suite is refused at that key). Raises SuiteError, an InputError, naming
     every problem (file, line, key path, what was expected and found).
     """
-    registry = load_all()
     data, lines, read = suite_yaml.parse_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
         )
+    _load_plugins(data, path, lines, read, trust_plugins)
+    registry = load_all()
     specs, problems = _check_specs(data, registry)
     problems += _cross_problems(specs, baseline is not None or "baseline" in data)
     if check_paths:
@@ -275,6 +314,26 @@ def load_suite(
     if baseline is not None:
         suite = suite.model_copy(update={"baseline": str(baseline)})
     return suite
+
+
+def _load_plugins(data: dict, path, lines: dict, read: list, trust: bool) -> None:
+    """Import the suite's `plugins:` (qa.plugins), if it names any and `trust` allows it; else
+    raise SuiteError with the problem, alone: the rest cannot be validated without them."""
+    try:
+        names = _Plugins.model_validate(data, strict=True).plugins
+    except ValidationError as exc:
+        raise err.SuiteError(path, read + err.problems(exc, _Plugins, (), data), lines) from None
+    if not names:
+        return
+    if not trust:
+        problem = (
+            f"expected --trust-plugins to import {', '.join(names)} (plugins run code), "
+            "found no --trust-plugins"
+        )
+        raise err.SuiteError(path, [(("plugins",), problem)], lines)
+    failures = plugin_modules.import_plugins(names, path)
+    if failures:
+        raise err.SuiteError(path, [(("plugins", i), why) for i, why in failures], lines)
 
 
 def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], list]:

@@ -197,6 +197,8 @@ def test_validate_checks_and_describe(demo, ckpt, capsys):
         ["validate", "suites/release.yaml"],
         ["checks"],
         ["checks", "ece", "--json"],
+        ["perturbations"],
+        ["perturbations", "--json"],
         ["schema", "suite"],
         ["schema", "result"],
         ["diff", "{result}", "{result}"],

@@ -180,7 +180,7 @@ CHECK = "checks:\n  - kind: top1_accuracy\n    min: 0.5\n"
         ),
         (
             "name: r\nchekcs: 1\ndata:\n  eval: d\n" + CHECK,
-            "suite.yaml:2: chekcs: unknown key 'chekcs'; did you mean checks? (valid: name, description, model, data, baseline, defaults, checks)",
+            "suite.yaml:2: chekcs: unknown key 'chekcs'; did you mean checks? (valid: name, description, model, data, baseline, defaults, checks, plugins)",
         ),
         (
             "name: [r]\ndata:\n  eval: d\n" + CHECK,

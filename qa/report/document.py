@@ -66,9 +66,16 @@ class _Overview(_Strict):
     n: int | None = None
 
 
+class _Plugin(_Strict):
+    module: str
+    file: str | None
+    sha256: str | None
+
+
 class _Environment(_Strict):
     device: str | None = None
     precision: Literal[PRECISIONS] | None = None  # absent before it was recorded: fp32
+    plugins: list[_Plugin] = []  # absent before they were recorded: none
 
 
 DataUri = Annotated[str, Field(pattern=r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]*$")]

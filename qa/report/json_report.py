@@ -18,7 +18,9 @@ added `error` and the error document; `load` reads versions 1 and 2):
     environment     {"python", "torch", "torchvision", "qa", "platform", "device", "precision"
                     ("fp32" | "bf16" | "fp16", the forward pass's; absent from results written
                     before it was recorded, which were fp32, and from error documents),
-                    "world_size" (processes of a sharded run, qa.distributed)}
+                    "world_size" (processes of a sharded run, qa.distributed), "plugins" (the
+                    suite's plugin modules, qa.plugins: [{"module", "file", "sha256" of its
+                    code}], [] for none; absent from older results and error documents)}
     overview        {"class_names", "confusion_matrix" (rows: true class, columns: predicted),
                      "n"} of the candidate on clean eval, for the report's figures; {} if none
     gallery         images to look at (qa.gallery), each a small data: URI ("data:image/png;..."
