@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -101,6 +104,22 @@ def test_the_gate_leaves_training_as_it_was(tiny_digits, tmp_path):
     plain = read_checkpoint(tmp_path / "plain" / "last.pt")["state_dict"]
     gated = read_checkpoint(tmp_path / "gated" / "last.pt")["state_dict"]
     assert all((plain[k] == gated[k]).all() for k in plain)
+
+
+@pytest.mark.slow
+def test_under_torchrun_every_rank_stops_at_the_first_pass(tiny_digits, tmp_path):
+    # rank 0 gates; were the verdict not shared, rank 1 would go on to epoch 2 alone and hang
+    suite, run = _suite(tmp_path, tiny_digits, 0.0), tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", "-m", "trainer", "finetune", *FAST]
+    command += ["--data", str(tiny_digits), "--out", str(run), "--epochs", "3"]
+    command += ["--gate", str(suite), "--stop-when-passing", "--gate-cache", str(tmp_path / "c")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("gate epoch 1: PASS") == 1 and "epoch 2/3" not in done.stdout
+    assert [r["gate"]["verdict"] for r in _metrics(run)] == ["pass"]
+    assert (run / "best.pt").is_file()
 
 
 @pytest.mark.slow
