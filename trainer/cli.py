@@ -1,8 +1,9 @@
 """`trainer`: argument parsing and exit codes only; the work lives in the other modules.
 
-Exit codes: 0 done; 2 bad input, one `error:` line (a flag, the data, an unusable --out, or a
-run that diverged: its loss or weights went NaN or infinite, usually from too high a --lr);
-3 a bug in trainer; 130 interrupted.
+Exit codes: 0 done; 1 no epoch passed `finetune --gate SUITE`, one `error:` line naming the
+checks that never passed (trainer.gate); 2 bad input, one `error:` line (a flag, the data, an
+unusable --out, or a run that diverged: its loss or weights went NaN or infinite, usually from
+too high a --lr); 3 a bug in trainer; 130 interrupted.
 """
 
 import argparse
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune",
         help="fine-tune a model on an ImageFolder",
         description="Fine-tune a model on an ImageFolder. Exit 2 on bad input, including a run "
-        "that diverges (NaN or infinite loss): it stops before saving that epoch.",
+        "that diverges (NaN or infinite loss): it stops before saving that epoch. Exit 1 "
+        "when --gate is given and no gated epoch passed the suite.",
     )
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -75,6 +75,14 @@ class TrainConfig:
         bounds=((">=", 0), ("<", 2**63)),
     )
     resume: str | None = _opt(None, "continue a run from its last.pt (flags given again override)")
+    gate: str | None = _opt(
+        None, "a qa suite run on each gated epoch; best.pt is then the best epoch that passes it"
+    )
+    gate_every: int = _opt(
+        1, "with --gate: run the suite every N epochs, and on the last", bounds=((">=", 1),)
+    )
+    gate_cache: str | None = _opt(None, "with --gate: qa's view cache (default: OUT/.qa-cache)")
+    stop_when_passing: bool = _opt(False, "with --gate: stop after the first epoch that passes")
     device: str = _opt("auto", "auto, cpu or cuda", choices=DEVICES)
     workers: int = _opt(
         2, "data-loading worker processes per training process", bounds=((">=", 0),)
@@ -117,6 +125,8 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError("finetune: --data and --out are required (unless --resume is given)")
     if cfg.weights and cfg.init:
         raise InputError("finetune: give either --weights or --init, not both")
+    if cfg.stop_when_passing and not cfg.gate:
+        raise InputError("finetune: --stop-when-passing needs --gate SUITE")
     for f in fields(cfg):
         if flag_type(f) in (int, float):
             check_number(f, getattr(cfg, f.name))
@@ -146,6 +156,13 @@ def check_number(f, value) -> None:
     number = isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
     if not (number and math.isfinite(value) and all(_OPS[op](value, lim) for op, lim in bounds)):
         raise InputError(f"--{f.name.replace('_', '-')}: expected {expected}, found {value!r}")
+
+
+def improves(metric: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `metric` beats `best` (None: nothing yet): val_loss lower, else higher."""
+    if best is None:
+        return True
+    return value < best if metric == "val_loss" else value > best
 
 
 def as_record(cfg: TrainConfig) -> dict:

@@ -20,8 +20,8 @@ from torch import nn
 from qa.architectures import build_model
 from qa.errors import InputError, first_line
 from qa.preprocess import make_preprocessing, normalize, to_unit_tensor
-from trainer import checkpoint, data, distributed, init
-from trainer.config import TrainConfig, as_record, config_from_flags
+from trainer import checkpoint, data, distributed, gate, init
+from trainer.config import TrainConfig, as_record, config_from_flags, improves
 from trainer.distributed import World
 from trainer.loop import evaluate, memory_format, train_epoch, warmup_cosine
 from trainer.progress import EpochProgress
@@ -50,6 +50,7 @@ class Run:
     epoch: int = 0  # epochs completed
     best: dict = field(default_factory=dict)  # {"epoch", "metric", "value"} of the best epoch
     bad_epochs: int = 0
+    gate: dict = field(default_factory=gate.new_state)  # --gate's record (trainer.gate)
 
 
 def finetune(flags: dict) -> dict:
@@ -64,6 +65,8 @@ def finetune(flags: dict) -> dict:
         flags = {"out": str(Path(flags["resume"]).parent), **flags}
     cfg = config_from_flags(flags, resumed["provenance"]["config"] if resumed else None)
     checkpoint.check_rundir(cfg.out)
+    if cfg.gate:
+        gate.check(cfg)
     world, device = distributed.start(cfg.device)
     try:
         removed = checkpoint.remove_stale_temporaries(cfg.out) if world.is_main else None
@@ -202,6 +205,7 @@ def restore(run: Run, state: dict) -> None:
     run.epoch = int(state["epoch"])
     run.best = dict(state["best"])
     run.bad_epochs = int(state["bad_epochs"])
+    run.gate = dict(state.get("gate") or gate.new_state())
 
 
 def fit(run: Run) -> dict:
@@ -210,6 +214,9 @@ def fit(run: Run) -> dict:
     rundir = Path(cfg.out)
     if world.is_main:
         checkpoint.start_metrics_log(rundir / "metrics.jsonl", run.epoch)
+        removed = gate.forget_unproven_best(rundir, run.gate) if cfg.gate else None
+        if removed:
+            print(removed, flush=True)
     record: dict = {}
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
         try:
@@ -221,6 +228,8 @@ def fit(run: Run) -> dict:
             if world.is_main:
                 print(f"stopping after epoch {epoch}: {stop_reason(run, record)}", flush=True)
             break
+    if cfg.gate and world.is_main and not run.gate["best"]:
+        raise gate.GateFailed(gate.never_passed(cfg, run.gate))
     return record
 
 
@@ -274,10 +283,15 @@ def run_epoch(run: Run, epoch: int) -> dict:
         raise InputError(diverged(run, epoch, f"validation: the loss became {record['val_loss']}"))
     check_weights(run, epoch)
     improved = update_best(run, record)
+    if cfg.gate:  # best.pt is the best epoch that passes the suite, not the best by --metric
+        gated = gate.due(cfg, epoch, stop_reason(run, record) is not None)
+        improved = gated and gate.judge(run, record, make_checkpoint(run, record))
     if world.is_main:
-        checkpoint.save_run(cfg.out, make_checkpoint(run, record), best=improved)
+        checkpoint.save_run(cfg.out, make_checkpoint(run, record), best=improved and not cfg.gate)
         checkpoint.append_metrics(Path(cfg.out) / "metrics.jsonl", record)
         print(summary_line(record, cfg.epochs, improved), flush=True)
+        if "gate" in record:
+            print(gate.epoch_line(record), flush=True)
     run.epoch = epoch
     return record
 
@@ -301,8 +315,9 @@ def diverged(run: Run, epoch: int, what: str) -> str:
     rundir = Path(run.cfg.out)
     if run.epoch:
         kept = f"{rundir / 'last.pt'} keeps epoch {run.epoch}"
-        if run.best:
-            kept += f", best.pt epoch {run.best['epoch']}"
+        best = run.gate["best"] if run.cfg.gate else run.best
+        if best:
+            kept += f", best.pt epoch {best['epoch']}"
     else:
         kept = "nothing was saved"
     return (
@@ -314,9 +329,7 @@ def diverged(run: Run, epoch: int, what: str) -> str:
 def update_best(run: Run, record: dict) -> bool:
     """Track the best value of --metric; returns whether this epoch improved on it."""
     value = record[run.cfg.metric]
-    best = run.best.get("value")
-    lower_is_better = run.cfg.metric == "val_loss"
-    improved = best is None or (value < best if lower_is_better else value > best)
+    improved = improves(run.cfg.metric, value, run.best.get("value"))
     if improved:
         run.best = {"epoch": record["epoch"], "metric": run.cfg.metric, "value": value}
         run.bad_epochs = 0
@@ -330,6 +343,8 @@ def stop_reason(run: Run, record: dict) -> str | None:
     cfg = run.cfg
     if cfg.target_accuracy is not None and record["val_acc"] >= cfg.target_accuracy:
         return f"val_acc {record['val_acc']:.4f} reached --target-accuracy {cfg.target_accuracy}"
+    if cfg.stop_when_passing and record["epoch"] in run.gate["passed"]:
+        return f"it passed --gate {cfg.gate} (--stop-when-passing)"
     if cfg.patience and run.bad_epochs >= cfg.patience:
         return f"{cfg.metric} did not improve for {cfg.patience} epochs (--patience)"
     return None
@@ -355,6 +370,7 @@ def make_checkpoint(run: Run, record: dict) -> dict:
             "rng": checkpoint.rng_state(),
             "best": dict(run.best),
             "bad_epochs": run.bad_epochs,
+            "gate": run.gate,
         },
     }
 
