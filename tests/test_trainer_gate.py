@@ -137,6 +137,11 @@ def test_a_resumed_run_keeps_its_gate_record(tiny_digits, tmp_path, capsys):
     [
         ("name: x\ndata:\n  eval: {val}\nchecks:\n  - kind: top1_acuracy\n", "top1_acuracy"),
         ("name: x\ndata:\n  eval: {val}/missing\nchecks:\n  - kind: top1_accuracy\n", "missing"),
+        (
+            "name: x\nplugins: [never_imported]\ndata:\n  eval: {val}\nchecks:\n"
+            "  - kind: top1_accuracy\n",
+            "expected --trust-plugins",
+        ),
     ],
 )
 def test_a_bad_suite_stops_before_any_epoch(tiny_digits, tmp_path, capsys, suite_text, expected):

@@ -83,6 +83,9 @@ class TrainConfig:
     )
     gate_cache: str | None = _opt(None, "with --gate: qa's view cache (default: OUT/.qa-cache)")
     stop_when_passing: bool = _opt(False, "with --gate: stop after the first epoch that passes")
+    trust_plugins: bool = _opt(
+        False, "with --gate: let the suite's plugins: import their modules (they run code)"
+    )
     device: str = _opt("auto", "auto, cpu or cuda", choices=DEVICES)
     workers: int = _opt(
         2, "data-loading worker processes per training process", bounds=((">=", 0),)

@@ -56,7 +56,7 @@ def cache_dir(cfg: TrainConfig) -> Path:
 def check(cfg: TrainConfig) -> None:
     """Refuse, before any training, a suite `qa validate` would refuse (its data and baseline
     paths included) and a cache folder that cannot be written: InputError, one line."""
-    load_suite(cfg.gate, check_paths=True)
+    load_suite(cfg.gate, check_paths=True, trust_plugins=cfg.trust_plugins)
     check_writable(cache_dir(cfg), "--gate-cache", folder=True)
 
 
@@ -117,7 +117,13 @@ def _run_suite(run, epoch: int, candidate: dict):
     save_checkpoint(path, candidate)
     rng = checkpoint.rng_state()  # the engine seeds torch: training must not feel the gate
     try:
-        result = qa_run(cfg.gate, path, device=run.device.type, cache_dir=cache_dir(cfg))
+        result = qa_run(
+            cfg.gate,
+            path,
+            device=run.device.type,
+            cache_dir=cache_dir(cfg),
+            trust_plugins=cfg.trust_plugins,
+        )
     except InputError as exc:
         path.unlink()
         raise InputError(f"--gate {cfg.gate}: epoch {epoch}: {exc}") from None
