@@ -1,10 +1,9 @@
 """Classifiers by name (torchvision's, and timm's as `timm/<name>`), and weights fitted to them.
 
-Architectures are built with random weights and never downloaded; timm specifics live in
-qa.timm_models. Weights
-(shapes, dtypes) and class names must fit the architecture they are loaded into, or loading is
-one InputError line naming the file: every checkpoint format qa reads (qa.checkpoint,
-qa.formats) goes through `model_from_checkpoint` and `check_outputs`.
+Architectures are built with random weights and never downloaded; timm's specifics live in
+qa.timm_models. Weights (shapes, dtypes) and class names must fit the architecture they are
+loaded into, or loading is one InputError line naming the file: every checkpoint format qa
+reads (qa.checkpoint, qa.formats) goes through `model_from_checkpoint` and `check_outputs`.
 """
 
 import difflib

@@ -112,6 +112,9 @@ def test_a_timm_name_builds_timm_s_model():
     [
         ("timm/test_resnt", {}, "did you mean timm/test_resnet"),
         ("timm/test_resnet.nope", {}, "unknown pretrained tag in 'timm/test_resnet.nope'"),
+        # timm's own prefixes that fetch a config from the hub or read a folder are no names
+        ("timm/hf-hub:timm/test_resnet.r160_in1k", {}, "unknown architecture"),
+        ("timm/local-dir:/models/mine", {}, "unknown architecture"),
         (ARCH, {"checkpoint_path": "/elsewhere.pth"}, "arch_kwargs.checkpoint_path: expected no"),
         (ARCH, {"pretrained": True}, "arch_kwargs.pretrained: expected no pretrained weights"),
         (ARCH, {"num_classes": 3, "bogus": 1}, "arch_kwargs: expected arguments timm/test_resnet"),
