@@ -1,9 +1,9 @@
-"""torchvision classifiers by name, and weights fitted to them.
+"""Classifiers by name (torchvision's, and timm's as `timm/<name>`), and weights fitted to them.
 
-Architectures are torchvision's, built with random weights and never downloaded. Weights
-(shapes, dtypes) and class names must fit the architecture they are loaded into, or loading is
-one InputError line naming the file: every checkpoint format qa reads (qa.checkpoint,
-qa.formats) goes through `model_from_checkpoint` and `check_outputs`.
+Architectures are built with random weights and never downloaded; timm's specifics live in
+qa.timm_models. Weights (shapes, dtypes) and class names must fit the architecture they are
+loaded into, or loading is one InputError line naming the file: every checkpoint format qa
+reads (qa.checkpoint, qa.formats) goes through `model_from_checkpoint` and `check_outputs`.
 """
 
 import difflib
@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from qa import suite_errors as err
+from qa import timm_models
 from qa.errors import InputError, first_line
+from qa.preprocess import Preprocessing
 
 # Constructor arguments that would ask torchvision for pretrained weights: a checkpoint
 # carries its own weights, and qa never downloads.
@@ -28,27 +30,24 @@ def classification_architectures() -> list[str]:
 
 
 def build_model(arch: str, arch_kwargs: dict | None = None) -> nn.Module:
-    """Construct a torchvision classification architecture by name, with random weights.
+    """Construct a classification architecture by name, with random weights: a torchvision
+    name, or `timm/<name>` for a timm model (qa.timm_models).
 
     Unknown names, pretrained-weight arguments and keyword arguments the architecture rejects
     are InputError: the name and arguments come from a file or the command line.
     """
-    import torchvision
-
-    known = classification_architectures()
-    if arch not in known:
-        near = difflib.get_close_matches(arch, known, n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise InputError(f"unknown architecture {arch!r} (expected a torchvision model name{hint})")
     kwargs = dict(arch_kwargs or {})
-    for key in PRETRAINED_KWARGS:
-        if key in kwargs:
-            raise InputError(
-                f"arch_kwargs.{key}: expected no pretrained weights (qa never downloads; the "
-                f"checkpoint carries its weights), found {err.found(kwargs[key])}"
-            )
+    if timm_models.is_timm(arch):
+        _refuse_pretrained(kwargs, timm_models.PRETRAINED_KWARGS)
+        construct = timm_models.create
+    else:
+        _check_torchvision_name(arch)
+        _refuse_pretrained(kwargs, PRETRAINED_KWARGS)
+        construct = _torchvision_model
     try:
-        return torchvision.models.get_model(arch, weights=None, **kwargs)
+        return construct(arch, **kwargs)
+    except InputError:
+        raise
     except Exception as exc:
         if not kwargs:
             raise
@@ -56,6 +55,38 @@ def build_model(arch: str, arch_kwargs: dict | None = None) -> nn.Module:
         raise InputError(
             f"arch_kwargs: expected arguments {arch} accepts, found {kwargs} ({first_line(exc)})"
         ) from None
+
+
+def _check_torchvision_name(arch: str) -> None:
+    known = classification_architectures()
+    if arch not in known:
+        near = difflib.get_close_matches(arch, known, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise InputError(
+            f"unknown architecture {arch!r} (expected a torchvision model name, or timm/NAME{hint})"
+        )
+
+
+def _refuse_pretrained(kwargs: dict, names: tuple[str, ...]) -> None:
+    for key in names:
+        if key in kwargs:
+            raise InputError(
+                f"arch_kwargs.{key}: expected no pretrained weights (qa never downloads; the "
+                f"checkpoint carries its weights), found {err.found(kwargs[key])}"
+            )
+
+
+def _torchvision_model(arch: str, **kwargs) -> nn.Module:
+    import torchvision
+
+    return torchvision.models.get_model(arch, weights=None, **kwargs)
+
+
+def spec_preprocessing(arch: str, given: Preprocessing) -> dict:
+    """The preprocessing of a model the suite's `model:` describes: the keys it gives, the rest
+    from a timm model's pretrained config, else ImageNet's defaults (Preprocessing's)."""
+    defaults = timm_models.default_preprocessing(arch) if timm_models.is_timm(arch) else None
+    return {**(defaults or Preprocessing().model_dump()), **given.model_dump(exclude_unset=True)}
 
 
 def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -4,7 +4,7 @@ A checkpoint is a plain dict saved with `torch.save`, readable with `weights_onl
 
     format            "qa-checkpoint"
     format_version    1
-    arch, arch_kwargs torchvision architecture name and its constructor arguments
+    arch, arch_kwargs architecture name (torchvision's, or timm/NAME) and its constructor arguments
     class_names       in index order: distinct, non-empty strings, one per output of the head
     preprocessing     {"resize", "crop", "mean", "std", "interpolation"}: every key, validated
                       by qa.preprocess.Preprocessing as the suite's `model.preprocessing` is

@@ -22,6 +22,7 @@ from qa.architectures import (
     check_outputs,
     classifier_head,
     model_from_checkpoint,
+    spec_preprocessing,
     without_ddp_prefix,
 )
 from qa.checkpoint import LoadedModel, loaded_model
@@ -127,7 +128,7 @@ def _described(module: nn.Module, names: list[str], spec, kind: str, blob) -> Lo
         module=module,
         arch=spec.arch,
         class_names=names,
-        preprocessing=spec.preprocessing.model_dump(),
+        preprocessing=spec_preprocessing(spec.arch, spec.preprocessing),
         provenance={"format": kind},
         digest=blob.digest,
         path=str(blob.path),

@@ -6,7 +6,9 @@
                                            #   they run code: refused unless trusted
     model: {arch: resnet50, arch_kwargs: {num_classes: 10}, class_names: [...],
             preprocessing: {resize: 256, crop: 224, mean: [...], std: [...]}}
-                                           # optional: only for a plain state_dict checkpoint
+                                           # optional: only for a plain state_dict checkpoint;
+                                           # arch: timm/NAME for a timm model, whose pretrained
+                                           # config fills preprocessing keys left out
     data:
       eval: data/digits/test               # a folder (ImageFolder), {path: DIR},
       train: data/digits/train             #   {manifest: FILE.csv, root: DIR}, or tar shards
@@ -96,7 +98,9 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """The architecture of a plain state_dict checkpoint (self-describing ones need none)."""
 
-    arch: str = Field(min_length=1, description="torchvision architecture name")
+    arch: str = Field(
+        min_length=1, description="torchvision architecture name, or timm/NAME for a timm model"
+    )
     arch_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the architecture, e.g. num_classes"
     )

@@ -28,9 +28,11 @@ class TrainConfig:
 
     data: str | None = _opt(None, "folder with train/ and val/ ImageFolder trees")
     out: str | None = _opt(None, "run folder: best.pt, last.pt, metrics.jsonl")
-    arch: str = _opt("resnet18", "torchvision architecture name")
+    arch: str = _opt("resnet18", "torchvision architecture name, or timm/NAME for a timm model")
     weights: str | None = _opt(
-        None, "torchvision weights, e.g. ResNet18_Weights.IMAGENET1K_V1 or DEFAULT (local cache)"
+        None,
+        "pretrained weights from the local cache: torchvision's (ResNet18_Weights.IMAGENET1K_V1)"
+        ", a timm tag (a1_in1k) for timm/NAME, or DEFAULT",
     )
     init: str | None = _opt(None, "start from a qa checkpoint or a plain state_dict")
     freeze_backbone: bool = _opt(False, "train only the classification head")

@@ -147,19 +147,11 @@ def initialise(cfg: TrainConfig, module: nn.Module, splits: data.Splits) -> tupl
     """Load --weights or --init into a fresh model; returns its preprocessing and origin."""
     size = cfg.image_size or splits.first_image_size
     if cfg.weights:
-        weights = init.resolve_weights(cfg.weights, cfg.arch)
-        fresh_head = init.load_backbone(module, init.load_weights(weights), f"--weights {weights}")
-        preset = weights.transforms()
-        resize = size
-        if cfg.image_size is None:
-            size, resize = preset.crop_size[0], preset.resize_size[0]
-        origin = {
-            "kind": "weights",
-            "name": str(weights),
-            "file": str(init.weights_path(weights)),
-            "fresh_head": fresh_head,
-        }
-        return make_preprocessing(size, resize, preset.mean, preset.std), origin
+        state, preprocessing, origin = init.pretrained(cfg.weights, cfg.arch)
+        origin["fresh_head"] = init.load_backbone(module, state, f"--weights {origin['name']}")
+        if cfg.image_size is not None:
+            preprocessing = {**preprocessing, "resize": size, "crop": size}
+        return preprocessing, origin
     mean, std = data.channel_stats(splits.train, size)
     if cfg.init:
         state, origin = init.load_init(cfg.init)

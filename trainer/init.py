@@ -1,5 +1,6 @@
-"""Where a run's weights start: torchvision weights, one of our checkpoints, a state_dict, or
-nothing; and which parameters train, at which learning rate."""
+"""Where a run's weights start: pretrained torchvision or timm weights (trainer.timm_weights),
+one of our checkpoints, a state_dict, or nothing; and which parameters train, at which
+learning rate."""
 
 import os
 from pathlib import Path
@@ -10,7 +11,26 @@ from torch import nn
 from qa.architectures import classifier_head, without_ddp_prefix
 from qa.checkpoint_meta import FORMAT, validate_checkpoint
 from qa.errors import InputError
+from qa.preprocess import make_preprocessing
+from qa.timm_models import is_timm
 from qa.torchfile import load_torch_file, read_file, unpickle
+
+
+def pretrained(name: str, arch: str) -> tuple[dict, dict, dict]:
+    """--weights: the state_dict from the local cache, the preprocessing the weights were
+    trained with, and the origin the checkpoint records (kind, name, file)."""
+    if is_timm(arch):
+        from trainer import timm_weights
+
+        return timm_weights.pretrained(name, arch)
+    weights = resolve_weights(name, arch)
+    state = load_weights(weights)
+    preset = weights.transforms()
+    preprocessing = make_preprocessing(
+        preset.crop_size[0], preset.resize_size[0], preset.mean, preset.std
+    )
+    origin = {"kind": "weights", "name": str(weights), "file": str(weights_path(weights))}
+    return state, preprocessing, origin
 
 
 def resolve_weights(name: str, arch: str):
