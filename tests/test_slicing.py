@@ -173,3 +173,37 @@ def test_slice_gap_gates_the_worst_slice_against_the_whole():
     assert loose.status == "pass" and "all 3 slices of camera pass" in loose.message
     one = check.run(_evidence({"A": (5, 9)}), check.params(column="camera", max_gap=0.5))
     assert one.status == "error" and "no gap to gate" in one.message
+
+
+def test_every_report_shows_the_slices(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from helpers import sample_report
+
+    from qa.report import html, json_report, junit, markdown, terminal
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.yaml").write_text(
+        "name: t\ndata:\n  eval: d\nchecks:\n"
+        "  - {kind: top1_accuracy, name: per camera, min: 0.8, slices: {column: camera}}\n"
+    )
+    groups = {"A": (200, 200), "B": (20, 40), "C<x>": (90, 100)}
+    outcomes = run_checks(load_suite("suite.yaml"), _evidence(groups))
+    doc = json_report.to_dict(replace(sample_report(), outcomes=outcomes))
+    saved = tmp_path / "result.json"
+    saved.write_text(json_report.render(doc))
+    doc = json_report.load(saved)  # the document model takes the rows
+    rows = doc["checks"][0]["slices"]
+    assert [(r["value"], r["status"], r["n"]) for r in rows] == [
+        ("A", "pass", 200),
+        ("B", "fail", 40),
+        ("C<x>", "pass", 100),
+    ]
+    assert "1 of 3 slices not passed" in terminal.render(doc) and "camera=B" in terminal.render(doc)
+    page = html.render(doc)
+    assert page.count('class="slice-row"') == 3 and page.count('class="check-row"') == 1
+    assert "↳ camera=C&lt;x&gt;" in page  # escaped like every name
+    failing = "✗ camera=B (n 40, at 95%): top-1 accuracy lower 95% bound"
+    assert failing in junit.render(doc)
+    assert "camera=B (n 40, at 95%)" in markdown.render(doc)
+    assert "camera=A (n" not in markdown.render(doc)  # passing slices get no line
