@@ -146,13 +146,13 @@ def test_a_slices_key_is_validated_with_the_suite(tmp_path, monkeypatch):
 
 
 def test_gap_metrics_are_the_whole_minus_the_slice_with_newcombe_bounds():
-    m = gap_metrics(15, 30, 30, 30, 0.95, "wilson")
+    m = gap_metrics(15, 30, 30, 30, 0.95)
     assert m["gap"] == pytest.approx(m["accuracy_all"] - m["accuracy_slice"]) == pytest.approx(0.25)
-    # Newcombe: the difference rest - slice, bounded from Wilson bounds at 95% one-sided
+    # Newcombe: the difference rest - slice, from Clopper-Pearson bounds at 95% one-sided
     from qa.metrics.intervals import binomial_bounds
 
-    low_s, _ = binomial_bounds(15, 30, 0.95, "wilson")
-    high_r = binomial_bounds(30, 30, 0.95, "wilson")[1]
+    low_s, _ = binomial_bounds(15, 30, 0.95, "clopper_pearson")
+    high_r = binomial_bounds(30, 30, 0.95, "clopper_pearson")[1]
     assert m["gap_high"] == pytest.approx(0.5 * (0.5 + np.hypot(high_r - 1.0, 0.5 - low_s)))
     assert m["gap_low"] < m["gap"] < m["gap_high"]
 
