@@ -207,3 +207,38 @@ def test_every_report_shows_the_slices(tmp_path, monkeypatch):
     assert failing in junit.render(doc)
     assert "camera=B (n 40, at 95%)" in markdown.render(doc)
     assert "camera=A (n" not in markdown.render(doc)  # passing slices get no line
+
+
+def test_the_example_suite_gates_the_ink_thirds_of_real_digits(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import evidence_of, save_tiny, write_data
+
+    from qa.formats import load_any
+    from qa.runner import plan
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "slices.yaml").write_text((root / "suites" / "slices.yaml").read_text())
+    write_data(tmp_path / "data" / "digits" / "test", per_class=9)  # thirds of 30 images
+    candidate = load_any(save_tiny(tmp_path / "cand.pt", seed=1))
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "ink_manifest.py"),
+            "data/digits/test",
+            "data/digits/test-ink.csv",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    suite = load_suite(tmp_path / "suites" / "slices.yaml", check_paths=True)
+    evidence = evidence_of(suite, candidate, plan(suite))
+    levels, counts = np.unique(evidence.metadata["ink"], return_counts=True)
+    assert levels.tolist() == ["heavy", "light", "medium"] and counts.max() - counts.min() <= 1
+    for o in run_checks(suite, evidence):
+        assert o.status in ("pass", "fail", "warn"), o.result.message  # judged, not an error
+        assert [r["value"] for r in o.result.slices] == ["heavy", "light", "medium"]
