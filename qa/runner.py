@@ -13,6 +13,10 @@ An `error` blocks like a failed gate, whatever the check's severity: a gate that
 be evaluated has not been passed. It has its own verdict so that reports can say "could not
 evaluate" rather than "failed"; `exit_code` maps both to ExitCode.GATE_FAILED. `skip` (a
 check that says it does not apply, and why) does not block.
+
+A check with `slice:` is run on that slice's samples; one with `slices: {column}` on every
+value of the column, Holm-corrected, through qa.slicing. A slice that cannot be taken (an
+unknown column, an empty slice) is that check's error.
 """
 
 import time

@@ -356,7 +356,8 @@ def _names(raw: list) -> list[str | None]:
 
 def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> list:
     """Rules that span keys, over the valid check entries (index, spec): unique check names,
-    a baseline for checks that need one."""
+    `slices` only on a kind that reads the eval samples' model outputs, a baseline for checks
+    that need one."""
     problems, seen = [], set()
     for i, check in specs:
         if check.name in seen:
@@ -364,6 +365,16 @@ def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> l
                 (("checks", i, "name"), f"duplicate check name {check.name!r}; names are unique")
             )
         seen.add(check.name)
+        if check.slices is not None and not any(
+            v.split == "eval" and v.kind != "profile" for v in check.views()
+        ):
+            problems.append(
+                (
+                    ("checks", i, "slices"),
+                    f"check kind {check.kind!r} reads no model outputs on eval samples, so "
+                    "every slice would be judged on the whole data; remove `slices`",
+                )
+            )
         if check.params.needs_baseline and not has_baseline:
             problems.append(
                 (

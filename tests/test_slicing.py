@@ -143,6 +143,11 @@ def test_a_slices_key_is_validated_with_the_suite(tmp_path, monkeypatch):
     )
     with pytest.raises(SuiteError, match=r"suite.yaml:7: checks\[0\].slices.min_size"):
         load_suite("suite.yaml")
+    (tmp_path / "suite.yaml").write_text(
+        "name: t\ndata:\n  eval: d\nchecks:\n  - {kind: label_set, slices: {column: camera}}\n"
+    )
+    with pytest.raises(SuiteError, match=r"checks\[0\].slices: check kind 'label_set' reads no"):
+        load_suite("suite.yaml")
 
 
 def test_gap_metrics_are_the_whole_minus_the_slice_with_newcombe_bounds():
