@@ -97,6 +97,17 @@ def _confusion(rng, n):
     return evidence(labels, {CLEAN: one_hot_logits(pred)})
 
 
+def _slice_gap(rng, n):
+    """Two slices of n/2 samples, 0.95 and 0.85 accurate: slice b's gap to the whole is
+    (1/2)(0.95 - 0.85) = 0.05, with the slice sizes as drawn (the gap slice_gap gates)."""
+    labels = labels_of(rng, n)
+    site = np.where(np.arange(n) < n // 2, "a", "b")
+    correct = rng.random(n) < np.where(site == "a", 0.95, 0.85)
+    ev = evidence(labels, {CLEAN: one_hot_logits(predicted(labels, correct, rng))})
+    ev.metadata = {"site": site}
+    return ev
+
+
 ACCURACY = [
     Scenario("top1_accuracy", "accuracy 0.90", {"min": 0.9}, _top1, "pass"),
     Scenario("topk_accuracy", "top-2 accuracy 0.90", {"k": 2, "min": 0.9}, _top2, "pass"),
@@ -107,6 +118,13 @@ ACCURACY = [
         "0 read as 1, rate 0.10",
         {"true": "0", "predicted": "1", "max": 0.1},
         _confusion,
+        "pass",
+    ),
+    Scenario(
+        "slice_gap",
+        "slice b 0.10 below a: gap 0.05",
+        {"column": "site", "max_gap": 0.05},
+        _slice_gap,
         "pass",
     ),
 ]

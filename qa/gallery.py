@@ -211,7 +211,10 @@ def _flips(evidence: Evidence, look: _Lookup, outcomes):
         (
             o.name
             for o in outcomes
-            if o.kind == "negative_flip_rate" and o.slice is None and "flips" in o.result.details
+            if o.kind == "negative_flip_rate"
+            and o.slice is None
+            and o.result.slices is None  # a per-slice check lists its worst slice's flips only
+            and "flips" in o.result.details
         ),
         None,
     )

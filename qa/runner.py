@@ -13,6 +13,10 @@ An `error` blocks like a failed gate, whatever the check's severity: a gate that
 be evaluated has not been passed. It has its own verdict so that reports can say "could not
 evaluate" rather than "failed"; `exit_code` maps both to ExitCode.GATE_FAILED. `skip` (a
 check that says it does not apply, and why) does not block.
+
+A check with `slice:` is run on that slice's samples; one with `slices: {column}` on every
+value of the column, Holm-corrected, through qa.slicing. A slice that cannot be taken (an
+unknown column, an empty slice) is that check's error.
 """
 
 import time
@@ -23,6 +27,7 @@ from qa.checks import STATUSES, CheckKind, CheckResult, load_all
 from qa.errors import ExitCode
 from qa.evidence import Evidence, View
 from qa.result import CheckOutcome
+from qa.slicing import SliceError, column_values, run_sliced
 from qa.suite import CheckSpec, Suite
 
 
@@ -81,7 +86,11 @@ def _run_one(check: CheckSpec, kind: CheckKind, evidence: Evidence) -> CheckResu
     try:
         if check.slice is not None:
             evidence = slice_evidence(evidence, check)
-        result = kind.run(evidence, check.params)
+        if check.slices is None:
+            result = kind.run(evidence, check.params)
+        else:
+            s = check.slices
+            result = run_sliced(kind, check.params, evidence, s.column, s.min_size)
     except SliceError as exc:
         return CheckResult("error", str(exc))
     except KeyError as exc:
@@ -106,17 +115,10 @@ def _crashed(exc: Exception) -> CheckResult:
     )
 
 
-class SliceError(ValueError):
-    """A slice that cannot be taken: an unknown column, or no sample in it."""
-
-
 def slice_evidence(evidence: Evidence, check: CheckSpec) -> Evidence:
     """The evidence restricted to the check's slice; SliceError when it cannot be taken."""
     column = check.slice.column
-    if column not in evidence.metadata:
-        known = ", ".join(sorted(evidence.metadata)) or "none (slices need a manifest CSV)"
-        raise SliceError(f"slice column {column!r} is not in the eval metadata; columns: {known}")
-    mask = check.slice.mask(evidence.metadata[column])
+    mask = check.slice.mask(column_values(evidence, column))
     if not mask.any():
         values = sorted({str(v) for v in evidence.metadata[column]})
         shown = ", ".join(values[:20]) + (" ..." if len(values) > 20 else "")

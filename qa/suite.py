@@ -24,6 +24,8 @@
         name: overall accuracy             # optional, default: the kind
         severity: fail                     # fail (default) or warn
         slice: {column: camera, equals: A} # optional: {column, equals: V} or {column, in: [..]}
+        slices: {column: camera}           # optional: gate every value of the column, Holm-
+                                           #   corrected (qa.slicing); min_size: N (default 1)
         min: 0.9                           # the kind's own parameters, beside the common keys
 
 Every mapping rejects unknown keys, and keys are always text (`true:` is the key "true"). Values are validated strictly: `min: "0.9"` is a string,
@@ -79,7 +81,7 @@ from qa.precision import PRECISIONS
 from qa.preprocess import Preprocessing
 from qa.suite_paths import missing_paths, resolve_paths
 
-COMMON_KEYS = ("kind", "name", "severity", "slice")
+COMMON_KEYS = ("kind", "name", "severity", "slice", "slices")
 Scalar = str | int | float | bool
 ModuleName = Annotated[
     str,
@@ -223,6 +225,15 @@ class Slice(_Strict):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+class Slices(_Strict):
+    """Every value of a metadata column, each gated as its own slice (qa.slicing)."""
+
+    column: str = Field(min_length=1, description="an extra column of the eval manifest CSV")
+    min_size: int = Field(
+        1, ge=1, description="a slice with fewer eval samples is listed as skipped, not gated"
+    )
+
+
 class CheckHeader(_Strict):
     """The keys every check entry has, whatever its kind; the kind's parameters sit beside them."""
 
@@ -234,15 +245,20 @@ class CheckHeader(_Strict):
         "fail", description="fail blocks the run; warn is reported, blocks only with --strict"
     )
     slice: Slice | None = Field(None, description="gate only the eval samples of this slice")
+    slices: Slices | None = Field(
+        None, description="gate every value of a column as a slice, Holm-corrected"
+    )
 
 
 class CheckSpec(_Strict):
-    """One check of the suite: its kind, unique name, severity, optional slice, parameters."""
+    """One check of the suite: its kind, unique name, severity, optional slice or slices,
+    parameters."""
 
     kind: str
     name: str
     severity: Literal["fail", "warn"] = "fail"
     slice: Slice | None = None
+    slices: Slices | None = None
     params: SerializeAsAny[CheckParams]
 
     def views(self) -> list[View]:
@@ -403,7 +419,8 @@ def _names(raw: list) -> list[str | None]:
 
 def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> list:
     """Rules that span keys, over the valid check entries (index, spec): unique check names,
-    a baseline for checks that need one."""
+    `slices` only on a kind that reads the eval samples' model outputs, a baseline for checks
+    that need one."""
     problems, seen = [], set()
     for i, check in specs:
         if check.name in seen:
@@ -411,6 +428,16 @@ def _cross_problems(specs: list[tuple[int, CheckSpec]], has_baseline: bool) -> l
                 (("checks", i, "name"), f"duplicate check name {check.name!r}; names are unique")
             )
         seen.add(check.name)
+        if check.slices is not None and not any(
+            v.split == "eval" and v.kind != "profile" for v in check.views()
+        ):
+            problems.append(
+                (
+                    ("checks", i, "slices"),
+                    f"check kind {check.kind!r} reads no model outputs on eval samples, so "
+                    "every slice would be judged on the whole data; remove `slices`",
+                )
+            )
         if check.params.needs_baseline and not has_baseline:
             problems.append(
                 (

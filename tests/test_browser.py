@@ -35,6 +35,7 @@ CHECKS = """\
 - {kind: top1_accuracy, name: accurate_enough, min: 0.0}
 - {kind: top1_accuracy, name: too_strict, min: 0.99}
 - {kind: ece, name: calibrated, max: 0.05, resamples: 100}
+- {kind: top1_accuracy, name: per_camera, min: 0.0, slices: {column: camera}}
 """
 
 
@@ -109,7 +110,15 @@ def report(tmp_path_factory):
     from qa.application import RunOptions, run_suite
 
     root = tmp_path_factory.mktemp("browser")
-    suite = write_suite(root / "suite.yaml", write_data(root / "digits", per_class=3), CHECKS)
+    digits = write_data(root / "digits", per_class=3)
+    images = sorted(digits.rglob("*.png"))
+    rows = [
+        f"{p.relative_to(digits).as_posix()},{p.parent.name},{'AB'[i % 2]}"
+        for i, p in enumerate(images)
+    ]
+    (root / "eval.csv").write_text("path,label,camera\n" + "\n".join(rows) + "\n")
+    data = f"{{manifest: {root / 'eval.csv'}, root: {digits}}}"
+    suite = write_suite(root / "suite.yaml", data, CHECKS)
     ckpt = save_tiny(root / "cand.pt", seed=4)
     run_suite(suite, ckpt, RunOptions(out=root / "reports", cache_dir=None, progress=False))
     return root / "reports"

@@ -42,6 +42,7 @@ def test_json_is_versioned_strict_and_lets_a_reader_redo_each_decision():
         "threshold",
         "details",
         "slice",
+        "slices",
         "seconds",
         "effect",
     }

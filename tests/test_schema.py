@@ -59,7 +59,7 @@ def _suite_file(tmp_path: Path, doc: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["smoke", "release", "README"])
+@pytest.mark.parametrize("name", ["smoke", "release", "slices", "README"])
 def test_the_shipped_suites_and_the_readme_example_are_valid(tmp_path, suite_validator, name):
     path = _readme_suite(tmp_path) if name == "README" else ROOT / "suites" / f"{name}.yaml"
     load_suite(path)

@@ -38,6 +38,7 @@ FAMILY_MODULES = (
     "qa.checks.leakage",
     "qa.checks.regression",
     "qa.checks.robustness",
+    "qa.checks.slice_gap",
 )
 
 
@@ -66,7 +67,8 @@ class CheckResult:
     """The outcome of one check: every number it compared, so a reader can redo the decision.
 
     `threshold` is {"metric": name in metrics, "op": ">=" or "<=", "value": number} or None;
-    `effect` (qa.checks.effect) the estimate, interval and regression facts of a gate, or {}.
+    `effect` (qa.checks.effect) the estimate, interval and regression facts of a gate, or {};
+    `slices` a row per slice of a per-slice gate (qa.slicing), None for any other check.
     """
 
     status: Status
@@ -75,6 +77,7 @@ class CheckResult:
     threshold: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     effect: dict[str, Any] = field(default_factory=dict)
+    slices: list[dict[str, Any]] | None = None
 
 
 class Stop(Exception):

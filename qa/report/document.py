@@ -38,6 +38,17 @@ class _Threshold(_Strict):
     value: float | None
 
 
+class _SliceRow(_Strict):
+    value: str
+    n: int
+    status: Status
+    confidence: float | None  # the Holm level it was judged at; None: too small, not judged
+    message: str
+    metrics: dict[str, Any] | None = None
+    threshold: _Threshold | None = None
+    effect: dict[str, Any] | None = None
+
+
 class _Check(_Strict):
     name: str
     kind: str
@@ -49,6 +60,7 @@ class _Check(_Strict):
     threshold: _Threshold | None
     details: dict[str, Any] | None = None
     slice: dict[str, Any] | None = None
+    slices: list[_SliceRow] | None = None  # a per-slice gate's rows (qa.slicing)
     seconds: float | None
 
 

@@ -137,6 +137,25 @@ def effect_lines(check: dict) -> list[str]:
     return [t for t in (first, regression_text(check), borderline_text(check)) if t]
 
 
+def slice_name(check: dict, row: dict) -> str:
+    """A slice of a per-slice gate as reports name it, "camera=B"."""
+    return f"{(check.get('metrics') or {}).get('slice_column', 'slice')}={row['value']}"
+
+
+def slice_lines(check: dict) -> list[str]:
+    """One line per slice of a per-slice gate (qa.slicing) that did not pass, e.g.
+    "✗ camera=B (n 40, at 95%): top-1 accuracy lower 95% bound 0.35 misses >= 0.8 (20/40)"."""
+    lines = []
+    for row in check.get("slices") or []:
+        if row["status"] in ("fail", "error"):
+            level = f", at {row['confidence'] * 100:g}%" if row.get("confidence") else ""
+            lines.append(
+                f"{SYMBOLS[row['status']]} {slice_name(check, row)} (n {row['n']}{level}): "
+                f"{row['message']}"
+            )
+    return lines
+
+
 def _signed(value) -> str:
     text = rounded(value)
     return f"+{text}" if isinstance(value, int | float) and value > 0 else text

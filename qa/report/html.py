@@ -9,6 +9,7 @@ The banner names the checks that fail the run (fail and error, and warn in a str
 the table lists them first (fmt.WORST_FIRST). Each row gives the estimate with its interval at
 the run's confidence, the deciding comparison, and under the message a regression gate's
 effect and a borderline decision's note, in the words of every other format (qa.report.fmt),
+and under a per-slice gate's row one row per slice (worst first, qa.slicing),
 with numbers rounded for people (full precision stays in result.json). Below 640 px (a phone)
 the rows become cards of labelled lines and nothing is wider than the screen.
 """
@@ -26,6 +27,7 @@ from qa.report.fmt import (
     printable,
     regression_text,
     rounded,
+    slice_name,
 )
 
 MAX_TABLE_ROWS = 25
@@ -127,6 +129,24 @@ def _table(details: dict) -> dict | None:
     return None
 
 
+def _slice_rows(check: dict) -> list[dict]:
+    """A per-slice gate's rows for the checks table, worst status first, at most
+    MAX_TABLE_ROWS: each slice's name, size, level, estimate, decision and message."""
+    rows = sorted(check.get("slices") or [], key=lambda r: WORST_FIRST.index(r["status"]))
+    return [
+        {
+            "name": slice_name(check, r),
+            "status": r["status"],
+            "n": rounded(r["n"]),
+            "level": f"{r['confidence'] * 100:g}%" if r.get("confidence") else "",
+            "interval": interval_text(r),
+            "decision": decision(r),
+            "message": r["message"],
+        }
+        for r in rows[:MAX_TABLE_ROWS]
+    ]
+
+
 def _check_view(check: dict, index: int) -> dict:
     metrics, threshold = check.get("metrics") or {}, check.get("threshold")
     details, effect = check.get("details") or {}, check.get("effect") or {}
@@ -145,6 +165,8 @@ def _check_view(check: dict, index: int) -> dict:
         "borderline": bool(effect.get("borderline")),
         "figures": _figures(check),
         "table": _table(details),
+        "slice_rows": _slice_rows(check),
+        "slices_more": max(len(check.get("slices") or []) - MAX_TABLE_ROWS, 0),
         "thumbnails": (details.get("thumbnails") or [])[:MAX_THUMBNAILS],
         "metrics_fmt": [(k, rounded(v)) for k, v in metrics.items()],
     }

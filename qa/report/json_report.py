@@ -62,6 +62,14 @@ added `error` and the error document; `load` reads versions 1 and 2):
                                 "more_samples" (about how many more samples would settle a
                                 borderline decision, null if that cannot be said). Absent
                                 from results written before it was added
+        slices                  a per-slice gate's rows (`slices: {column}` or slice_gap,
+                                qa.slicing), null for any other check: one per value of the
+                                column, {"value", "n", "status", "confidence" (the Holm
+                                level it was judged at; null for a slice under min_size,
+                                not judged, status "skip"), "message", "metrics",
+                                "threshold", "effect"}; the check's own metrics, threshold
+                                and effect are its worst slice's, with "slice_column",
+                                "worst_slice", "slices", "slices_failed", "slices_skipped"
         slice                   {"column", "equals" | "in"} the check was restricted to, or null
         seconds                 time the check took
 

@@ -4,7 +4,8 @@ Rendered from the JSON result. classname is the check's family, name the check's
 failed gate is a <failure>, a check that could not be evaluated an <error>, a skipped one
 <skipped>, each with the check's message; the text of a failure or error, and the system-out
 of a pass or warning, add the gate's effect (estimate, interval, threshold, regression facts,
-borderline: qa.report.fmt.effect_lines), numbers rounded for people.
+borderline: qa.report.fmt.effect_lines) and, for a per-slice gate, a line per slice that did
+not pass (fmt.slice_lines), numbers rounded for people.
 
 JUnit has no warning state, and a warning hidden in a passing testcase is one nobody reads, so
 a `warn` (a failed gate of severity warn) is a <skipped message="warn: MESSAGE">: GitLab's test
@@ -23,7 +24,7 @@ XML 1.0 cannot hold, even escaped) is written as a visible escape, so the file a
 
 import xml.etree.ElementTree as ET
 
-from qa.report.fmt import effect_lines, printable, rounded
+from qa.report.fmt import effect_lines, printable, rounded, slice_lines
 
 TAGS = {"fail": "failure", "error": "error", "skip": "skipped"}
 
@@ -93,5 +94,10 @@ def _decision(check: dict, message: str) -> str:
         return ""
     value, limit = rounded(metrics[t["metric"]]), rounded(t["value"])
     return "\n".join(
-        [message, f"{t['metric']} = {value} ({t['op']} {limit} required)", *effect_lines(check)]
+        [
+            message,
+            f"{t['metric']} = {value} ({t['op']} {limit} required)",
+            *effect_lines(check),
+            *slice_lines(check),
+        ]
     )

@@ -3,7 +3,8 @@
 Rendered from the JSON result. The failing checks are named under the verdict and come first
 in the table (then errors, warnings, passes, skips): the reader of a pull request wants to
 know what blocks the merge. Each row gives the estimate with its interval, the deciding
-comparison, and, under the message, a regression gate's effect and a borderline note.
+comparison, and, under the message, a regression gate's effect, a borderline note and, for a
+per-slice gate, a line per slice that did not pass.
 
 Names, messages and paths come from suites, folder names and saved results, and GitHub renders
 this file: every such string is written as literal text (`literal`, `code_span`), so a check named
@@ -22,6 +23,7 @@ from qa.report.fmt import (
     printable,
     reduced_precision,
     regression_text,
+    slice_lines,
 )
 
 # Markdown punctuation that can start a link, image, emphasis, code span, math or table cell.
@@ -72,7 +74,9 @@ def render(doc: dict) -> str:
         lines[1:1] = ["", "Failing: " + ", ".join(code_span(name) for name in failing)]
     for c in sorted(doc["checks"], key=lambda c: WORST_FIRST.index(c["status"])):
         # the regression facts and a borderline note under the message, in the same cell
-        notes = [literal(t) for t in (c["message"], regression_text(c), borderline_text(c)) if t]
+        # and, for a per-slice gate, a line per slice that did not pass
+        texts = (c["message"], regression_text(c), borderline_text(c), *slice_lines(c))
+        notes = [literal(t) for t in texts if t]
         lines.append(
             f"| {SYMBOLS[c['status']]} {c['status']} | {literal(c['name'])} "
             f"| {literal(interval_text(c))} | {literal(decision(c))} | {'<br>'.join(notes)} |"
