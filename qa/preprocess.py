@@ -73,8 +73,12 @@ class UnitTensor:
 
         image = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
         image = image.permute(2, 0, 1)
+        height, width = image.shape[-2:]
+        if min(height, width) == self.resize and height == width == self.crop:
+            # both kernels would return it untouched, and decoded pixels lie in [0, 1]: the
+            # common case of data stored at the model's size, spared their dispatch
+            return image.contiguous()
         mode = InterpolationMode(self.interpolation)
-        # both kernels return their input untouched when it already has the size asked for
         image = F.resize(image, [self.resize], interpolation=mode, antialias=True)
         image = F.center_crop(image, [self.crop])
         return image.clamp(0.0, 1.0).contiguous()

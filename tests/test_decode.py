@@ -216,23 +216,25 @@ def _digit_at(path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (32, 45), (45, 32), (17, 23), (90, 64)])
-def test_the_unit_tensor_equals_torchvisions_composed_pipeline(interpolation, height, width):
-    """to_unit_tensor calls torchvision's kernels directly: the same tensor, bit for bit, as the
-    v2.Compose it replaces, whether the image needs resizing, cropping, both or neither."""
+@pytest.mark.parametrize("crop", [28, 32])
+def test_the_unit_tensor_equals_torchvisions_composed_pipeline(interpolation, height, width, crop):
+    """to_unit_tensor calls torchvision's kernels directly, and skips them for an image already
+    at the model's size: the same tensor, bit for bit, as the v2.Compose it replaces, whether
+    the image needs resizing, cropping, both or neither."""
     from torchvision.transforms import v2
 
     pixels = np.random.default_rng(height * width).random((height, width, 3), dtype=np.float32)
-    preprocessing = {**PREPROCESSING, "resize": 32, "crop": 28, "interpolation": interpolation}
+    preprocessing = {**PREPROCESSING, "resize": 32, "crop": crop, "interpolation": interpolation}
     mode = v2.InterpolationMode(interpolation)
     reference = v2.Compose(
         [
             v2.ToImage(),
             v2.Resize(32, interpolation=mode, antialias=True),
-            v2.CenterCrop(28),
+            v2.CenterCrop(crop),
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
     expected = reference(pixels).clamp(0.0, 1.0)
     got = to_unit_tensor(preprocessing)(pixels)
-    assert got.shape == (3, 28, 28) and got.dtype == torch.float32
+    assert got.shape == (3, crop, crop) and got.dtype == torch.float32 and got.is_contiguous()
     assert torch.equal(got, expected.as_subclass(torch.Tensor))
