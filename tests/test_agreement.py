@@ -9,13 +9,14 @@ from qa.evidence import BASELINE, CLEAN, Evidence
 CHECK = load_all()["prediction_agreement"]
 
 
-def _run(candidate, baseline, **params):
+def _run(candidate, baseline, facts=None, **params):
     labels = np.array([0, 1, 2, 0])
     evidence = Evidence(
         ["a", "b", "c"],
         labels,
         ["s0", "s1", "s2", "s3"],
         {CLEAN: np.asarray(candidate, np.float32), BASELINE: np.asarray(baseline, np.float32)},
+        model_facts=facts or {},
     )
     return CHECK.run(evidence, CHECK.params(**params))
 
@@ -56,3 +57,19 @@ def test_non_finite_logits_are_an_error_not_a_pass():
     broken = np.array(BASE)
     broken[0, 0] = np.nan
     assert _run(broken, BASE).status == "error"
+
+
+def test_a_baseline_that_is_the_candidates_own_file_is_an_error_not_a_pass():
+    same = {"candidate": {"sha256": "ab" * 32}, "baseline": {"sha256": "ab" * 32}}
+    result = _run(BASE, BASE, same)
+    assert result.status == "error" and "own file" in result.message
+
+
+def test_an_export_says_whether_the_baseline_is_its_source():
+    def facts(baseline_sha):
+        export = {"sha256": "cd" * 32, "provenance": {"source_sha256": "ab" * 32}}
+        return {"candidate": export, "baseline": {"sha256": baseline_sha}}
+
+    assert _run(BASE, BASE, facts("ab" * 32)).metrics["baseline_is_source"] is True
+    assert _run(BASE, BASE, facts("ef" * 32)).metrics["baseline_is_source"] is False
+    assert "baseline_is_source" not in _run(BASE, BASE).metrics

@@ -111,10 +111,12 @@ def test_the_export_is_faithful_as_a_regression_gate(exported, data, tmp_path):
     assert _run(suite, path, "--out", tmp_path / "r") == 0
     (check,) = json.loads((tmp_path / "r" / "result.json").read_text())["checks"]
     assert check["metrics"]["flips"] == 0 and check["metrics"]["max_logit_diff"] <= 1e-4
+    assert check["metrics"]["baseline_is_source"] is True
     other = save_tiny(tmp_path / "other.pt", seed=6)
     assert _run(suite, path, "--baseline", other, "--out", tmp_path / "r") == 1
     (check,) = json.loads((tmp_path / "r" / "result.json").read_text())["checks"]
     assert check["metrics"]["flips"] == len(check["details"]["flips"]) > 0
+    assert check["metrics"]["baseline_is_source"] is False
 
 
 def test_qa_describe_prints_the_models_metadata(exported, capsys):

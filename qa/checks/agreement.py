@@ -5,7 +5,10 @@ recompiled or re-saved copy), "as good as" is not the question: "the same" is. T
 eval samples whose top-1 prediction differs is exact over the eval set, so it is gated as it
 is, with no interval and no confidence: it claims nothing beyond these samples, and a
 tolerance of 0 means not one sample may change. The largest logit difference (after each
-model's temperature) is reported, and gated too when `max_logit_diff` is given.
+model's temperature) is reported, and gated too when `max_logit_diff` is given. A baseline
+that is the candidate's own file (same sha256) would agree vacuously: that is an error; and
+when the candidate names its source checkpoint (an ONNX export's `qa.source_sha256`), the
+result says whether the baseline is that checkpoint.
 """
 
 from typing import ClassVar
@@ -13,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from qa.checks import CheckResult, gate, register
+from qa.checks import CheckResult, Stop, gate, register
 from qa.checks.paired_evidence import PairedEvidence
 from qa.checks.regression import RegressionParams
 from qa.evidence import Evidence
@@ -40,6 +43,10 @@ class AgreementParams(RegressionParams):
 def prediction_agreement(evidence: Evidence, p: AgreementParams) -> CheckResult:
     """Exact count of eval samples predicted differently from the baseline: "the export is faithful"."""
     pe = PairedEvidence(evidence)
+    candidate = evidence.model_facts.get("candidate") or {}
+    baseline = evidence.model_facts.get("baseline") or {}
+    if candidate.get("sha256") and candidate["sha256"] == baseline.get("sha256"):
+        raise Stop("error", "the baseline is the candidate's own file: it agrees with itself")
     n = len(pe.labels)
     differ = np.flatnonzero(pe.cand_pred != pe.base_pred)
     logit_diff = float(np.abs(pe.cand_logits - pe.base_logits).max(initial=0.0))
@@ -56,6 +63,9 @@ def prediction_agreement(evidence: Evidence, p: AgreementParams) -> CheckResult:
         "baseline": base,
         "delta": cand - base,
     }
+    source = (candidate.get("provenance") or {}).get("source_sha256")
+    if source:  # an export names its source checkpoint: say whether that is the baseline
+        metrics["baseline_is_source"] = source == baseline.get("sha256")
     result = gate("flips", len(differ), "<=", p.max_flips, metrics, "predictions changed")
     if result.status == "pass" and p.max_logit_diff is not None:
         result = gate(
