@@ -67,11 +67,14 @@ def prediction_agreement(evidence: Evidence, p: AgreementParams) -> CheckResult:
     if source:  # an export names its source checkpoint: say whether that is the baseline
         metrics["baseline_is_source"] = source == baseline.get("sha256")
     result = gate("flips", len(differ), "<=", p.max_flips, metrics, "predictions changed")
-    if result.status == "pass" and p.max_logit_diff is not None:
-        result = gate(
+    message = f"{result.message}; largest logit change {logit_diff:.3g}"
+    if p.max_logit_diff is not None:
+        logits = gate(
             "max_logit_diff", logit_diff, "<=", p.max_logit_diff, metrics, "largest logit change"
         )
-    result.message += f" (exact over {n} eval samples; largest logit change {logit_diff:.3g})"
+        message += f" {'meets' if logits.status == 'pass' else 'misses'} <= {p.max_logit_diff:g}"
+        result = result if result.status != "pass" else logits
+    result.message = f"{message} (exact over {n} eval samples)"
     names = evidence.class_names
     result.details = {
         "flips": [
