@@ -22,6 +22,7 @@ refused in one line.
 """
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +33,7 @@ from torch import nn
 
 from qa import suite_errors as err
 from qa.checkpoint import LoadedModel
-from qa.errors import InputError
+from qa.errors import InputError, first_line
 from qa.preprocess import Preprocessing
 from qa.torchfile import FileBytes, read_file
 
@@ -131,7 +132,7 @@ def describe_onnx(path: str | Path) -> dict:
         "sha256": blob.digest,
         "format": "onnx",
         "arch": meta.arch,
-        "parameters": sum(_size(t.dims) for t in proto.graph.initializer),
+        "parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
         "inputs": {v.name: _shape(v) for v in _inputs(proto)},
         "outputs": {v.name: _shape(v) for v in proto.graph.output},
         "class_names": meta.class_names,
@@ -158,10 +159,12 @@ def _parse(blob: FileBytes):
     try:
         proto = onnx.load_model_from_string(blob.data)
     except Exception as exc:
-        raise InputError(f"{blob.path}: not a readable ONNX model ({_short(exc)})") from None
-    local = {f.domain for f in proto.functions}
+        raise InputError(
+            f"{blob.path}: not a readable ONNX model ({first_line(exc)[:160]})"
+        ) from None
+    local = {(f.domain, f.name) for f in proto.functions}
     for node in _nodes(proto):
-        if node.domain not in STANDARD_DOMAINS and node.domain not in local:
+        if node.domain not in STANDARD_DOMAINS and (node.domain, node.op_type) not in local:
             raise InputError(
                 f"{blob.path}: refusing an ONNX model with operators of the custom domain "
                 f"{node.domain!r} ({node.op_type}): they need a custom-op library, which qa "
@@ -269,13 +272,6 @@ def _shape(value) -> list:
     ]
 
 
-def _size(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
-
-
 def _signature(proto, names: list[str], preprocessing: dict, path: Path) -> tuple[str, str]:
     """The names of the image input and the logits output; InputError when the graph does not
     take one float (batch, 3, crop, crop) input or gives no output of one score a class."""
@@ -289,15 +285,14 @@ def _signature(proto, names: list[str], preprocessing: dict, path: Path) -> tupl
         for got, size in zip(shape[1:], (3, crop, crop), strict=True)
     ):
         raise InputError(f"{path}: expected {want}, found shape {shape}")
-    output = proto.graph.output[0]
-    out_shape = _shape(output)
-    classes = out_shape[1] if len(out_shape) == 2 else None
-    if len(out_shape) != 2 or (isinstance(classes, int) and classes != len(names)):
+    out_shape = _shape(proto.graph.output[0]) if proto.graph.output else None
+    classes = out_shape[1] if out_shape and len(out_shape) == 2 else None
+    if classes is None or (isinstance(classes, int) and classes != len(names)):
         raise InputError(
             f"{path}: expected the first output to be (batch, {len(names)}), one score per "
-            f"class, found {out_shape}"
+            f"class, found {out_shape or 'no output'}"
         )
-    return inputs[0].name, output.name
+    return inputs[0].name, proto.graph.output[0].name
 
 
 def _provenance(proto, meta: OnnxMeta) -> dict:
@@ -308,11 +303,6 @@ def _provenance(proto, meta: OnnxMeta) -> dict:
     if meta.source_sha256:
         prov["source_sha256"] = meta.source_sha256
     return prov
-
-
-def _short(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:160]
 
 
 class OnnxModule(nn.Module):
@@ -341,7 +331,9 @@ class OnnxModule(nn.Module):
                 [self._output], {self._image: batch}
             )
         except Exception as exc:
-            raise InputError(f"{path}: onnxruntime failed on a batch ({_short(exc)})") from None
+            raise InputError(
+                f"{path}: onnxruntime failed on a batch ({first_line(exc)[:160]})"
+            ) from None
         return torch.from_numpy(logits).to(images.device)
 
     def _session(self, cuda: bool):
@@ -363,6 +355,6 @@ class OnnxModule(nn.Module):
                 )
             except Exception as exc:
                 raise InputError(
-                    f"{self._blob.path}: onnxruntime cannot load the model ({_short(exc)})"
+                    f"{self._blob.path}: onnxruntime cannot load the model ({first_line(exc)[:160]})"
                 ) from None
         return self._sessions[cuda]

@@ -25,7 +25,7 @@ from qa.cli import main
 from qa.errors import InputError
 from qa.evidence import CLEAN
 from qa.formats import load_any
-from qa.suite import load_suite
+from qa.suite import ModelSpec, load_suite
 from qa.torchfile import archive_kind
 from trainer.cli import main as trainer_main
 from trainer.export import export_onnx
@@ -50,6 +50,13 @@ def exported(tmp_path_factory):
 
 def _suite(tmp_path, data, checks=CHECKS, head=""):
     return load_suite(write_suite(tmp_path / "s.yaml", data, checks, head))
+
+
+def _spec():
+    """The suite's `model:` as SPEC writes it."""
+    return ModelSpec(
+        arch="resnet18", class_names=DIGITS, preprocessing={"resize": SIZE, "crop": SIZE}
+    )
 
 
 def _run(*args) -> int:
@@ -175,6 +182,16 @@ def test_bad_metadata_is_one_line(tmp_path, props, expected):
     assert "\n" not in str(caught.value)
 
 
+def test_a_damaged_onnx_file_is_one_line(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07 not a protobuf at all")
+    with pytest.raises(InputError, match=r"bad\.onnx: not a readable ONNX model") as caught:
+        load_any(tmp_path / "bad.onnx")
+    assert "\n" not in str(caught.value)
+    (tmp_path / "empty.onnx").write_bytes(b"\x08\x07")  # parses: a model with no graph
+    with pytest.raises(InputError, match=r"expected one float32 input"):
+        load_any(tmp_path / "empty.onnx", _spec())
+
+
 def test_custom_operators_and_external_data_are_refused(tmp_path):
     model = onnx.load(_foreign(tmp_path / "f.onnx"))
     model.graph.node[0].domain = "com.example.evil"
@@ -188,6 +205,31 @@ def test_custom_operators_and_external_data_are_refused(tmp_path):
     assert (tmp_path / "w.bin").exists()
     with pytest.raises(InputError, match="tensor 'w' is stored as external data"):
         load_any(tmp_path / "ext.onnx")
+
+
+def test_operators_of_the_models_own_local_functions_are_fine(tmp_path):
+    model = onnx.load(_foreign(tmp_path / "f.onnx"))
+    twice = helper.make_function(
+        "local.fn",
+        "Twice",
+        ["x"],
+        ["y"],
+        [helper.make_node("Add", ["x", "x"], ["y"])],
+        [helper.make_opsetid("", 18)],
+    )
+    model.functions.append(twice)
+    model.opset_import.append(helper.make_opsetid("local.fn", 1))
+    model.graph.node[1].output[0] = "flat1"
+    model.graph.node.insert(2, helper.make_node("Twice", ["flat1"], ["flat"], domain="local.fn"))
+    onnx.save_model(model, tmp_path / "local.onnx")
+    image = torch.rand(1, 3, SIZE, SIZE)
+    plain = load_any(tmp_path / "f.onnx", _spec()).module(image)
+    local = load_any(tmp_path / "local.onnx", _spec()).module(image)
+    torch.testing.assert_close(local, 2 * plain)
+    model.graph.node[2].op_type = "Thrice"  # the domain, but no function of that name
+    onnx.save_model(model, tmp_path / "unknown.onnx")
+    with pytest.raises(InputError, match=r"custom domain 'local\.fn' \(Thrice\)"):
+        load_any(tmp_path / "unknown.onnx", _spec())
 
 
 def test_onnx_bytes_are_told_apart_from_torch_files(exported):
