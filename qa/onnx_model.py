@@ -277,8 +277,11 @@ def _signature(proto, names: list[str], preprocessing: dict, path: Path) -> tupl
     take one float (batch, 3, crop, crop) input or gives no output of one score a class."""
     inputs, crop = _inputs(proto), int(preprocessing["crop"])
     want = f"one float32 input of shape (batch, 3, {crop}, {crop})"
-    if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != _FLOAT:
+    if len(inputs) != 1:
         raise InputError(f"{path}: expected {want}, found {len(inputs)} inputs")
+    if inputs[0].type.tensor_type.elem_type != _FLOAT:
+        kind = _onnx().TensorProto.DataType.Name(inputs[0].type.tensor_type.elem_type)
+        raise InputError(f"{path}: expected {want}, found an input of {kind.lower()}")
     shape = _shape(inputs[0])
     if len(shape) != 4 or any(
         isinstance(got, int) and got != size
@@ -307,13 +310,14 @@ def _provenance(proto, meta: OnnxMeta) -> dict:
 
 class OnnxModule(nn.Module):
     """An ONNX model as a torch module: (B, 3, H, W) float batch in, (B, C) logits out, on the
-    batch's device. One onnxruntime session per device kind, made on first use."""
+    batch's device. A CPU session is made at load (so a model onnxruntime cannot run is refused
+    there), a CUDA one on the first batch on CUDA where onnxruntime has that provider."""
 
     def __init__(self, blob: FileBytes, image: str, output: str):
         super().__init__()
         self._blob, self._image, self._output = blob, image, output
         self._sessions: dict[bool, Any] = {}
-        self._session(cuda=False)  # a model onnxruntime cannot run is refused at load
+        self._session(cuda=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Run the session on the batch; fp32 only, no gradients (module docstring)."""

@@ -187,6 +187,11 @@ def test_a_damaged_onnx_file_is_one_line(tmp_path):
     with pytest.raises(InputError, match=r"bad\.onnx: not a readable ONNX model") as caught:
         load_any(tmp_path / "bad.onnx")
     assert "\n" not in str(caught.value)
+    model = onnx.load(_foreign(tmp_path / "f.onnx"))
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save_model(model, tmp_path / "bytes.onnx")
+    with pytest.raises(InputError, match=r"float32 input .*, found an input of uint8"):
+        load_any(tmp_path / "bytes.onnx", _spec())
     (tmp_path / "empty.onnx").write_bytes(b"\x08\x07")  # parses: a model with no graph
     with pytest.raises(InputError, match=r"expected one float32 input"):
         load_any(tmp_path / "empty.onnx", _spec())
