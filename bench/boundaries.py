@@ -265,7 +265,37 @@ def _robust_pair(rng, n):
     return evidence(labels, arrays)
 
 
+def _agreeing(flips: int):
+    """The candidate is the baseline plus float noise far below its margins, with exactly
+    `flips` predictions changed: prediction_agreement's count is exact, so a candidate with
+    exactly max_flips changes must pass every time, and one with one more fail every time."""
+
+    def draw(rng, n):
+        labels = labels_of(rng, n)
+        base = one_hot_logits(predicted(labels, rng.random(n) < 0.85, rng))
+        cand = base + rng.normal(0, 1e-6, base.shape).astype(np.float32)
+        changed = rng.choice(n, flips, replace=False)
+        cand[changed] = np.roll(cand[changed], 1, axis=1)  # another class on top
+        return evidence(labels, {CLEAN: cand, BASELINE: base})
+
+    return draw
+
+
 REGRESSION = [
+    Scenario(
+        "prediction_agreement",
+        "exactly 2 changed predictions = max_flips",
+        {"max_flips": 2},
+        _agreeing(2),
+        "fail",
+    ),
+    Scenario(
+        "prediction_agreement",
+        "exactly 3 changed predictions > max_flips 2",
+        {"max_flips": 2},
+        _agreeing(3),
+        "pass",
+    ),
     Scenario("accuracy_regression", "equal accuracy", {}, _paired(_pair(0.05, 0.05)), "fail"),
     Scenario(
         "accuracy_regression",

@@ -343,8 +343,9 @@ def _schema(args) -> int:
 
 def _describe(args) -> int:
     from qa.checkpoint import describe, description_json, description_lines  # torch: here only
+    from qa.onnx_model import describe_onnx, is_onnx_file
 
-    info = describe(args.checkpoint)
+    info = (describe_onnx if is_onnx_file(args.checkpoint) else describe)(args.checkpoint)
     print(description_json(info) if args.json else "\n".join(description_lines(info)))
     return ExitCode.OK
 

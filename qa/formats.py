@@ -1,8 +1,9 @@
 """Every checkpoint format `qa run` accepts, behind one call: `load_any`.
 
-qa's own format (qa.checkpoint) and a plain state_dict are read without running code; a pickled
-module, a TorchScript archive and a torch.export archive run code from the file when loaded,
-so they load only with --trust-checkpoint (`trust`). Files that do not describe themselves
+qa's own format (qa.checkpoint), a plain state_dict and an ONNX model (qa.onnx_model, run by
+onnxruntime) are read without running code; a pickled module, a TorchScript archive and a
+torch.export archive run code from the file when loaded, so they load only with
+--trust-checkpoint (`trust`). Files that do not describe themselves
 take what they lack (architecture, class names, preprocessing) from the suite's `model:`.
 
 `READERS` maps each kind of torch file `qa.torchfile.archive_kind` tells apart to the function
@@ -28,6 +29,7 @@ from qa.architectures import (
 from qa.checkpoint import LoadedModel, loaded_model
 from qa.checkpoint_meta import FORMAT, kind_of, validate_checkpoint
 from qa.errors import InputError, UntrustedCheckpointError
+from qa.onnx_model import read_onnx
 from qa.torchfile import (
     NEEDS_CODE,
     FileBytes,
@@ -89,6 +91,7 @@ READERS: dict[str, Callable[[FileBytes, Any, bool], LoadedModel]] = {
     "pickle": _read_pickle,
     "torchscript": _read_torchscript,
     "export": _read_export,
+    "onnx": read_onnx,  # runs no code, so needs no trust (qa.onnx_model)
 }
 
 

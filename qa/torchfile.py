@@ -68,13 +68,18 @@ def read_file(path: str | Path) -> FileBytes:
 
 
 def archive_kind(data: bytes) -> str:
-    """What torch file these bytes are, from their zip members: "export", "torchscript" or "pickle".
+    """What model file these bytes are: "onnx", or from their zip members "export",
+    "torchscript" or "pickle".
 
-    torch.export archives carry an `archive_format` member and TorchScript archives a `code/`
-    tree or `constants.pkl`; anything else (torch.save's zip or legacy format) is a pickle.
-    qa.formats.READERS has a reader for each kind. A misjudged file is still safe: untrusted
-    bytes only ever reach `unpickle`.
+    An ONNX model is a protobuf whose first field is its ir_version (tag byte 0x08, then a
+    small varint); no pickle or zip starts so. torch.export archives carry an `archive_format`
+    member and TorchScript archives a `code/` tree or `constants.pkl`; anything else
+    (torch.save's zip or legacy format) is a pickle. qa.formats.READERS has a reader for each
+    kind. A misjudged file is still safe: untrusted bytes only ever reach `unpickle` or the
+    ONNX parser, neither of which runs code.
     """
+    if len(data) > 1 and data[0] == 0x08 and 0 < data[1] < 0x80:
+        return "onnx"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()

@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `trainer` command line: data, describe, finetune."""
+    """The `trainer` command line: data, describe, export, finetune."""
     parser = _Parser(prog="trainer", description="Fine-tune torchvision classifiers for qa.")
     parser.add_argument("--version", action="version", version=f"trainer (qa {__version__})")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="print a checkpoint's metadata")
     describe.add_argument("checkpoint", help="a qa checkpoint (.pt)")
     describe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    export = commands.add_parser(
+        "export", help="write a checkpoint as a self-describing model file"
+    )
+    export.add_argument("--onnx", required=True, metavar="CHECKPOINT", help="a qa checkpoint (.pt)")
+    export.add_argument("--out", required=True, help="the ONNX file to write")
 
     finetune = commands.add_parser(
         "finetune",
@@ -117,6 +123,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         info = describe(args.checkpoint)
         print(description_json(info) if args.json else "\n".join(description_lines(info)))
+    elif args.command == "export":
+        from trainer.export import export_onnx
+
+        done = export_onnx(args.onnx, args.out)
+        print(
+            f"wrote {done['path']} (ONNX opset {done['opset']}, sha256 {done['sha256'][:12]}, "
+            f"from {args.onnx} sha256 {done['source_sha256'][:12]})"
+        )
     else:
         from trainer.finetune import finetune
 

@@ -29,10 +29,12 @@ from qa.evidence import CLEAN, Evidence, View
 
 STATUSES = ("pass", "fail", "warn", "error", "skip")  # every status a check outcome can have
 Status = Literal[STATUSES]
-# the modules whose kinds load_all registers; a family may span several (data: data, leakage),
-# and qa.checks.params, the shared parameter types, registers none
+# the modules whose kinds load_all registers; a family may span several (data: data, leakage;
+# regression: regression, agreement), and qa.checks.params, the shared parameter types,
+# registers none
 FAMILY_MODULES = (
     "qa.checks.accuracy",
+    "qa.checks.agreement",
     "qa.checks.calibration",
     "qa.checks.data",
     "qa.checks.leakage",
