@@ -30,7 +30,10 @@ ABSENT = 2.0  # the threshold of a class no sample is labelled with: no probabil
 def confident_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Per class j, the mean probability of j over the samples labelled j (K,)."""
     labels = np.asarray(labels)
-    t = [probs[labels == j, j].mean() if (labels == j).any() else ABSENT for j in range(probs.shape[1])]
+    t = [
+        probs[labels == j, j].mean() if (labels == j).any() else ABSENT
+        for j in range(probs.shape[1])
+    ]
     return np.clip(np.asarray(t, dtype=np.float64), MIN_THRESHOLD, None)
 
 
