@@ -87,7 +87,7 @@ def _out_of_sample(evidence: Evidence, p: LabelIssuesParams):
             f"{p.folds}-fold cross-validation needs {p.folds} train samples of every class; "
             f"fewer in {names}: lower `folds`",
         )
-    probs = li.cross_validated_probabilities(logits, labels, p.folds, p.seed)
+    probs = li.cross_validated_probabilities(logits, labels, logits.shape[1], p.folds, p.seed)
     return (
         labels,
         ids,

@@ -127,12 +127,12 @@ def ranked_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 
 def cross_validated_probabilities(
-    features: np.ndarray, labels: np.ndarray, folds: int, seed: int
+    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int, seed: int
 ) -> np.ndarray:
     """Out-of-sample class probabilities (N, K) for every sample: a multinomial logistic
     regression on standardised `features` (a model's logits), fitted on the other folds of a
-    stratified, seeded `folds`-fold split and applied to the held-out one. Columns follow the
-    classes 0..K-1 of `features`; a class absent from a fold's training part gets 0 there.
+    stratified, seeded `folds`-fold split and applied to the held-out one. Columns are the
+    classes 0..n_classes-1; a class absent from a fold's training part gets 0 there.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -141,7 +141,7 @@ def cross_validated_probabilities(
 
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    probs = np.zeros((len(labels), features.shape[1]))
+    probs = np.zeros((len(labels), n_classes))
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fit, held in split.split(features, labels):
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
