@@ -64,9 +64,13 @@ class LabelIssuesParams(CheckParams):
 def _out_of_sample(evidence: Evidence, p: LabelIssuesParams):
     """(labels, sample ids, out-of-sample probabilities, how they were made) of the split."""
     view = View(split=p.split)
-    if p.split != "eval" and view not in evidence.arrays:
+    if view not in evidence.arrays:
+        if p.split == "eval":
+            raise Stop("error", "no logits of the eval split were computed")
         raise Stop("skip", f"skip: the suite has no {p.split} split")
     logits = finite_logits(evidence, view)
+    if len(logits) == 0:
+        raise Stop("error", f"the {p.split} split has no samples")
     if p.split == "eval":
         labels, ids = evidence.labels, evidence.sample_ids
     else:

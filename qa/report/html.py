@@ -115,7 +115,7 @@ def _class_deltas(rows) -> bool:
 
 def _table(details: dict) -> dict | None:
     """The first list of row-dicts in the details, as a capped table."""
-    for key in ("classes", "families", "views", "flips", "failing_paths"):
+    for key in ("classes", "families", "views", "flips", "issues", "failing_paths"):
         rows = details.get(key)
         if rows and isinstance(rows, list):
             if not isinstance(rows[0], dict):
@@ -125,6 +125,18 @@ def _table(details: dict) -> dict | None:
             more = len(rows) - len(body)
             return {"title": f"{key} ({len(rows)})", "header": header, "rows": body, "more": more}
     return None
+
+
+def _captioned(details: dict) -> list[dict]:
+    """The thumbnails, each captioned "given → suggested" when a row of details["issues"]
+    (label_issues) names its path with those labels."""
+    issues = details.get("issues")
+    rows = [r for r in issues if isinstance(r, dict)] if isinstance(issues, list) else []
+    captions = {r.get("path"): f"{r.get('given')} → {r.get('suggested')}" for r in rows}
+    return [
+        {**t, "caption": captions.get(t.get("path"))} if isinstance(t, dict) else t
+        for t in details.get("thumbnails") or []
+    ]
 
 
 def _check_view(check: dict, index: int) -> dict:
@@ -145,7 +157,7 @@ def _check_view(check: dict, index: int) -> dict:
         "borderline": bool(effect.get("borderline")),
         "figures": _figures(check),
         "table": _table(details),
-        "thumbnails": (details.get("thumbnails") or [])[:MAX_THUMBNAILS],
+        "thumbnails": _captioned(details)[:MAX_THUMBNAILS],
         "metrics_fmt": [(k, rounded(v)) for k, v in metrics.items()],
     }
 
