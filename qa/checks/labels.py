@@ -118,8 +118,11 @@ def _issues(evidence: Evidence, labels, ids, probs, order) -> list[dict]:
 
 @register("label_issues", "data", LabelIssuesParams)
 def label_issues(evidence: Evidence, p: LabelIssuesParams) -> CheckResult:
-    """Labels that disagree confidently with out-of-sample predictions (confident learning),
-    listed worst first with the suggested label; gated on their count or rate."""
+    """Labels that disagree confidently with out-of-sample predictions, gated on count or rate.
+
+    Confident learning (qa.metrics.label_issues) flags them; they are listed worst first (lowest
+    probability of the given label) with the label the probabilities suggest.
+    """
     labels, ids, probs, source = _out_of_sample(evidence, p)
     labels = np.asarray(labels, dtype=np.int64)
     order = li.ranked_issues(labels, probs)
