@@ -79,6 +79,17 @@ def _out_of_sample(evidence: Evidence, p: LabelIssuesParams):
         raise Stop("error", f"the {p.split} split's labels, ids and logits do not line up")
     if p.split != "train":
         return labels, ids, cal.softmax(logits), "the candidate's predictions (held out)"
+    return (
+        labels,
+        ids,
+        _cross_validated(evidence, logits, labels, p),
+        (f"{p.folds}-fold cross-validated logistic regression on the candidate's train logits"),
+    )
+
+
+def _cross_validated(evidence: Evidence, logits, labels, p: LabelIssuesParams) -> np.ndarray:
+    """Out-of-sample probabilities of the train split; Stop when a class is too small to
+    appear in every fold."""
     counts = np.bincount(labels, minlength=logits.shape[1])
     present = np.flatnonzero(counts)
     if len(present) < 2:
@@ -91,13 +102,7 @@ def _out_of_sample(evidence: Evidence, p: LabelIssuesParams):
             f"{p.folds}-fold cross-validation needs {p.folds} train samples of every class; "
             f"fewer in {names}: lower `folds`",
         )
-    probs = li.cross_validated_probabilities(logits, labels, logits.shape[1], p.folds, p.seed)
-    return (
-        labels,
-        ids,
-        probs,
-        (f"{p.folds}-fold cross-validated logistic regression on the candidate's train logits"),
-    )
+    return li.cross_validated_probabilities(logits, labels, logits.shape[1], p.folds, p.seed)
 
 
 def _issues(evidence: Evidence, labels, ids, probs, order) -> list[dict]:
@@ -131,7 +136,7 @@ def label_issues(evidence: Evidence, p: LabelIssuesParams) -> CheckResult:
     low, high = binomial_bounds(k, n, evidence.confidence, evidence.interval_method)
     metrics = {
         "n_issues": k,
-        "issue_rate": k / n if n else float("nan"),
+        "issue_rate": k / n,
         "issue_rate_low": low,
         "issue_rate_high": high,
         "k": k,
