@@ -129,6 +129,22 @@ ACCURACY = [
     ),
 ]
 
+# --- data family: label issues -----------------------------------------------------------------
+
+
+def _label_noise(rng, n):
+    """5% of the labels are wrong (a uniform other class); the model is right and equally
+    sure of every sample, so confident learning flags exactly the wrong labels: the flagged
+    rate of the population is 0.05."""
+    true = labels_of(rng, n)
+    given = predicted(true, rng.random(n) >= 0.05, rng)
+    return evidence(given, {CLEAN: one_hot_logits(true)})
+
+
+DATA = [
+    Scenario("label_issues", "flagged-label rate 0.05", {"max_rate": 0.05}, _label_noise, "pass"),
+]
+
 # --- calibration family -----------------------------------------------------------------------
 
 

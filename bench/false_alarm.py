@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from boundaries import ACCURACY, REGRESSION, calibration_scenarios
+from boundaries import ACCURACY, DATA, REGRESSION, calibration_scenarios
 from boundary_robustness import SCENARIOS as ROBUSTNESS
 
 from qa.checks import load_all
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[270, 2000])
     ap.add_argument("--kinds", nargs="*", help="only these gate kinds")
     args = ap.parse_args()
-    scenarios = ACCURACY + calibration_scenarios() + REGRESSION
+    scenarios = ACCURACY + DATA + calibration_scenarios() + REGRESSION
     scenarios = [s for s in scenarios if not args.kinds or s.kind in args.kinds]
     alpha = 1 - CONFIDENCE
     print(f"confidence {CONFIDENCE}; {args.reps} eval sets per row; wrong = the decision a model")

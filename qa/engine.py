@@ -171,6 +171,7 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
         arrays=ViewArrays(arrays, keep),
         metadata=dict(evaluation.dataset.metadata),
         split_labels={k: s.labels for k, s in splits.items() if k != "eval"},
+        split_ids={k: list(s.dataset.ids) for k, s in splits.items() if k != "eval"},
         model_facts={"candidate": model_facts(candidate), "baseline": model_facts(baseline)},
         info={"excluded": excluded},
         profiles=profiles,

@@ -126,6 +126,7 @@ class Evidence:
     arrays: Mapping[View, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # manifest columns, per sample
     split_labels: dict[str, np.ndarray] = field(default_factory=dict)  # labels of non-eval splits
+    split_ids: dict[str, list[str]] = field(default_factory=dict)  # their sample ids, in order
     # the suite's `defaults`, which the runner sets; these defaults are the suite's own
     confidence: float = DEFAULT_CONFIDENCE
     interval_method: str = DEFAULT_METHOD  # binomial intervals: "wilson" or "clopper_pearson"

@@ -29,8 +29,8 @@ from qa.evidence import CLEAN, Evidence, View
 
 STATUSES = ("pass", "fail", "warn", "error", "skip")  # every status a check outcome can have
 Status = Literal[STATUSES]
-# the modules whose kinds load_all registers; a family may span several (data: data, leakage;
-# regression: regression, agreement), and qa.checks.params, the shared parameter types,
+# the modules whose kinds load_all registers; a family may span several (data: data, leakage,
+# labels; regression: regression, agreement), and qa.checks.params, the shared parameter types,
 # registers none
 FAMILY_MODULES = (
     "qa.checks.accuracy",
@@ -38,6 +38,7 @@ FAMILY_MODULES = (
     "qa.checks.calibration",
     "qa.checks.data",
     "qa.checks.leakage",
+    "qa.checks.labels",
     "qa.checks.regression",
     "qa.checks.robustness",
     "qa.checks.slice_gap",

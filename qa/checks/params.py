@@ -28,7 +28,9 @@ GateOn = Annotated[
     ),
 ]
 Resamples = Annotated[int, Field(ge=100, description="bootstrap resamples")]
-Seed = Annotated[int, Field(description="seed of the bootstrap (and of any hold-out half)")]
+Seed = Annotated[
+    int, Field(description="seed of the bootstrap (and of any hold-out half or cross-validation)")
+]
 Bins = Annotated[int, Field(ge=1, le=1000, description="number of confidence bins")]
 Binning = Annotated[Literal[BINNINGS], Field(description="equal-width or equal-mass bins")]
 Perturbations = Annotated[

@@ -117,7 +117,7 @@ def _class_deltas(rows) -> bool:
 
 def _table(details: dict) -> dict | None:
     """The first list of row-dicts in the details, as a capped table."""
-    for key in ("classes", "families", "views", "flips", "failing_paths"):
+    for key in ("classes", "families", "views", "flips", "issues", "failing_paths"):
         rows = details.get(key)
         if rows and isinstance(rows, list):
             if not isinstance(rows[0], dict):
@@ -147,6 +147,18 @@ def _slice_rows(check: dict) -> list[dict]:
     ]
 
 
+def _captioned(details: dict) -> list[dict]:
+    """The thumbnails, each captioned "given → suggested" when a row of details["issues"]
+    (label_issues) names its path with those labels."""
+    issues = details.get("issues")
+    rows = [r for r in issues if isinstance(r, dict)] if isinstance(issues, list) else []
+    captions = {r.get("path"): f"{r.get('given')} → {r.get('suggested')}" for r in rows}
+    return [
+        {**t, "caption": captions.get(t.get("path"))} if isinstance(t, dict) else t
+        for t in details.get("thumbnails") or []
+    ]
+
+
 def _check_view(check: dict, index: int) -> dict:
     metrics, threshold = check.get("metrics") or {}, check.get("threshold")
     details, effect = check.get("details") or {}, check.get("effect") or {}
@@ -167,7 +179,7 @@ def _check_view(check: dict, index: int) -> dict:
         "table": _table(details),
         "slice_rows": _slice_rows(check),
         "slices_more": max(len(check.get("slices") or []) - MAX_TABLE_ROWS, 0),
-        "thumbnails": (details.get("thumbnails") or [])[:MAX_THUMBNAILS],
+        "thumbnails": _captioned(details)[:MAX_THUMBNAILS],
         "metrics_fmt": [(k, rounded(v)) for k, v in metrics.items()],
     }
 
