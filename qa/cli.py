@@ -42,10 +42,6 @@ import sys
 import time
 import traceback
 
-from jinja2 import TemplateError
-from rich.console import Console
-
-from qa import cli_info
 from qa.cli_args import build_parser
 from qa.errors import (
     ExitCode,
@@ -57,21 +53,9 @@ from qa.errors import (
     first_line,
 )
 from qa.io import check_writable, write_text_atomic
-from qa.report import (
-    FORMATS,
-    ReportWriteError,
-    annotations,
-    append_step_summary,
-    compare,
-    history,
-    json_report,
-    terminal,
-    write_report_set,
-)
-from qa.result import now
-from qa.schema import SCHEMAS
-from qa.suite import load_suite
-from qa.suite_errors import SuiteError
+
+# Each command imports what it needs (the reports, the suite schema, rich) when it runs, so
+# that `qa --help` imports none of them: it must answer at once.
 
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
@@ -149,6 +133,9 @@ def _run_rank(args, group) -> int:
     """One rank's `qa run`; its exit code. Rank 0 (the only rank in one process) prints,
     writes the reports and returns the verdict's code; the other ranks compute their shards
     and print only errors of their own, prefixed "rank K: "."""
+    from qa.report import json_report
+    from qa.result import now
+
     lead = group.rank == 0
     try:  # else no report could say what went wrong
         group.together(lambda: lead and check_writable(args.out, "--out", folder=True))
@@ -219,6 +206,10 @@ def _gate(args, group):
 
 
 def _show(doc: dict, quiet: bool) -> None:
+    from rich.console import Console
+
+    from qa.report import terminal
+
     console = Console()
     if quiet:
         console.print(terminal.verdict_line(doc))
@@ -232,6 +223,8 @@ def _publish(doc: dict, out: str) -> None:
 
     Neither failure changes the exit code: the verdict (or the error) already decided it.
     """
+    from qa.report import ReportWriteError, annotations, append_step_summary, write_report_set
+
     try:
         write_report_set(doc, out)
     except ReportWriteError as exc:
@@ -247,6 +240,8 @@ def _publish(doc: dict, out: str) -> None:
 
 
 def _report(args) -> int:
+    from qa.report import FORMATS, json_report, terminal
+
     if args.out is not None:
         check_writable(args.out, "--out")
     doc = json_report.load(args.result)
@@ -260,6 +255,8 @@ def _report(args) -> int:
 def _render_or_refuse(path: str, render, doc: dict, *extra):
     """`render(doc, *extra)`; a document `load` accepted that still cannot be rendered (a
     hand-made `details` the figures cannot draw, say) is the file's fault: InputError."""
+    from jinja2 import TemplateError
+
     try:
         return render(doc, *extra)
     except (LookupError, TypeError, ValueError, AttributeError, TemplateError) as exc:
@@ -269,10 +266,14 @@ def _render_or_refuse(path: str, render, doc: dict, *extra):
 
 
 def _diff(args) -> int:
+    from qa.report import compare
+
     return _view(args, compare, lambda: compare.load(args.old, args.new))
 
 
 def _history(args) -> int:
+    from qa.report import history
+
     return _view(args, history, lambda: history.load(args.paths))
 
 
@@ -291,6 +292,8 @@ def _emit(args, show, render) -> int:
     """Show on the terminal (its width and colours) for `--format terminal` without `--out`;
     else write `render()`'s text to stdout or, atomically, to `--out`."""
     if args.format == "terminal" and args.out is None:
+        from rich.console import Console
+
         show(Console())
         return ExitCode.OK
     text = render()
@@ -302,6 +305,9 @@ def _emit(args, show, render) -> int:
 
 
 def _validate(args) -> int:
+    from qa.suite import load_suite
+    from qa.suite_errors import SuiteError
+
     try:
         suite = load_suite(args.suite, check_paths=True)
     except SuiteError as exc:  # every problem, in line order
@@ -312,6 +318,10 @@ def _validate(args) -> int:
 
 
 def _checks(args) -> int:
+    from rich.console import Console
+
+    from qa import cli_info
+
     rows = cli_info.check_rows(args.kind)
     if args.json:
         print(cli_info.as_json(rows, one=args.kind is not None))
@@ -323,6 +333,8 @@ def _checks(args) -> int:
 
 
 def _schema(args) -> int:
+    from qa.schema import SCHEMAS
+
     print(json.dumps(SCHEMAS[args.document](), indent=2))
     return ExitCode.OK
 

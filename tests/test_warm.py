@@ -132,3 +132,21 @@ def test_facts_json_would_change_are_not_stored(tmp_path):
 def test_trust_and_the_suite_model_are_part_of_the_key():
     assert facts_key("d" * 64, None, False) != facts_key("d" * 64, None, True)
     assert facts_key("d" * 64, None, False) != facts_key("e" * 64, None, False)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_help_imports_no_numpy_pydantic_rich_or_jinja(argv, tmp_path):
+    """`qa --help` answers at once: the commands import the reports, the suite schema and rich
+    when they run, and building the parser reads no report registry."""
+    code = (
+        "import sys\nfrom qa.cli import main\n"
+        f"code = main({argv!r})\n"
+        "heavy = {'numpy', 'pydantic', 'rich', 'jinja2', 'yaml'}\n"
+        "heavy &= {m.split('.')[0] for m in sys.modules}\n"
+        "assert not heavy, f'{heavy} imported'\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
