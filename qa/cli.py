@@ -123,7 +123,7 @@ def _calibrate(args) -> int:
 
 
 def _run(args) -> int:
-    from qa.distributed import from_environment  # torch: imported only by this command
+    from qa.distributed import from_environment  # numpy, and torch under torchrun: this command
 
     with from_environment(args.device) as group:
         return _agree(group, _run_rank(args, group))
@@ -186,7 +186,7 @@ def _agree(group, code: int) -> int:
 def _gate(args, group):
     """The finished RunReport of `qa run` on rank 0, None on the other ranks (the reports are
     written by the caller)."""
-    from qa.application import RunOptions, run_suite  # torch: imported only by this command
+    from qa.application import RunOptions, run_suite  # torch when a view is computed: here only
 
     options = RunOptions(
         baseline=args.baseline,
