@@ -265,22 +265,8 @@ def load_dataset(spec) -> Dataset:
         return Dataset(pattern, Path(pattern).parent, classes, samples, ids, {})
     classes, samples = scan_image_folder(spec.path)
     root = Path(spec.path)
-    ids = _relative_ids(root, samples)
+    ids = [s.path.relative_to(root).as_posix() for s in samples]
     return Dataset(str(spec.path), root, classes, samples, ids, {})
-
-
-def _relative_ids(root: Path, samples: list[Sample]) -> list[str]:
-    """Each sample's path below `root`, "/"-separated (its id): the text after root's, since
-    scan_image_folder builds every path onto `root` (Path.relative_to would cost more than the
-    rest of a warm run's scan)."""
-    prefix = "" if root == Path(".") else os.path.join(root, "")
-    ids = []
-    for sample in samples:
-        text = str(sample.path)
-        if not text.startswith(prefix):
-            raise ValueError(f"{text} is not below {root}")  # a scan's bug, never user input
-        ids.append(text[len(prefix) :].replace(os.sep, "/"))
-    return ids
 
 
 def read_manifest(manifest: str | Path, root: str | Path | None = None) -> Dataset:
