@@ -7,31 +7,33 @@ show beyond check results: the overview (confusion matrix), thumbnails of flagge
 (qa.thumbnails), the gallery of images (qa.gallery) and the environment. Printing and exit codes are qa.cli's.
 """
 
+import ast
 import functools
+import importlib
+import importlib.util
 import platform
+import sys
 import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchvision
 
 import qa
 from qa import cache, plugins
-from qa.checkpoint import LoadedModel
 from qa.distributed import SINGLE, Group
 from qa.engine import EvidenceRequest, build_evidence, load_splits
 from qa.errors import InputError
-from qa.evidence import CLEAN, Evidence, View
-from qa.formats import load_any
+from qa.evidence import CLEAN, SEED, Evidence, Split, View
+from qa.facts import load_checkpoint
 from qa.gallery import build_gallery
-from qa.inference import SEED, Split, resolve_device
 from qa.io import atomic_path, check_writable
 from qa.metrics.accuracy import confusion_matrix, predictions
 from qa.perturb import perturb_view
+from qa.precision import device_type
 from qa.precision import resolve as resolve_precision
 from qa.profile_views import decodability_checked
 from qa.report import write_reports
@@ -39,6 +41,11 @@ from qa.result import RunReport, model_summary, now
 from qa.runner import exit_code, plan, run_checks, verdict
 from qa.suite import Suite, load_suite
 from qa.thumbnails import attach_thumbnails
+
+if TYPE_CHECKING:  # torch is imported only when a view must be computed (qa.facts)
+    import torch
+
+    from qa.checkpoint import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,10 @@ def run_suite(
         checkpoint=model_summary(evidence.model_facts["candidate"]),
         baseline=model_summary(evidence.model_facts["baseline"]),
         environment=environment(
-            request.device.type, request.precision, group.world, plugins.provenance(suite.plugins)
+            device_type(request.device),
+            request.precision,
+            group.world,
+            plugins.provenance(suite.plugins),
         ),
         outcomes=outcomes,
         overview=overview(evidence),
@@ -123,21 +133,52 @@ def _prepare(
     if group.rank == 0 and options.save_predictions_to is not None:
         check_writable(options.save_predictions_to, "--save-predictions")
     suite = load_suite(suite_path, baseline=options.baseline, trust_plugins=options.trust_plugins)
-    device = resolve_device(options.device)
-    if device.type == group.device.type:  # a sharded run on CUDA: this rank's GPU
-        device = group.device
+    device = _device(options.device, group)
     run_precision(suite, options, device)  # an fp16 run on the CPU fails before any loading
-    candidate = load_any(checkpoint, suite.model, options.trust)
-    baseline = _load_baseline(suite, options.trust) if suite.baseline else None
+    candidate = _load(checkpoint, suite, options, group)
+    baseline = _load_baseline(suite, options, group) if suite.baseline else None
     models = {"candidate": candidate, "baseline": baseline}
     return suite, evidence_request(suite, models, plan(suite), device, options, group)
 
 
+def _device(name: str, group: Group) -> "torch.device | str":
+    """The run's device: "cpu" by name, so that a run whose views are all cached never imports
+    torch; CUDA through qa.inference.resolve_device (one line when absent), this rank's GPU in
+    a sharded run."""
+    if name == "cpu":
+        return "cpu"
+    from qa.inference import resolve_device  # torch: a CUDA run asks torch for its device
+
+    device = resolve_device(name)
+    if device.type == device_type(group.device):  # a sharded run on CUDA: this rank's GPU
+        device = group.device
+    return device
+
+
+def _load(path: str | Path, suite: Suite, options: RunOptions, group: Group) -> "LoadedModel":
+    """A checkpoint: its facts from the cache when they are there (qa.facts: the model itself
+    loads only if a view is missing), else loaded now (qa.formats)."""
+    return load_checkpoint(
+        path,
+        suite.model,
+        options.trust,
+        options.cache_dir,
+        functools.partial(_load_bytes, model_spec=suite.model, trust=options.trust),
+        writable=group.rank == 0,
+    )
+
+
+def _load_bytes(blob, model_spec, trust: bool) -> "LoadedModel":
+    from qa.formats import load_bytes  # torch: loading a model
+
+    return load_bytes(blob, model_spec, trust)
+
+
 def evidence_request(
     suite: Suite,
-    models: dict[str, LoadedModel | None],
+    models: "dict[str, LoadedModel | None]",
     views: list[View],
-    device: torch.device,
+    device: "torch.device | str",
     options: RunOptions = RunOptions(),
     group: Group = SINGLE,
 ) -> EvidenceRequest:
@@ -165,16 +206,16 @@ def evidence_request(
     )
 
 
-def run_precision(suite: Suite, options: RunOptions, device: torch.device) -> str:
+def run_precision(suite: Suite, options: RunOptions, device: "torch.device | str") -> str:
     """The run's precision: `--precision`, else the suite's `defaults.precision`; InputError
     (one line) when the device cannot run it (qa.precision.resolve: fp16 needs CUDA)."""
     return resolve_precision(options.precision or suite.defaults.precision, device)
 
 
-def _load_baseline(suite: Suite, trust: bool) -> LoadedModel:
+def _load_baseline(suite: Suite, options: RunOptions, group: Group) -> "LoadedModel":
     """The suite's baseline; InputError prefixed with "baseline" when it is missing or bad."""
     try:
-        return load_any(suite.baseline, suite.model, trust)
+        return _load(suite.baseline, suite, options, group)
     except InputError as exc:
         raise type(exc)(f"baseline {exc}") from None
 
@@ -187,8 +228,8 @@ def environment(
     modules with their code's digests (qa.plugins.provenance): so a result can be reproduced."""
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": package_version("torch"),
+        "torchvision": package_version("torchvision"),
         "qa": qa.__version__,
         "platform": platform.platform(),
         "device": device,
@@ -196,6 +237,24 @@ def environment(
         "world_size": world_size,
         "plugins": list(plugin_modules),
     }
+
+
+def package_version(name: str) -> str:
+    """A package's `__version__` ("2.4.1+cu121"), read from its `version.py` without importing
+    it when it is not imported yet (a run served by the cache never imports torch)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return str(module.__version__)
+    spec = importlib.util.find_spec(name)
+    folder = spec.submodule_search_locations if spec else None
+    if folder:
+        source = Path(next(iter(folder)), "version.py")
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "__version__" for t in node.targets
+            ):
+                return str(ast.literal_eval(node.value))
+    return str(importlib.import_module(name).__version__)
 
 
 def overview(evidence: Evidence) -> dict:

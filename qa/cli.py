@@ -46,10 +46,6 @@ import sys
 import time
 import traceback
 
-from jinja2 import TemplateError
-from rich.console import Console
-
-from qa import cli_info, cli_perturbations
 from qa.cli_args import build_parser
 from qa.errors import (
     ExitCode,
@@ -61,21 +57,9 @@ from qa.errors import (
     first_line,
 )
 from qa.io import check_writable, write_text_atomic
-from qa.report import (
-    FORMATS,
-    ReportWriteError,
-    annotations,
-    append_step_summary,
-    compare,
-    history,
-    json_report,
-    terminal,
-    write_report_set,
-)
-from qa.result import now
-from qa.schema import SCHEMAS
-from qa.suite import load_suite
-from qa.suite_errors import SuiteError
+
+# Each command imports what it needs (the reports, the suite schema, rich) when it runs, so
+# that `qa --help` imports none of them: it must answer at once.
 
 BUG_REPORT = "internal error (a bug in qa; please report it with this line, QA_DEBUG=1 shows more)"
 
@@ -143,7 +127,7 @@ def _calibrate(args) -> int:
 
 
 def _run(args) -> int:
-    from qa.distributed import from_environment  # torch: imported only by this command
+    from qa.distributed import from_environment  # numpy, and torch under torchrun: this command
 
     with from_environment(args.device) as group:
         return _agree(group, _run_rank(args, group))
@@ -153,6 +137,9 @@ def _run_rank(args, group) -> int:
     """One rank's `qa run`; its exit code. Rank 0 (the only rank in one process) prints,
     writes the reports and returns the verdict's code; the other ranks compute their shards
     and print only errors of their own, prefixed "rank K: "."""
+    from qa.report import json_report
+    from qa.result import now
+
     lead = group.rank == 0
     try:  # else no report could say what went wrong
         group.together(lambda: lead and check_writable(args.out, "--out", folder=True))
@@ -203,7 +190,7 @@ def _agree(group, code: int) -> int:
 def _gate(args, group):
     """The finished RunReport of `qa run` on rank 0, None on the other ranks (the reports are
     written by the caller)."""
-    from qa.application import RunOptions, run_suite  # torch: imported only by this command
+    from qa.application import RunOptions, run_suite  # torch when a view is computed: here only
 
     options = RunOptions(
         baseline=args.baseline,
@@ -224,6 +211,10 @@ def _gate(args, group):
 
 
 def _show(doc: dict, quiet: bool) -> None:
+    from rich.console import Console
+
+    from qa.report import terminal
+
     console = Console()
     if quiet:
         console.print(terminal.verdict_line(doc))
@@ -237,6 +228,8 @@ def _publish(doc: dict, out: str) -> None:
 
     Neither failure changes the exit code: the verdict (or the error) already decided it.
     """
+    from qa.report import ReportWriteError, annotations, append_step_summary, write_report_set
+
     try:
         write_report_set(doc, out)
     except ReportWriteError as exc:
@@ -252,6 +245,8 @@ def _publish(doc: dict, out: str) -> None:
 
 
 def _report(args) -> int:
+    from qa.report import FORMATS, json_report, terminal
+
     if args.out is not None:
         check_writable(args.out, "--out")
     doc = json_report.load(args.result)
@@ -265,6 +260,8 @@ def _report(args) -> int:
 def _render_or_refuse(path: str, render, doc: dict, *extra):
     """`render(doc, *extra)`; a document `load` accepted that still cannot be rendered (a
     hand-made `details` the figures cannot draw, say) is the file's fault: InputError."""
+    from jinja2 import TemplateError
+
     try:
         return render(doc, *extra)
     except (LookupError, TypeError, ValueError, AttributeError, TemplateError) as exc:
@@ -274,10 +271,14 @@ def _render_or_refuse(path: str, render, doc: dict, *extra):
 
 
 def _diff(args) -> int:
+    from qa.report import compare
+
     return _view(args, compare, lambda: compare.load(args.old, args.new))
 
 
 def _history(args) -> int:
+    from qa.report import history
+
     return _view(args, history, lambda: history.load(args.paths))
 
 
@@ -296,6 +297,8 @@ def _emit(args, show, render) -> int:
     """Show on the terminal (its width and colours) for `--format terminal` without `--out`;
     else write `render()`'s text to stdout or, atomically, to `--out`."""
     if args.format == "terminal" and args.out is None:
+        from rich.console import Console
+
         show(Console())
         return ExitCode.OK
     text = render()
@@ -307,6 +310,9 @@ def _emit(args, show, render) -> int:
 
 
 def _validate(args) -> int:
+    from qa.suite import load_suite
+    from qa.suite_errors import SuiteError
+
     try:
         suite = load_suite(args.suite, check_paths=True, trust_plugins=args.trust_plugins)
     except SuiteError as exc:  # every problem, in line order
@@ -317,6 +323,10 @@ def _validate(args) -> int:
 
 
 def _checks(args) -> int:
+    from rich.console import Console
+
+    from qa import cli_info
+
     rows = cli_info.check_rows(args.kind)
     if args.json:
         print(cli_info.as_json(rows, one=args.kind is not None))
@@ -328,6 +338,10 @@ def _checks(args) -> int:
 
 
 def _perturbations(args) -> int:
+    from rich.console import Console
+
+    from qa import cli_perturbations
+
     rows = cli_perturbations.perturbation_rows()
     if args.json:
         print(cli_perturbations.as_json(rows))
@@ -337,6 +351,8 @@ def _perturbations(args) -> int:
 
 
 def _schema(args) -> int:
+    from qa.schema import SCHEMAS
+
     print(json.dumps(SCHEMAS[args.document](), indent=2))
     return ExitCode.OK
 

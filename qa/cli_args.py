@@ -2,10 +2,10 @@
 the command `args.command` names. Torch-free, as `qa --help` must be."""
 
 import argparse
+import importlib
 
 from qa import __version__
 from qa.precision import PRECISIONS
-from qa.report import FORMATS, compare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     report = sub.add_parser("report", help="re-render a saved result.json (runs nothing)")
     report.add_argument("result", help="a result.json written by `qa run`")
-    report.add_argument("--format", choices=list(FORMATS), default="terminal")
+    report.add_argument(
+        "--format", choices=_Names("qa.report", "FORMATS"), default="terminal", **_FORMAT_HELP
+    )
     report.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
     diff_parser = sub.add_parser(
         "diff", help="compare two saved results: verdict, values, new failures"
@@ -60,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="DIR_OR_FILE", help="result.json or a folder"
     )
     for view in (diff_parser, history_parser):
-        view.add_argument("--format", choices=list(compare.RENDERERS), default="terminal")
+        view.add_argument(
+            "--format",
+            choices=_Names("qa.report.compare", "RENDERERS"),
+            default="terminal",
+            **_FORMAT_HELP,
+        )
         view.add_argument("--out", metavar="FILE", help="write here atomically (default: stdout)")
     validate = sub.add_parser("validate", help="check a suite's schema without running it")
     validate.add_argument("suite")
@@ -94,6 +101,28 @@ def _trust_plugins(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="import the modules the suite's `plugins:` names (runs their code)",
     )
+
+
+# argparse spells out a metavar when it adds the argument, but a help text only when it shows it
+_FORMAT_HELP = {"metavar": "FORMAT", "help": "%(choices)s (default: %(default)s)"}
+
+
+class _Names:
+    """The names of a registry, `module.name`, imported when argparse first reads them (to
+    check a `--format` or show a subcommand's help): building the parser, which `qa --help`
+    does, imports no report renderer."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def _names(self) -> list[str]:
+        return list(getattr(importlib.import_module(self.module), self.name))
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, value) -> bool:
+        return value in self._names()
 
 
 def _positive(text: str) -> int:

@@ -23,16 +23,17 @@ import datetime
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 from qa.errors import InputError, PeerError, RankError, RankInputError, first_line
 
+if TYPE_CHECKING:
+    import torch
+
 TIMEOUT_VARIABLE = "QA_DIST_TIMEOUT"
-CPU = torch.device("cpu")
+CPU = "cpu"  # SINGLE's device, by name: one process imports torch only to compute a view
 DEFAULT_TIMEOUT = 600.0  # seconds: long enough for a slow rank's batch, short of a stuck CI job
 
 
@@ -45,7 +46,7 @@ class Group:
 
     rank: int = 0
     world: int = 1
-    device: torch.device = CPU
+    device: "torch.device | str" = CPU
 
     def shard(self, n: int) -> range:
         """This rank's contiguous share of range(n): the shards in rank order cover it exactly,
@@ -64,6 +65,9 @@ class Group:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if self.world == 1:
             return rows
+        import torch
+        import torch.distributed as dist
+
         shape = torch.tensor(rows.shape, dtype=torch.int64, device=self.device)
         shapes = [torch.empty_like(shape) for _ in range(self.world)]
         with self._collective("gather_rows"):
@@ -87,6 +91,8 @@ class Group:
         """[rank 0's obj, rank 1's obj, ...] on every rank (picklable, a few MB at most)."""
         if self.world == 1:
             return [obj]
+        import torch.distributed as dist
+
         gathered: list = [None] * self.world
         with self._collective("all_gather_objects"):
             dist.all_gather_object(gathered, obj)
@@ -96,6 +102,8 @@ class Group:
         """Rank 0's `obj` on every rank (the others' `obj` is ignored)."""
         if self.world == 1:
             return obj
+        import torch.distributed as dist
+
         box = [obj if self.rank == 0 else None]
         with self._collective("broadcast"):
             dist.broadcast_object_list(box, src=0)
@@ -183,8 +191,11 @@ def from_environment(device: str) -> Iterator[Group]:
     if world <= 1:
         yield SINGLE
         return
+    import torch
+    import torch.distributed as dist
+
     rank = int(os.environ["RANK"])
-    target = CPU
+    target = torch.device(CPU)
     if device == "cuda" and torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if local >= torch.cuda.device_count():

@@ -18,18 +18,22 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from qa import cache, data, passes, profile_views, progress
-from qa.checkpoint import LoadedModel
 from qa.data import labels_for, load_dataset
 from qa.distributed import SINGLE, Group
 from qa.errors import InputError
-from qa.evidence import Evidence, Stored, View, ViewArrays, model_facts
-from qa.inference import SEED, Perturb, Split, default_workers, infer_adversarial
+from qa.evidence import Evidence, Split, Stored, View, ViewArrays, model_facts
 from qa.passes import GEOMETRY
+
+if TYPE_CHECKING:  # torch is imported by the passes that compute a view, not by the engine
+    import torch
+
+    from qa.checkpoint import LoadedModel
+    from qa.inference import Perturb
 
 
 @dataclass
@@ -42,7 +46,7 @@ class EvidenceRequest:
     models      "candidate" (a LoadedModel) and "baseline" (a LoadedModel, or None)
     views       what to compute (qa.runner.plan); a view this engine cannot compute is left out
     device      where the passes run; batch_size  images per batch (adversarial views are
-                keyed on it); workers  decoding processes (None: default_workers(device))
+                keyed on it); workers  decoding processes (None: qa.inference.default_workers)
     cache_dir   where views are cached by content; None computes everything and caches nothing
     perturb     the hook applying a corruption View to a batch; None leaves such views out
     ladder      the suite's corruption ladder: corruption views are keyed on it
@@ -57,13 +61,13 @@ class EvidenceRequest:
     """
 
     splits: dict[str, Split]
-    models: dict[str, LoadedModel | None]
+    models: "dict[str, LoadedModel | None]"
     views: list[View]
-    device: torch.device | str = "cpu"
+    device: "torch.device | str" = "cpu"
     batch_size: int = 256
     workers: int | None = None
     cache_dir: str | Path | None = cache.DEFAULT_DIR
-    perturb: Perturb | None = None
+    perturb: "Perturb | None" = None
     ladder: str = "auto"
     undecodable_reported: set[str] = field(default_factory=set)
     progress: bool = True
@@ -85,7 +89,7 @@ def load_splits(specs: dict, views: list[View], class_names: list[str]) -> dict[
     return splits
 
 
-def column_order(baseline: LoadedModel, candidate: LoadedModel) -> np.ndarray:
+def column_order(baseline: "LoadedModel", candidate: "LoadedModel") -> np.ndarray:
     """Indices that reorder the baseline's logit columns into the candidate's class order.
 
     Classes are matched by name, so a baseline listing the same classes in another order is
@@ -127,7 +131,6 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
     out per split. With several ranks (request.group), every rank computes its shard and only
     rank 0 gets the Evidence; the others get None.
     """
-    torch.manual_seed(SEED)
     models, group = request.models, request.group
     candidate, baseline = models["candidate"], models.get("baseline")
     orders = {"candidate": None}
@@ -135,11 +138,10 @@ def build_evidence(request: EvidenceRequest) -> Evidence | None:
         orders["baseline"] = column_order(baseline, candidate)
     splits, views, cache_dir = request.splits, request.views, request.cache_dir
     keep, folder, writable = _folder(cache_dir, group)  # a read-only cache: one warning
-    device = torch.device(request.device)
     settings = dict(
-        device=device,
+        device=request.device,
         batch_size=request.batch_size,
-        workers=default_workers(device) if request.workers is None else request.workers,
+        workers=request.workers,
         perturb=request.perturb,
         orders=orders,
         ladder=request.ladder,
@@ -204,7 +206,7 @@ def _planned(views, groups, attacks, splits, group: Group) -> list[int]:
     return sizes + [len(splits[v.split].dataset.ids) for v in attacks]
 
 
-def _computable(view: View, models: dict, perturb: Perturb | None) -> bool:
+def _computable(view: View, models: dict, perturb: "Perturb | None") -> bool:
     """Whether this engine can compute `view` with the models and hooks it was given."""
     if models.get(view.model) is None:
         return False
@@ -230,6 +232,8 @@ def _adversarial(views: list[View], models, splits, settings, shown) -> dict[Vie
                 out[view] = Stored(found)
                 shown.skip()
                 continue
+        from qa.inference import infer_adversarial  # torch: only for a view to compute
+
         order = settings["orders"][view.model]
         labels = split.labels if order is None else order[split.labels]
         shown.start(f"{view.model} on {view.split} ({view.name()})", len(labels))

@@ -12,6 +12,19 @@ from qa.metrics.intervals import DEFAULT_CONFIDENCE, DEFAULT_METHOD
 if TYPE_CHECKING:
     import pandas as pd
 
+    from qa.data import Dataset
+
+SEED = 0  # the seed of perturbations and attacks: part of every cache key
+
+
+@dataclass
+class Split:
+    """One split's data, its labels as indices into the candidate's classes, its fingerprint."""
+
+    dataset: "Dataset"
+    labels: np.ndarray
+    fingerprint: str | None = None
+
 
 @dataclass(frozen=True)
 class View:

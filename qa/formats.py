@@ -53,7 +53,12 @@ def load_any(path: str | Path, model_spec=None, trust: bool = False) -> LoadedMo
     preprocessing from `model_spec`). The file is read once: `digest` is the sha256 of the
     bytes that were loaded.
     """
-    blob = read_file(path)
+    return load_bytes(read_file(path), model_spec, trust)
+
+
+def load_bytes(blob: FileBytes, model_spec=None, trust: bool = False) -> LoadedModel:
+    """`load_any` of a checkpoint file's bytes already read (qa.torchfile.read_file): what
+    qa.facts loads when a run needs the model whose digest it already took."""
     return READERS[archive_kind(blob.data)](blob, model_spec, trust)
 
 

@@ -16,8 +16,10 @@ perturbations       for each perturbation the suite's views use, one eval image 
                     prediction wherever the suite computed that view
 pairs               the two files a duplicate or leakage check matched, side by side
 
-Model-related images are the model's input (resized and cropped); pairs show the files as the
-data checks decode them. Size is bounded whatever the number of samples: an image is at most
+Model-related images are the model's input (resized and cropped: mistakes and flips with PIL,
+so that a run whose views are all cached imports no torch; strips with the engine's own
+torchvision transform, since the perturbation acts on it); pairs show the files as the data
+checks decode them. Size is bounded whatever the number of samples: an image is at most
 MAX_SIDE pixels a side (a smaller one stays at its size, the page enlarges it), PNG or JPEG,
 whichever is smaller; a section shows at most MAX_ITEMS; and all data URIs together are at
 most BUDGET characters: each section takes an even share of what the ones before it left,
@@ -27,9 +29,9 @@ and stops at the first item that would pass its share (a strip counts as one ite
 import base64
 import io
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from qa import data
 from qa.data import Dataset, Sample
@@ -44,6 +46,10 @@ MAX_SIDE = 80
 BUDGET = 600_000  # characters of data URIs in the whole gallery
 JPEG_QUALITY = 85
 CHUNK = 4096  # rows of logits read at a time
+RESAMPLING = {"bilinear": 2, "bicubic": 3, "nearest": 0}  # PIL.Image.Resampling's numbers
+
+if TYPE_CHECKING:
+    import torch
 
 
 def build_gallery(suite, evidence: Evidence, request: EvidenceRequest, outcomes) -> dict:
@@ -96,7 +102,7 @@ class _Lookup:
         self.datasets: dict[str, Dataset] = {k: s.dataset for k, s in request.splits.items()}
         self._by_id: dict[str, dict[str, Sample]] = {}
         self.names = evidence.class_names
-        self.transform = to_unit_tensor(evidence.model_facts["candidate"]["preprocessing"])
+        self.preprocessing = evidence.model_facts["candidate"]["preprocessing"]
 
     def sample(self, split: str, sample_id: str) -> Sample | None:
         """The sample `sample_id` of `split`; None when the run has no such split or id."""
@@ -107,13 +113,13 @@ class _Lookup:
             )
         return self._by_id[split].get(sample_id)
 
-    def model_input(self, sample_id: str) -> torch.Tensor | None:
+    def model_input(self, sample_id: str) -> "torch.Tensor | None":
         """The eval sample as the engine's pass feeds it to the models: (3, H, W) in [0, 1]."""
         sample = self.sample("eval", sample_id)
         if sample is None:
             return None
         try:
-            return self.transform(decode_bytes(data.read_bytes(sample)))
+            return to_unit_tensor(self.preprocessing)(decode_bytes(data.read_bytes(sample)))
         except Exception:  # unreadable or undecodable (PIL raises many types): no image
             return None
 
@@ -128,9 +134,38 @@ class _Lookup:
             return None
 
     def input_uri(self, sample_id: str) -> str | None:
-        """The eval sample's model input as a data URI; None if it does not decode."""
-        image = self.model_input(sample_id)
-        return None if image is None else tensor_uri(image)
+        """The eval sample's model input, resized and cropped with PIL (`shown_input`), as a
+        data URI; None if it does not decode."""
+        sample = self.sample("eval", sample_id)
+        if sample is None:
+            return None
+        try:
+            return image_uri(shown_input(decode_bytes(data.read_bytes(sample)), self.preprocessing))
+        except Exception:  # unreadable or undecodable (PIL raises many types): no image
+            return None
+
+
+def shown_input(pixels: np.ndarray, preprocessing: dict) -> np.ndarray:
+    """Decoded pixels resized and centre-cropped as the model's input is (torchvision's sizes,
+    crop offsets and zero padding), with PIL's antialiased filter of the same name instead of
+    torch: a picture to look at, (crop, crop, 3) in [0, 1], not the evidence."""
+    img = rgb8(pixels)
+    width, height = img.size
+    side, crop = int(preprocessing["resize"]), int(preprocessing["crop"])
+    if width <= height:
+        size = (side, int(side * height / width))
+    else:
+        size = (int(side * width / height), side)
+    if size != img.size:
+        img = img.resize(size, RESAMPLING[preprocessing.get("interpolation", "bilinear")])
+    unit = np.asarray(img, dtype=np.float32) / np.float32(255)
+    short_h, short_w = max(crop - unit.shape[0], 0), max(crop - unit.shape[1], 0)
+    unit = np.pad(
+        unit, ((short_h // 2, (short_h + 1) // 2), (short_w // 2, (short_w + 1) // 2), (0, 0))
+    )
+    top = round((unit.shape[0] - crop) / 2.0)
+    left = round((unit.shape[1] - crop) / 2.0)
+    return unit[top : top + crop, left : left + crop]
 
 
 def image_uri(pixels: np.ndarray) -> str:
@@ -150,7 +185,7 @@ def image_uri(pixels: np.ndarray) -> str:
     return f"data:image/{fmt};base64," + base64.b64encode(blob).decode("ascii")
 
 
-def tensor_uri(image: torch.Tensor) -> str:
+def tensor_uri(image: "torch.Tensor") -> str:
     """A (3, H, W) float image in [0, 1] as a data URI (image_uri)."""
     return image_uri(image.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
 
@@ -235,13 +270,15 @@ def _flips(evidence: Evidence, look: _Lookup, outcomes):
 
 
 def strip_images(
-    image: torch.Tensor, sample_id: str, name: str, request: EvidenceRequest
-) -> list[torch.Tensor]:
+    image: "torch.Tensor", sample_id: str, name: str, request: EvidenceRequest
+) -> "list[torch.Tensor]":
     """`image` (the model input, `_Lookup.model_input`) clean and at severities 1-5 of
     perturbation `name`, as the engine's pass makes them: the request's perturbation hook
     (its seed and ladder; the draws depend on the sample id, not the batch) on the request's
     device, under its precision's autocast, since a CUDA generator draws other numbers than
     the CPU's."""
+    import torch  # a strip is made by the run's perturbation hook, on tensors
+
     batch = image[None].to(request.device)
     out = [image]
     with torch.inference_mode(), autocast(request.device, request.precision):
@@ -292,7 +329,7 @@ def _strips(evidence: Evidence, look: _Lookup, request: EvidenceRequest):
     return len(names), items(), {}
 
 
-def _strip_sample(evidence: Evidence, look: _Lookup) -> tuple[int, torch.Tensor] | None:
+def _strip_sample(evidence: Evidence, look: _Lookup) -> "tuple[int, torch.Tensor] | None":
     """The eval sample every strip shows, with its model input: the first the candidate gets
     right on clean data (so a strip shows where a corruption turns it wrong), else the first
     that decodes."""

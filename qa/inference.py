@@ -23,13 +23,12 @@ from torch.utils.data import Dataset as TorchDataset
 from qa import data
 from qa.adversarial import attack_view
 from qa.checkpoint import LoadedModel
-from qa.data import Dataset, Sample
+from qa.data import Sample
 from qa.errors import InputError
-from qa.evidence import View
-from qa.precision import autocast, prepare, to_input
+from qa.evidence import SEED, Split, View
+from qa.precision import autocast, device_type, prepare, to_input
 from qa.preprocess import decode_bytes, normalize, to_unit_tensor
 
-SEED = 0
 # A perturbation: a batch of [0, 1] images, the view naming it (perturbation, severity) and
 # each image's sample id (so its randomness is per sample, whatever the batching) -> a batch.
 Perturb = Callable[[torch.Tensor, View, list[str]], torch.Tensor]
@@ -47,10 +46,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def default_workers(device: torch.device) -> int:
+def default_workers(device: torch.device | str) -> int:
     """DataLoader workers: none on CPU, where the forward pass already uses every core; a few
     on CUDA, where decoding in parallel keeps the GPU fed."""
-    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+    return 0 if device_type(device) == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 class ImageFiles(TorchDataset):
@@ -83,15 +82,6 @@ class ImageFiles(TorchDataset):
 
 
 @dataclass
-class Split:
-    """One split's data, its labels as indices into the candidate's classes, its fingerprint."""
-
-    dataset: Dataset
-    labels: np.ndarray
-    fingerprint: str | None = None
-
-
-@dataclass
 class Transform:
     """What a pass does to each decoded batch for some views: `view` names the perturbation
     (None: clean), and each (model, sink) gets that model's logits of the transformed batch.
@@ -116,8 +106,9 @@ def run_pass(
     divided by each model's temperature; InputError names the first file that cannot be read
     or decoded.
     """
+    torch.manual_seed(SEED)  # the engine imports torch only when a view must be computed
     ids = split.dataset.ids
-    device, precision = settings["device"], settings.get("precision", "fp32")
+    device, precision = torch.device(settings["device"]), settings.get("precision", "fp32")
     norms = {id(m): normalize(m.preprocessing) for t in transforms for m, _ in t.outputs}
     for t in transforms:
         for model, _ in t.outputs:
@@ -141,12 +132,12 @@ def run_pass(
 def _batches(split: Split, rows: range, preprocessing: dict, settings: dict):
     """(images on the device, sample indices, sha256s) per batch of `rows`; InputError naming a
     file that cannot be read or decoded."""
-    device = settings["device"]
+    device, workers = torch.device(settings["device"]), settings.get("workers")
     samples = split.dataset.samples
     loader = DataLoader(
         torch.utils.data.Subset(ImageFiles(samples, preprocessing), rows),
         batch_size=settings["batch_size"],
-        num_workers=settings["workers"],
+        num_workers=default_workers(device) if workers is None else workers,
         pin_memory=device.type == "cuda",
     )
     for images, index, problems, digests in loader:
@@ -208,7 +199,8 @@ def infer_adversarial(
     engine keys the cache on it. Attacks run in float32 whatever the run's precision: at fp16
     input gradients can underflow to zero, which would weaken the attack and flatter the model.
     """
-    device = settings["device"]
+    torch.manual_seed(SEED)
+    device = torch.device(settings["device"])
     module, norm = model.module.to(device), normalize(model.preprocessing)
     generator = torch.Generator(device=device).manual_seed(SEED)
     targets = torch.as_tensor(labels, dtype=torch.int64)

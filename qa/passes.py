@@ -27,14 +27,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa import cache, data, data_index, plugins
-from qa.checkpoint import LoadedModel
 from qa.distributed import Group
-from qa.evidence import Stored, View
-from qa.inference import SEED, Split, Transform, run_pass
+from qa.evidence import SEED, Split, Stored, View
+from qa.precision import device_type
+
+if TYPE_CHECKING:
+    from qa.checkpoint import LoadedModel
+    from qa.inference import Transform
 
 GEOMETRY = ("resize", "crop", "interpolation")
 
@@ -59,7 +63,7 @@ def group_views(views: list[View], models: dict) -> list[Pass]:
     return [Pass(key[0], group) for key, group in groups.items()]
 
 
-def view_key(view: View, model: LoadedModel, fingerprint: str | None, settings: dict) -> str:
+def view_key(view: View, model: "LoadedModel", fingerprint: str | None, settings: dict) -> str:
     """The cache key of one view: what it was computed from and how, never who asked for it.
 
     The view's kind, perturbation (an attack's every parameter) and severity, the seed of
@@ -77,7 +81,7 @@ def view_key(view: View, model: LoadedModel, fingerprint: str | None, settings: 
         "data": fingerprint,
         "view": [view.kind, view.perturbation, view.severity],
         "seed": SEED,
-        "device": settings["device"].type,
+        "device": device_type(settings["device"]),
         "precision": settings.get("precision", "fp32"),
     }
     if view.kind == "adversarial":
@@ -158,6 +162,8 @@ def _compute(p: Pass, todo, models, split: Split, settings, shown) -> dict[View,
     }
     error, digests, started = None, [], time.time_ns()  # files changed after this: not remembered
     try:
+        from qa.inference import run_pass  # torch: only when some view must be computed
+
         shown.start(_label(todo, p.split_name), len(rows))
         transforms = _transforms(todo, models, writers, rows.start)
         digests = run_pass(split, rows, transforms, settings, shown.advance)
@@ -184,8 +190,10 @@ def _compute(p: Pass, todo, models, split: Split, settings, shown) -> dict[View,
     return _store(p, out, models, split, settings, digests, started)
 
 
-def _transforms(todo: list[View], models: dict, writers: dict, start: int) -> list[Transform]:
+def _transforms(todo: list[View], models: dict, writers: dict, start: int) -> list["Transform"]:
     """One Transform per perturbation (clean first), each with the models that need it."""
+    from qa.inference import Transform
+
     by_view: dict = {}
     for view in todo:
         transform = (

@@ -43,7 +43,7 @@ def resolve(precision: str, device: torch.device | str) -> str:
 
     fp16 needs CUDA; bf16 and fp32 run anywhere.
     """
-    kind = getattr(device, "type", str(device))
+    kind = device_type(device)
     if precision not in PRECISIONS:
         raise InputError(
             f"--precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}"
@@ -55,9 +55,14 @@ def resolve(precision: str, device: torch.device | str) -> str:
     return precision
 
 
+def device_type(device: torch.device | str) -> str:
+    """ "cpu" or "cuda" for a torch.device or its name ("cuda:1"), without importing torch."""
+    return getattr(device, "type", str(device).split(":", 1)[0])
+
+
 def channels_last(device: torch.device | str, precision: str) -> bool:
     """Whether modules and batches use the channels_last layout: on CUDA, or below fp32."""
-    return getattr(device, "type", str(device)) == "cuda" or precision != "fp32"
+    return device_type(device) == "cuda" or precision != "fp32"
 
 
 def prepare(module: torch.nn.Module, device: torch.device | str, precision: str):

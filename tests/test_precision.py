@@ -121,7 +121,7 @@ def test_fp16_on_the_cpu_is_one_line_before_any_model_loads(
     def no_model(*args):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(qa.application, "load_any", no_model)
+    monkeypatch.setattr(qa.application, "load_checkpoint", no_model)
     suite = write_suite(tmp_path / "s.yaml", data, PASSING)
     argv = ["run", str(suite), str(ckpt), "--out", str(tmp_path / "r"), "--precision", "fp16"]
     assert main(argv) == 2

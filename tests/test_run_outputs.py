@@ -46,7 +46,7 @@ def no_model(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("a model was loaded before the output paths were checked")
 
-    monkeypatch.setattr(qa.application, "load_any", never)
+    monkeypatch.setattr(qa.application, "load_checkpoint", never)
 
 
 def _missing_checkpoint(tmp_path, data, ckpt):

@@ -1,0 +1,152 @@
+"""A warm run (issue 16): a re-run whose views are all cached takes the checkpoint's facts from
+the cache (qa.facts) and never imports torch; a file with other bytes is never served them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import DIGITS, save_tiny, write_suite
+
+from qa.application import RunOptions, run_suite
+from qa.facts import LazyModel, facts_key, load_checkpoint, read_facts, write_facts
+from qa.formats import load_bytes
+
+CHECKS = """\
+- {kind: top1_accuracy, min: 0}
+- {kind: per_class_recall, min: 0}
+- {kind: macro_f1, min: 0}
+- {kind: ece, max: 1}
+- {kind: nll, max: 100}
+"""
+HEAVY = ("torch", "torchvision", "great_expectations")
+
+
+def _qa(args: list[str], cwd: Path, check_modules: bool = False) -> subprocess.CompletedProcess:
+    """`qa ARGS` in a fresh interpreter; with `check_modules`, fails if it imported HEAVY."""
+    code = (
+        "import sys\nfrom qa.cli import main\n"
+        f"code = main({args!r})\n"
+        f"heavy = set({HEAVY!r}) & {{m.split('.')[0] for m in sys.modules}}\n"
+        f"assert not ({check_modules!r} and heavy), f'{{heavy}} imported'\n"
+        "sys.exit(code)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True)
+
+
+def _checks(result: Path) -> list:
+    doc = json.loads(result.read_text())
+    return [(c["name"], c["status"], c["message"], c["metrics"]) for c in doc["checks"]]
+
+
+def test_a_warm_run_imports_no_torch_and_finds_what_the_cold_run_found(data, ckpt, tmp_path):
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS)
+    run = ["run", str(suite), str(ckpt), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    cold = _qa([*run, "--out", str(tmp_path / "cold")], tmp_path)
+    assert cold.returncode == 0, cold.stderr
+    warm = _qa([*run, "--out", str(tmp_path / "warm")], tmp_path, check_modules=True)
+    assert warm.returncode == 0, warm.stderr
+    before, after = (
+        json.loads((tmp_path / d / "result.json").read_text()) for d in ("cold", "warm")
+    )
+    assert _checks(tmp_path / "warm" / "result.json") == _checks(tmp_path / "cold" / "result.json")
+    for key in ("verdict", "checkpoint", "overview", "environment"):
+        assert after[key] == before[key], key
+    assert after["gallery"]["confident_mistakes"]["total"] > 0
+
+
+def test_a_changed_checkpoint_is_never_served_the_facts_of_the_old_one(data, tmp_path):
+    path, cache = tmp_path / "model.pt", tmp_path / "cache"
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS)
+    options = RunOptions(cache_dir=cache, out=None, progress=False)
+    save_tiny(path, seed=1)
+    first = run_suite(suite, path, options)
+    save_tiny(path, seed=1, class_names=DIGITS[::-1])  # same weights, the classes reversed
+    second = run_suite(suite, path, options)
+    assert second.checkpoint["sha256"] != first.checkpoint["sha256"]
+    assert second.overview["class_names"] == DIGITS[::-1]
+    fresh = run_suite(suite, path, RunOptions(cache_dir=None, out=None, progress=False))
+    assert [o.result.metrics for o in second.outcomes] == [o.result.metrics for o in fresh.outcomes]
+
+
+def test_a_missing_view_loads_the_model_from_the_bytes_that_were_hashed(data, ckpt, tmp_path):
+    cache = tmp_path / "cache"
+    options = RunOptions(cache_dir=cache, out=None, progress=False)
+    run_suite(write_suite(tmp_path / "a.yaml", data, CHECKS), ckpt, options)
+    model = load_checkpoint(ckpt, None, False, cache, load_bytes)
+    assert isinstance(model, LazyModel) and "module" not in vars(model)
+    more = (
+        CHECKS
+        + "- {kind: corruption_accuracy, perturbations: [brightness], severities: [2], min: 0}\n"
+    )
+    suite = write_suite(tmp_path / "b.yaml", data, more)
+    warm = run_suite(suite, ckpt, options)
+    cold = run_suite(suite, ckpt, RunOptions(cache_dir=None, out=None, progress=False))
+    assert [o.result.metrics for o in warm.outcomes] == [o.result.metrics for o in cold.outcomes]
+
+
+def test_a_record_that_disagrees_with_its_file_is_a_bug_not_a_result(ckpt, tmp_path):
+    cache = tmp_path / "cache"
+    loaded = load_checkpoint(ckpt, None, False, cache, load_bytes)
+    key = facts_key(loaded.digest, None, False)
+    facts = {**read_facts(cache, key), "class_names": DIGITS[::-1]}
+    write_facts(cache, key, facts)  # as if forged: the checksum agrees with the facts
+    lazy = load_checkpoint(ckpt, None, False, cache, load_bytes)
+    assert lazy.class_names == DIGITS[::-1]
+    with pytest.raises(RuntimeError, match="disagrees"):
+        lazy.module  # noqa: B018 - loading is the point
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: r.replace('"arch": "resnet18"', '"arch": "resnet50"'),  # checksum disagrees
+        lambda r: r[: len(r) // 2],  # truncated
+        lambda r: json.dumps({**json.loads(r), "facts": {"arch": "resnet18"}}),  # keys missing
+    ],
+)
+def test_an_unsound_record_means_loading_the_file(ckpt, tmp_path, damage):
+    cache = tmp_path / "cache"
+    loaded = load_checkpoint(ckpt, None, False, cache, load_bytes)
+    record = next(cache.rglob("*.facts.json"))
+    record.write_text(damage(record.read_text()))
+    again = load_checkpoint(ckpt, None, False, cache, load_bytes)
+    assert not isinstance(again, LazyModel) and again.class_names == loaded.class_names
+
+
+def test_facts_json_would_change_are_not_stored(tmp_path):
+    facts = {
+        "arch": "resnet18",
+        "class_names": ["a", "b"],
+        "preprocessing": {"crop": 16},
+        "provenance": {"sizes": (1, 2)},  # JSON gives a list back
+        "temperature": 1.0,
+    }
+    write_facts(tmp_path, "k" * 64, facts)
+    assert read_facts(tmp_path, "k" * 64) is None
+    write_facts(tmp_path, "k" * 64, {**facts, "provenance": {"sizes": [1, 2]}})
+    assert read_facts(tmp_path, "k" * 64)["provenance"] == {"sizes": [1, 2]}
+
+
+def test_trust_and_the_suite_model_are_part_of_the_key():
+    assert facts_key("d" * 64, None, False) != facts_key("d" * 64, None, True)
+    assert facts_key("d" * 64, None, False) != facts_key("e" * 64, None, False)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_help_imports_no_numpy_pydantic_rich_or_jinja(argv, tmp_path):
+    """`qa --help` answers at once: the commands import the reports, the suite schema and rich
+    when they run, and building the parser reads no report registry."""
+    code = (
+        "import sys\nfrom qa.cli import main\n"
+        f"code = main({argv!r})\n"
+        "heavy = {'numpy', 'pydantic', 'rich', 'jinja2', 'yaml'}\n"
+        "heavy &= {m.split('.')[0] for m in sys.modules}\n"
+        "assert not heavy, f'{heavy} imported'\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
