@@ -25,6 +25,7 @@ from qa.perturb import (
 
 BUILTIN = sorted(PERTURBATIONS)
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "fog"}
+RANDOM |= {"speckle_noise", "glass_blur", "snow", "frost", "spatter"}
 RANDOM |= {"elastic_transform", "rotate", "translate"}
 # Reference ladders that are not ordered by pixel distance, kept as the benchmarks have them:
 NOT_MONOTONE = {
@@ -32,11 +33,16 @@ NOT_MONOTONE = {
         "saturate": "severities 1-2 fade colour, 3-5 boost it (x2 at 3 is mild)",
         "elastic_transform": "severities 1-2 are large affine warps, 3-5 small local ones",
         "fog": "severities 3 and 4 share the haze strength and differ only in roughness",
+        "frost": "severities 3 and 4 share the ice's weight; 4 only dims the image more",
+        "spatter": "severities 1-3 add water drops, 4-5 mud: a different change",
     },
     "cifar10_c": {
         "saturate": "severities 1-2 fade colour, 3-5 boost it (x1.5 at 3 is mild)",
         "motion_blur": "severities 3 and 4 share sigma 2: the longer radius of 4 adds no weight",
         "elastic_transform": "the affine jitter shrinks from severity 1 to 5, the local warp grows",
+        "frost": "severities 3 and 4 share the ice's weight; 4 only dims the image more",
+        "spatter": "severities 1-3 add water drops, 4-5 mud: a different change",
+        "glass_blur": "severity 4 blurs less than 3 (sigma 0.25 vs 0.4) but shuffles twice",
     },
 }
 # Severity 5 must change the image to below this PSNR; CIFAR-10-C's ladders are milder (its

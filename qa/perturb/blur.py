@@ -109,10 +109,16 @@ def glass_blur(
     sigma, hop, iterations = GLASS[ladder][severity - 1]
     out = torch.floor(gaussian_filter(images, sigma * scale).clamp(0, 1) * 255) / 255
     grid = pixel_grid(images)[None]
+    # The references visit the pixels from hop + 1 to the side - hop: the rest only move when
+    # a visited pixel swaps with them.
+    h, w = images.shape[-2:]
+    low, high = (hop + 1) * scale, (hop - 1) * scale
+    inside = (grid >= low) & (grid <= grid.new_tensor([w - 1, h - 1]) - high)
+    inside = inside.all(-1, keepdim=True)
     for _ in range(iterations):
         hops = rng.rand(2, 2, *images.shape[-2:]).to(images).mul(2 * hop + 1).floor() - hop
         offset = (hops[:, 0] + hops[:, 1]).permute(0, 2, 3, 1) * scale  # (B, H, W, 2): x, y
-        out = sample_at(out, grid + offset, "border")
+        out = sample_at(out, grid + offset * inside, "border")
     return gaussian_filter(out, sigma * scale).clamp(0, 1)
 
 
