@@ -226,14 +226,18 @@ def _spatter(x, c):
         cover = skimage.filters.gaussian((liquid > cut).astype(np.float32), sigma=strength)
         cover[cover < 0.8] = 0
         return x * (1 - cover[..., None]) + np.array([63, 42, 20]) / 255 * cover[..., None]
+    return x + _water_shade(liquid, strength)[..., None] * np.array([175, 238, 238]) / 255
+
+
+def _water_shade(liquid: np.ndarray, strength: float) -> np.ndarray:
+    """The water's strength: the liquid's levels times an embossed, equalised edge distance."""
     levels = (liquid * 255).astype(np.uint8)
     distance = cv2.distanceTransform(255 - cv2.Canny(levels, 50, 150), cv2.DIST_L2, 5)
     distance = cv2.blur(np.minimum(distance, 20), (3, 3)).astype(np.uint8)
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
     distance = cv2.filter2D(cv2.equalizeHist(distance), cv2.CV_8U, emboss)
     shade = levels * cv2.blur(distance, (3, 3)).astype(np.float32)
-    shade = shade / shade.max() * strength
-    return x + shade[..., None] * np.array([175, 238, 238]) / 255
+    return shade / shade.max() * strength
 
 
 def cifar10_c(ref) -> dict:
@@ -337,9 +341,8 @@ def liquid_levels(seed: int, size: int = 64) -> np.ndarray:
 
 
 def test_spatters_opencv_steps_match_opencv():
-    """Canny edges, histogram equalisation and the edge distance of qa's water drops against
-    OpenCV's own (the distance against its exact mode: qa's is exact where the references'
-    5x5 mask approximates it)."""
+    """Canny edges, the distance to them and histogram equalisation, the OpenCV steps of qa's
+    water drops, against OpenCV's own."""
     from qa.perturb.spatter import _canny, _edge_distance, _equalize
 
     levels = np.stack([liquid_levels(seed) for seed in range(4)])
@@ -352,8 +355,8 @@ def test_spatters_opencv_steps_match_opencv():
     distance = _edge_distance(torch.from_numpy(edges)[:, None], 20)[:, 0].numpy()
     for ours, edge in zip(distance, edges, strict=True):
         mask = np.where(edge, 0, 255).astype(np.uint8)
-        exact = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        np.testing.assert_allclose(ours, np.minimum(exact, 20), atol=1e-4)
+        expected = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+        np.testing.assert_allclose(ours, np.minimum(expected, 20), atol=1e-4)
     spread = np.stack([np.uint8(np.minimum(d, 20) * 12) for d in distance])
     equalised = _equalize(torch.from_numpy(spread).double()[:, None])[:, 0].numpy()
     for ours, level in zip(equalised, spread, strict=True):
@@ -362,3 +365,16 @@ def test_spatters_opencv_steps_match_opencv():
     np.testing.assert_array_equal(
         constant[0, 0].numpy(), cv2.equalizeHist(np.full((8, 8), 7, np.uint8))
     )
+
+
+def test_spatters_water_matches_opencvs_on_the_same_liquid():
+    from qa.perturb.spatter import _water
+
+    rng = np.random.default_rng(0)
+    for sigma in (4, 2, 0.8):
+        liquid = skimage.filters.gaussian(rng.normal(0.65, 0.3, (96, 96)), sigma=sigma)
+        liquid[liquid < 0.68] = 0
+        ours = _water(torch.from_numpy(liquid)[None, None], 0.6)[0, 0].numpy()
+        expected = _water_shade(liquid, 0.6)
+        assert expected.mean() > 0.01
+        np.testing.assert_allclose(ours, expected, atol=1e-5)

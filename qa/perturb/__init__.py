@@ -7,8 +7,9 @@ The result has the same shape, dtype and device, in [0, 1]. Call them through `a
 
 Devices: every family but JPEG runs as torch ops on the images' device; JPEG round-trips
 through PIL on the CPU (qa.perturb.digital.jpeg_compression), so it is identical on every
-device. Only small per-sample parameter draws touch the CPU elsewhere (motion blur's angle
-and whole-pixel offsets, the geometric families' variant choice), never the image arithmetic.
+device. Only small per-sample parameter draws touch the CPU elsewhere (motion blur's, snow's
+and frost's angles and whole-pixel offsets, the geometric families' variant choice), never
+the image arithmetic.
 
 Determinism: every random draw for sample i comes from a generator seeded by a hash of
 (key_i, name, severity, seed), where key_i is a stable integer per sample (`sample_key` of its
@@ -24,10 +25,16 @@ ImageNet-C's ladder is wrong both ways: its blurs at severity 1 shrink below a p
 blur changes the image a seventh as much as CIFAR-10-C's, defocus and Gaussian blur not at all),
 while noise, contrast, brightness, fog, pixelation and JPEG change it 1.1-5x more. Within a
 ladder, every parameter measured in pixels (blur radii and sigmas, motion length, elastic
-displacement) is multiplied by min(H, W) / 224 or / 32; fractions of the image (pixelation, zoom
-factors, the fog map) or of the intensity (noise, brightness, contrast, saturation, fog
-strength) and JPEG qualities are used as they are. Blurs scaled below a pixel fade out as they
+displacement, glass blur's hops) is multiplied by min(H, W) / 224 or / 32; fractions of the
+image (pixelation, zoom factors) or of the intensity (noise, brightness, contrast, saturation,
+fog strength) and JPEG qualities are used as they are. The weather layers (fog's map, snow's
+flakes, frost's ice, spatter's drops) are drawn at the ladder's size, where every parameter
+applies as it is, and resized to the image. Blurs scaled below a pixel fade out as they
 would in the references' own code. Spatial families need images of at least 16x16 (`min_size`).
+
+The mCE's default corruptions (MCE_DEFAULT) are the paper's 15; ImageNet-C's 4 held-out ones
+(HELD_OUT: speckle noise, Gaussian blur, spatter, saturate) are registered, with imagenet_c
+set, but left out of it, as in the paper. IMAGENET_C lists all 19.
 
 Fidelity, measured by tests/test_perturb_reference.py on crops of scikit-learn's sample photos:
 at 224 px, ImageNet-C's ladder against the `imagecorruptions` package (ImageNet-C's code); at

@@ -5,9 +5,8 @@ Both start from the references' liquid layer: Gaussian noise, smoothed, values u
 dropped. Mud darkens the image to brown where the smoothed liquid covers it. Water adds pale
 turquoise shaded by an embossed distance-to-the-drop-edges map, which the references make with
 OpenCV (Canny edges, a distance transform, histogram equalisation, an emboss filter): written
-here as batched torch ops on the images' device, OpenCV's rules followed step by step, with
-one difference: the distance to the edges is the exact Euclidean one, where OpenCV's 5x5 mask
-approximates it. The layer is made at the ladder's size, where the references' parameters
+here as batched torch ops on the images' device, OpenCV's rules followed step by step (the
+tests find the same edges, distances and equalisation as OpenCV's). The layer is made at the ladder's size, where the references' parameters
 apply as they are, and resized to the image (see qa.perturb.weather).
 """
 
@@ -48,6 +47,7 @@ MUD_COVER = 0.8  # smoothed mud under this is dropped
 CANNY_LOW, CANNY_HIGH = 50, 150
 EDGE_REACH = 20  # distances to the nearest edge are cut here, in pixels
 EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
+CHAMFER_STEPS = ((0, 1, 1.0), (1, 1, 1.4), (1, 2, 2.1969))  # OpenCV's 5x5 mask for DIST_L2
 # OpenCV's Canny sorts gradient directions with tan(22.5 degrees) in 15-bit fixed point
 TAN22_FIXED, FIXED_ONE = 13573, 1 << 15
 
@@ -96,26 +96,32 @@ def _canny(levels: torch.Tensor) -> torch.Tensor:
 
 
 def _edge_distance(edges: torch.Tensor, reach: int) -> torch.Tensor:
-    """Euclidean distance from each pixel to the nearest edge pixel, cut at `reach`.
+    """OpenCV's distanceTransform(DIST_L2, 5) to the nearest edge pixel, cut at `reach`.
 
-    Exact, separably: the squared distance is the minimum over row offsets k of the column
-    pass's minimum over k' of k^2 + k'^2, offsets within `reach` only (farther is cut anyway).
+    The chamfer distance of OpenCV's 5x5 mask (steps of 1 across, 1.4 diagonally, 2.1969 a
+    knight's move), by relaxation: every step costs at least 1, so `reach` rounds of taking
+    the cheapest step from a neighbour settle every distance up to `reach`.
     """
     import torch
     import torch.nn.functional as F
 
-    far = float(2 * reach**2 + 1)
-    cost = torch.where(edges, 0.0, far).to(torch.float64)
-    h, w = cost.shape[-2:]
-    padded = F.pad(cost, [0, 0, reach, reach], value=far)
-    columns = torch.stack(
-        [padded[..., reach + k : reach + k + h, :] + k * k for k in range(-reach, reach + 1)]
-    ).amin(0)
-    padded = F.pad(columns, [reach, reach, 0, 0], value=far)
-    squared = torch.stack(
-        [padded[..., reach + k : reach + k + w] + k * k for k in range(-reach, reach + 1)]
-    ).amin(0)
-    return squared.sqrt().clamp(max=reach)
+    far = float(reach + 1)
+    distance = torch.where(edges, 0.0, far).to(torch.float64)
+    h, w = distance.shape[-2:]
+    steps = {
+        (sy * dy, sx * dx, cost)
+        for dy, dx, cost in CHAMFER_STEPS
+        for sy in (1, -1)
+        for sx in (1, -1)
+    }
+    steps |= {(dx, dy, cost) for dy, dx, cost in steps}
+    for _ in range(reach):
+        padded = F.pad(distance, [2, 2, 2, 2], value=far)
+        moved = [
+            padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + cost for dy, dx, cost in steps
+        ]
+        distance = torch.stack([distance, *moved]).amin(0)
+    return distance.clamp(max=reach)
 
 
 def _equalize(levels: torch.Tensor) -> torch.Tensor:
@@ -141,13 +147,13 @@ def _water(liquid: torch.Tensor, gain: float) -> torch.Tensor:
     an embossed, equalised map of the distance to the drops' edges, normalised per image."""
     import torch
 
-    box = torch.full((3, 3), 1 / 9, dtype=liquid.dtype)
+    box = torch.ones(3, 3, dtype=liquid.dtype)  # sums, divided by 9 after, as OpenCV's blur
     levels = torch.floor(liquid * 255).clamp(0, 255)  # 8 bits, as the references' astype
     reach = EDGE_REACH
     distance = _edge_distance(_canny(levels), reach)
-    distance = _equalize(torch.floor(filter2d(distance, box)))
+    distance = _equalize(torch.floor(filter2d(distance, box) / 9))
     distance = filter2d(distance, torch.tensor(EMBOSS, dtype=liquid.dtype)).round().clamp(0, 255)
-    shade = levels * torch.round(filter2d(distance, box))
+    shade = levels * torch.round(filter2d(distance, box) / 9)
     return gain * shade / shade.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
 
 
