@@ -373,7 +373,9 @@ def test_spatters_water_matches_opencvs_on_the_same_liquid():
     rng = np.random.default_rng(0)
     for sigma in (4, 2, 0.8):
         liquid = skimage.filters.gaussian(rng.normal(0.65, 0.3, (96, 96)), sigma=sigma)
-        liquid[liquid < 0.68] = 0
+        # Above 1, the references' astype(uint8) wraps around (numpy leaves it undefined);
+        # qa saturates. It is rare (1 in 10,000 at sigma 0.8): the comparison leaves it out.
+        liquid = np.where(liquid < 0.68, 0, liquid).clip(0, 1)
         ours = _water(torch.from_numpy(liquid)[None, None], 0.6)[0, 0].numpy()
         expected = _water_shade(liquid, 0.6)
         assert expected.mean() > 0.01

@@ -148,7 +148,8 @@ def _water(liquid: torch.Tensor, gain: float) -> torch.Tensor:
     import torch
 
     box = torch.ones(3, 3, dtype=liquid.dtype)  # sums, divided by 9 after, as OpenCV's blur
-    levels = torch.floor(liquid * 255).clamp(0, 255)  # 8 bits, as the references' astype
+    # 8 bits, as the references' astype, which wraps values above 1 around: these saturate
+    levels = torch.floor(liquid * 255).clamp(0, 255)
     reach = EDGE_REACH
     distance = _edge_distance(_canny(levels), reach)
     distance = _equalize(torch.floor(filter2d(distance, box) / 9))

@@ -54,7 +54,7 @@ FROST = {
 CRYSTAL_RADIUS = {"imagenet_c": 12, "cifar10_c": 3}
 CRYSTAL_DENSITY = 0.004  # seeds per pixel, at the ladder's size and at CIFAR-10-C's alike
 ICE_TINT = (0.87, 0.95, 1.0)  # the frost photographs' mean colour, relative to their blue
-ICE_BASE, ICE_HAZE, ICE_CRYSTAL = 0.5, 0.35, 0.9  # grey level, haze and crystal strengths
+ICE_BASE, ICE_HAZE, ICE_CRYSTAL = 0.45, 0.35, 0.9  # grey level, haze and crystal strengths
 
 
 def _flakes(images: torch.Tensor, rng: SampleRandom, params: tuple, ladder: str) -> torch.Tensor:
