@@ -4,7 +4,8 @@ At 224 px, ImageNet-C's ladders against the `imagecorruptions` package (a faithf
 ImageNet-C's code); at 32 px, the `auto` ladder against CIFAR-10-C: the parameters of Hendrycks'
 make_cifar_c.py, applied with the same library calls (through imagecorruptions' helpers where
 it has them). A deterministic corruption must match to >= 40 dB PSNR; a random one must change
-the image as much on average: mean absolute change within 10% of the reference's.
+the image as much on average: mean absolute change within 10% of the reference's (20% for
+spatter, whose draws vary most).
 
 elastic_transform is in neither: imagecorruptions replaced ImageNet-C's elastic transform (a
 random affine warp, then a displacement field) by a milder one of its own. qa follows the
@@ -56,6 +57,10 @@ RANDOM = (
 )
 TEXTURE = ("frost",)  # random, and qa's texture is not the reference's
 MIN_PSNR, CHANGE_TOLERANCE = 40.0, 0.10
+# Spatter's water layer is normalised by its brightest pixel, so its change varies most from
+# draw to draw (by 36% at ImageNet-C's severity 1): the band is wider for as few draws as a
+# test can afford. Its water is checked equal to OpenCV's on the same drops below.
+WIDER_TOLERANCE = {"spatter": 0.20}
 FROST_BAND = (0.8, 1.25)
 # Draws per image for the random corruptions at 224 px: a fog's strength varies most from draw
 # to draw (how bright its fractal comes out), so it needs more for a mean to within a few %;
@@ -134,7 +139,8 @@ def check(name: str, value: float, severity: int) -> None:
         low, high = FROST_BAND
         assert low <= value <= high, f"{name} s{severity}: mean change x{value:.3f}"
     elif name in RANDOM:
-        assert abs(value - 1) <= CHANGE_TOLERANCE, f"{name} s{severity}: mean change x{value:.3f}"
+        tolerance = WIDER_TOLERANCE.get(name, CHANGE_TOLERANCE)
+        assert abs(value - 1) <= tolerance, f"{name} s{severity}: mean change x{value:.3f}"
     else:
         assert value >= MIN_PSNR, f"{name} s{severity}: {value:.1f} dB to the reference"
 

@@ -3,7 +3,8 @@
 The kernels are the references' own: defocus is their aliased disc smoothed by a small
 Gaussian, the Gaussian blur is sampled at whole pixels as scikit-image's, and the zoom blur
 averages zooms made as scipy's `zoom` makes them. Motion blur is ImageMagick's, which the
-references call through Wand (torch and torchvision have no motion blur).
+references call through Wand (torch and torchvision have no motion blur). Glass blur shuffles
+pixels at once where the references loop over them one by one (see `glass_blur`).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def glass_blur(
     sequential loop whose carried pixels drift further). Here each iteration moves every
     pixel at once: it takes the value two independent hops away, each uniform in
     [-hop, hop] per axis, by one bilinear gather (whole pixels at the ladder's size, scaled
-    with it). Its change to an image is within 0.95-1.07 of the references' (see qa.perturb).
+    with it). It changes an image as much as the references' within 8% (see qa.perturb).
     The first blur is rounded down to 8 bits, as there.
     """
     import torch

@@ -69,7 +69,7 @@ def _canny(levels: torch.Tensor) -> torch.Tensor:
     h, w = mag.shape[-2:]
     padded = F.pad(mag, [1, 1, 1, 1])  # OpenCV's magnitude border is 0
 
-    def at(dy: int, dx: torch.Tensor | int) -> torch.Tensor:
+    def at(dy: int, dx: int) -> torch.Tensor:
         return padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
     ax, ay = gx.abs(), gy.abs()
