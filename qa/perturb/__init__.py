@@ -56,7 +56,7 @@ reference's (the test requires 0.9-1.1, spatter 0.8-1.2, frost 0.8-1.25).
 | speckle_noise                                | x1.00              | x1.00             |
 | glass_blur (vectorised, below)               | x0.92-1.07         | x0.95-1.02        |
 | snow                                         | x1.00              | x0.98-1.01        |
-| spatter (the test allows 0.8-1.2, below)     | SPATTER_224        | x0.97-1.02        |
+| spatter (the test allows 0.8-1.2, below)     | x0.81-1.00         | x0.97-1.02        |
 | frost (procedural, below; test: 0.8-1.25)    | x1.05-1.07         | x0.90-0.97        |
 
 Motion blur equals imagecorruptions' port of ImageMagick's at a given angle, and changes images
@@ -70,7 +70,7 @@ loop; qa moves every pixel at once by two random hops (a gather, not a permutati
 on two crops at 224 px. spatter: its water (severities 1-3) equals OpenCV's pipeline on the same
 drops (tests/test_perturb_reference.py), and the drops' draws vary most (each layer is scaled
 by its brightest pixel: 36% spread per draw at ImageNet-C's severity 1), hence the wider band
-(x0.89 at severity 1 over 160 draws). frost: ImageNet-C's blends one of five frost photographs
+(x0.81 at severity 1 over the test's 32 draws, x0.94 over 160). frost: ImageNet-C's blends one of five frost photographs
 that are not ours to ship; qa blends a procedural ice texture (qa.perturb.weather.ice) with the
 same weights, so only how much it changes an image is compared, not its pixels.
 
