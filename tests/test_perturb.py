@@ -48,6 +48,9 @@ NOT_MONOTONE = {
 # Severity 5 must change the image to below this PSNR; CIFAR-10-C's ladders are milder (its
 # pixelate keeps 65% of the resolution at severity 5).
 SEVERITY_5_MAX_PSNR = {"imagenet_c": 30, "cifar10_c": 32}
+# A ladder not ordered by pixel distance must be that strong from this severity on: spatter's
+# first water drops cover a few percent of the image, its mud (4-5) much more.
+STRONG_FROM = {"spatter": 4}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_degrades_with_severity(name, ladder, photos):
     if not PERTURBATIONS[name].graded:
         assert len(set(scores)) == 1 and scores[0] < 30, scores
     elif name in NOT_MONOTONE[ladder]:
-        assert max(scores) < SEVERITY_5_MAX_PSNR[ladder], scores
+        assert max(scores[STRONG_FROM.get(name, 1) - 1 :]) < SEVERITY_5_MAX_PSNR[ladder], scores
         assert len(set(np.round(scores, 3))) == 5, scores
     else:
         assert all(a > b for a, b in itertools.pairwise(scores)), f"PSNR by severity: {scores}"
