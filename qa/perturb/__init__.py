@@ -70,9 +70,10 @@ loop; qa moves every pixel at once by two random hops (a gather, not a permutati
 on two crops at 224 px. spatter: its water (severities 1-3) equals OpenCV's pipeline on the same
 drops (tests/test_perturb_reference.py), and the drops' draws vary most (each layer is scaled
 by its brightest pixel: 36% spread per draw at ImageNet-C's severity 1), hence the wider band
-(x0.81 at severity 1 over the test's 32 draws, x0.94 over 160). frost: ImageNet-C's blends one of five frost photographs
-that are not ours to ship; qa blends a procedural ice texture (qa.perturb.weather.ice) with the
-same weights, so only how much it changes an image is compared, not its pixels.
+(x0.81 at severity 1 over the test's 32 draws, x0.94 over 160). frost: ImageNet-C blends one
+of five frost photographs that are not ours to ship; qa blends a procedural ice texture
+(qa.perturb.weather.ice) with the same weights, so only how much it changes an image is
+compared, not its pixels.
 
 Adding a perturbation is one function, registered where it is defined:
 
