@@ -6,8 +6,11 @@ resnet18 at that size, for every built-in perturbation at severities 1-5: the ti
 them (inference mode, batched; the model's normalisation counted as model time). Each time is
 the best of --repeats runs, as the machine may be shared.
 Target: perturbation time at most 15% of model time over all (family, severity) views.
+Every registered perturbation is measured (ImageNet-C's 19, the geometric ones), or only those
+--perturbations names (comma-separated).
 
     .venv/bin/python bench/perturb_cost.py [--size 32] [--batch 64] [--device cpu] [--repeats 3]
+        [--perturbations glass_blur,snow,frost,spatter,speckle_noise]
 """
 
 import argparse
@@ -18,7 +21,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from qa.perturb import PERTURBATIONS, SEVERITIES, apply, sample_key
+from qa.perturb import PERTURBATIONS, SEVERITIES, apply, check_name, sample_key
 from qa.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -59,12 +62,14 @@ def best_of(repeats: int, run, device: torch.device) -> float:
     return min(times)
 
 
-def measure(batches, model, norm, device, repeats: int) -> tuple[dict[str, float], float]:
+def measure(
+    batches, model, norm, device, repeats: int, names: list[str]
+) -> tuple[dict[str, float], float]:
     """Seconds to perturb all batches, per name summed over severities; seconds of one forward
     pass over all batches (the same for every view: a forward's cost does not depend on pixels).
     """
     made = {}
-    for name in PERTURBATIONS:
+    for name in names:
         made[name] = sum(
             best_of(repeats, lambda n=name, s=s: [apply(n, x, s, k) for x, k in batches], device)
             for s in SEVERITIES
@@ -80,7 +85,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--perturbations", default=",".join(PERTURBATIONS))
     args = parser.parse_args()
+    names = [check_name(n) for n in args.perturbations.split(",")]
     device = torch.device(args.device)
     batches = [(x.to(device), k) for x, k in load_batches(args.size, args.batch)]
     model = torchvision.models.resnet18(num_classes=10).to(device).eval()
@@ -88,7 +95,7 @@ def main() -> None:
     with torch.inference_mode():
         for images, keys in batches[:2]:  # warm-up: first calls pay for lazy initialisation
             model(norm(apply("gaussian_noise", images, 1, keys)))
-        made, forward = measure(batches, model, norm, device, args.repeats)
+        made, forward = measure(batches, model, norm, device, args.repeats, names)
     n = sum(len(k) for _, k in batches)
     views = len(SEVERITIES)
     print(

@@ -4,8 +4,8 @@ The data: --images JPEGs (quality 90, 256x256) in an ImageFolder of 10 classes, 
 and flips of scikit-learn's two sample photos (china.jpg, flower.jpg), seed 0. The model: a
 random-weight torchvision mobilenet_v3_small at width_mult 0.25 (ARCH: the smallest CNN qa
 can load, as qa's architectures are torchvision's) at 224 px (resize 256, centre crop 224),
-saved as a qa checkpoint. The suite: one `corruption_accuracy` check over the 12 families of
-qa.perturb.MCE_DEFAULT at severities 1-5, which also reads the clean view: 61 views.
+saved as a qa checkpoint. The suite: one `corruption_accuracy` check over the 15 families of
+qa.perturb.MCE_DEFAULT at severities 1-5, which also reads the clean view: 76 views.
 
 Measured, --repeats times each (median and range):
   qa     `qa run SUITE CKPT --out DIR --cache-dir FRESH --quiet` in a subprocess, wall time

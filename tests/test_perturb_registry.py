@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import qa.perturb
-from qa.perturb import FAMILY_MODULES, MCE_DEFAULT, PERTURBATIONS
+from qa.perturb import FAMILY_MODULES, HELD_OUT, IMAGENET_C, MCE_DEFAULT, PERTURBATIONS
 
 # (group, imagenet_c, min_size, graded, ladders) of every built-in, in registration order: the
 # order is the default perturbations' order (MCE_DEFAULT) in a robustness check and its report.
@@ -19,10 +19,15 @@ BUILTIN_SPECS = {
     "gaussian_noise": ("noise", True, 1, True, True),
     "shot_noise": ("noise", True, 1, True, True),
     "impulse_noise": ("noise", True, 1, True, True),
+    "speckle_noise": ("noise", True, 1, True, True),
     "defocus_blur": ("blur", True, 16, True, True),
+    "glass_blur": ("blur", True, 16, True, True),
     "motion_blur": ("blur", True, 16, True, True),
     "zoom_blur": ("blur", True, 16, True, True),
     "gaussian_blur": ("blur", True, 16, True, True),
+    "snow": ("weather", True, 16, True, True),
+    "frost": ("weather", True, 16, True, True),
+    "spatter": ("weather", True, 16, True, True),
     "fog": ("weather", True, 16, True, True),
     "brightness": ("weather", True, 1, True, True),
     "contrast": ("digital", True, 1, True, True),
@@ -46,13 +51,17 @@ def test_builtins_keep_their_names_groups_flags_and_order():
     assert [(name, flags(spec)) for name, spec in PERTURBATIONS.items()] == list(
         BUILTIN_SPECS.items()
     )
+    # The paper's 15, without ImageNet-C's four held-out corruptions (HELD_OUT)
     assert MCE_DEFAULT == (
         "gaussian_noise",
         "shot_noise",
         "impulse_noise",
         "defocus_blur",
+        "glass_blur",
         "motion_blur",
         "zoom_blur",
+        "snow",
+        "frost",
         "fog",
         "brightness",
         "contrast",
@@ -60,6 +69,7 @@ def test_builtins_keep_their_names_groups_flags_and_order():
         "jpeg_compression",
         "elastic_transform",
     )
+    assert len(IMAGENET_C) == 19 and set(IMAGENET_C) == set(MCE_DEFAULT) | set(HELD_OUT)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_SPECS))

@@ -63,7 +63,7 @@ class MeanCorruptionErrorParams(CorruptionParams):
     perturbations: Perturbations = Field(
         list(MCE_DEFAULT),
         description="perturbation names (see qa.perturb; user-registered ones too); "
-        "default: the 12 of the paper's 15 that qa implements",
+        "default: the paper's 15 (ImageNet-C without its 4 held-out corruptions)",
     )
     reference: Literal["auto", "baseline", "clean"] = Field(
         "auto",

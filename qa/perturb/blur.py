@@ -3,7 +3,8 @@
 The kernels are the references' own: defocus is their aliased disc smoothed by a small
 Gaussian, the Gaussian blur is sampled at whole pixels as scikit-image's, and the zoom blur
 averages zooms made as scipy's `zoom` makes them. Motion blur is ImageMagick's, which the
-references call through Wand (torch and torchvision have no motion blur).
+references call through Wand (torch and torchvision have no motion blur). Glass blur shuffles
+pixels at once where the references loop over them one by one (see `glass_blur`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qa.perturb import SPATIAL_MIN_SIZE, register
-from qa.perturb.common import SampleRandom, filter2d, gaussian_kernel1d, size_scale
+from qa.perturb.common import (
+    SampleRandom,
+    filter2d,
+    gaussian_kernel1d,
+    pixel_grid,
+    sample_at,
+    size_scale,
+)
 
 # torch is imported inside the functions: `import qa.perturb` imports this module to register
 # its perturbations, and the torch-free commands (`qa validate`) read that registry.
@@ -42,6 +50,10 @@ ZOOM_FACTORS = {
 GAUSSIAN_SIGMA = {  # pixels at the ladder's image size
     "imagenet_c": (1, 2, 3, 4, 6),
     "cifar10_c": (0.4, 0.6, 0.7, 0.8, 1),
+}
+GLASS = {  # (Gaussian sigma, largest pixel hop, iterations); sigma and hop in pixels
+    "imagenet_c": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    "cifar10_c": ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
 }
 
 
@@ -72,25 +84,62 @@ def defocus_blur(
     return filter2d(images, _disc(radius * scale, alias_sigma * scale).float()).clamp(0, 1)
 
 
-@register("motion_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
-def motion_blur(
+def gaussian_filter(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """scikit-image's `gaussian`, as the references call it: the Gaussian sampled at whole
+    pixels, cut at 4 sigma, edges repeated."""
+    row = gaussian_kernel1d(sigma, int(4 * sigma + 0.5)).float()
+    return filter2d(filter2d(images, row[None], "replicate"), row[:, None], "replicate")
+
+
+@register("glass_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
+def glass_blur(
     images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
 ) -> torch.Tensor:
-    """Camera shake: a one-sided streak at a random angle, as ImageMagick's motion blur.
+    """Frosted glass: blur, shuffle pixels locally, blur again, as the references.
 
-    ImageMagick's kernel has 2 * ceil(radius) + 1 taps with weights exp(-i^2 / 2 sigma^2); tap i
-    reads the pixel i steps along the angle, rounded to whole pixels, and the edge is repeated
-    (its default virtual pixels). Each tap is one gather, with offsets per image.
+    The references swap every pixel, one after another, with one up to `hop` pixels away (a
+    sequential loop whose carried pixels drift further). Here each iteration moves every
+    pixel at once: it takes the value two independent hops away, each uniform in
+    [-hop, hop] per axis, by one bilinear gather (whole pixels at the ladder's size, scaled
+    with it). It changes an image as much as the references' within 8% (see qa.perturb).
+    The first blur is rounded down to 8 bits, as there.
     """
     import torch
 
     scale = size_scale(images, ladder)
-    radius, sigma = (v * scale for v in MOTION[ladder][severity - 1])
+    sigma, hop, iterations = GLASS[ladder][severity - 1]
+    out = torch.floor(gaussian_filter(images, sigma * scale).clamp(0, 1) * 255) / 255
+    grid = pixel_grid(images)[None]
+    # The references visit the pixels from hop + 1 to the side - hop: the rest only move when
+    # a visited pixel swaps with them.
+    h, w = images.shape[-2:]
+    low, high = (hop + 1) * scale, (hop - 1) * scale
+    inside = (grid >= low) & (grid <= grid.new_tensor([w - 1, h - 1]) - high)
+    inside = inside.all(-1, keepdim=True)
+    for _ in range(iterations):
+        hops = rng.rand(2, 2, *images.shape[-2:]).to(images).mul(2 * hop + 1).floor() - hop
+        offset = (hops[:, 0] + hops[:, 1]).permute(0, 2, 3, 1) * scale  # (B, H, W, 2): x, y
+        out = sample_at(out, grid + offset * inside, "border")
+    return gaussian_filter(out, sigma * scale).clamp(0, 1)
+
+
+def motion_streak(
+    images: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor
+) -> torch.Tensor:
+    """ImageMagick's motion blur of each image along its own `angle` (B,) in degrees.
+
+    The kernel has 2 * ceil(radius) + 1 taps with weights exp(-i^2 / 2 sigma^2); tap i reads
+    the pixel i steps along the angle, rounded to whole pixels, and the edge is repeated
+    (ImageMagick's default virtual pixels). Each tap is one gather, with offsets per image.
+    Any channel count: snow streaks a one-channel layer with it.
+    """
+    import torch
+
     taps = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
     weights = (weights / weights.sum()).tolist()
     # The whole-pixel offsets are worked out on the CPU in float64, the same on every device.
-    angle = torch.deg2rad(rng.uniform(-MOTION_ANGLE, MOTION_ANGLE).cpu().double())
+    angle = torch.deg2rad(angle.cpu().double())
     b, c, h, w = images.shape
     ys = torch.arange(h, device=images.device)
     xs = torch.arange(w, device=images.device)
@@ -103,7 +152,19 @@ def motion_blur(
         cols = (xs[None] + dx[:, None]).clamp(0, w - 1)
         index = (rows[:, :, None] * w + cols[:, None, :]).flatten(1)
         out += weight * flat.gather(2, index[:, None].expand(b, c, -1))
-    return out.reshape(images.shape).clamp(0, 1)
+    return out.reshape(images.shape)
+
+
+@register("motion_blur", "blur", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)
+def motion_blur(
+    images: torch.Tensor, severity: int, rng: SampleRandom, *, ladder: str
+) -> torch.Tensor:
+    """Camera shake: a one-sided streak at a random angle within 45 degrees of horizontal,
+    as ImageMagick's motion blur (`motion_streak`)."""
+    scale = size_scale(images, ladder)
+    radius, sigma = (v * scale for v in MOTION[ladder][severity - 1])
+    angle = rng.uniform(-MOTION_ANGLE, MOTION_ANGLE)
+    return motion_streak(images, radius, sigma, angle).clamp(0, 1)
 
 
 def _clipped_zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
@@ -139,5 +200,4 @@ def gaussian_blur(
     """Gaussian blur as scikit-image's `gaussian` that the references use: the Gaussian sampled
     at whole pixels and cut at 4 sigma (so a sigma well below a pixel barely blurs, as there)."""
     sigma = GAUSSIAN_SIGMA[ladder][severity - 1] * size_scale(images, ladder)
-    row = gaussian_kernel1d(sigma, int(4 * sigma + 0.5)).float()
-    return filter2d(filter2d(images, row[None], "replicate"), row[:, None], "replicate").clamp(0, 1)
+    return gaussian_filter(images, sigma).clamp(0, 1)

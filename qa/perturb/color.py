@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qa.perturb import SPATIAL_MIN_SIZE, register
-from qa.perturb.common import SampleRandom
+from qa.perturb.common import SampleRandom, plasma
 
 # torch and torchvision are imported inside the functions: `import qa.perturb` imports this
 # module to register its perturbations, and the torch-free commands (`qa validate`) read that
@@ -40,46 +40,6 @@ FOG = {  # (haze strength, fractal decay)
 }
 # (map size, crop): ImageNet-C draws a 256 map and crops 224 of it, CIFAR-10-C uses all of a 32 map
 PLASMA = {"imagenet_c": (256, 224), "cifar10_c": (32, 32)}
-
-
-def plasma(rng: SampleRandom, size: int, decay: float) -> torch.Tensor:
-    """Diamond-square fractal noise, (B, size, size) in [0, 1], one map per sample.
-
-    ImageNet-C's plasma_fractal, vectorised over the batch (torch has no fractal noise): each
-    level fills square centres then diamond centres with the mean of their neighbours plus a
-    random offset whose range shrinks by `decay` per level. All draws are made up front.
-    """
-    import torch
-
-    b = len(rng)
-    levels = int(math.log2(size))
-    need = sum(3 * (size >> level) ** 2 for level in range(1, levels + 1))
-    draws = rng.uniform(-1, 1, need)
-    used = 0
-
-    def wibbled(mean: torch.Tensor) -> torch.Tensor:
-        nonlocal used
-        n = mean.shape[-2] * mean.shape[-1]
-        noise = draws[:, used : used + n].reshape(mean.shape)
-        used += n
-        return mean / 4 + wibble * wibble * noise
-
-    field = torch.zeros(b, size, size, device=rng.device)
-    step, wibble = size, 100.0
-    while step >= 2:
-        half = step // 2
-        corner = field[:, ::step, ::step]
-        square = corner + corner.roll(-1, 1)
-        field[:, half::step, half::step] = wibbled(square + square.roll(-1, 2))
-        centre = field[:, half::step, half::step]
-        corner = field[:, ::step, ::step]
-        left = centre + centre.roll(1, 1) + corner + corner.roll(-1, 2)
-        field[:, ::step, half::step] = wibbled(left)
-        top = centre + centre.roll(1, 2) + corner + corner.roll(-1, 1)
-        field[:, half::step, ::step] = wibbled(top)
-        step, wibble = half, wibble / decay
-    field = field - field.amin((1, 2), keepdim=True)
-    return field / field.amax((1, 2), keepdim=True)
 
 
 @register("fog", "weather", imagenet_c=True, min_size=SPATIAL_MIN_SIZE, ladders=True)

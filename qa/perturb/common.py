@@ -137,3 +137,64 @@ def sample_at(images: torch.Tensor, coords: torch.Tensor, padding: str) -> torch
     scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=coords.device)
     grid = (coords * scale - 1).to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+
+
+def reference_shape(images: torch.Tensor, ladder: str) -> tuple[int, int]:
+    """The images' (H, W) brought to the ladder's size: the shorter side 224 or 32 px.
+
+    The weather layers (snow, frost, spatter) are made at this size, where the references'
+    parameters apply as they are, then resized to the images (`resize_to`), as fog's map is.
+    """
+    h, w = images.shape[-2:]
+    scale = size_scale(images, ladder)
+    return max(1, round(h / scale)), max(1, round(w / scale))
+
+
+def resize_to(layer: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """`layer` (B, C, h, w) resized to the images' H x W (bilinear, antialiased), if it differs."""
+    import torchvision.transforms.v2.functional as TF
+
+    size = list(images.shape[-2:])
+    if list(layer.shape[-2:]) == size:
+        return layer
+    return TF.resize(layer, size, antialias=True)
+
+
+def plasma(rng: SampleRandom, size: int, decay: float) -> torch.Tensor:
+    """Diamond-square fractal noise, (B, size, size) in [0, 1], one map per sample.
+
+    ImageNet-C's plasma_fractal, vectorised over the batch (torch has no fractal noise): each
+    level fills square centres then diamond centres with the mean of their neighbours plus a
+    random offset whose range shrinks by `decay` per level. All draws are made up front.
+    """
+    import torch
+
+    b = len(rng)
+    levels = int(math.log2(size))
+    need = sum(3 * (size >> level) ** 2 for level in range(1, levels + 1))
+    draws = rng.uniform(-1, 1, need)
+    used = 0
+
+    def wibbled(mean: torch.Tensor) -> torch.Tensor:
+        nonlocal used
+        n = mean.shape[-2] * mean.shape[-1]
+        noise = draws[:, used : used + n].reshape(mean.shape)
+        used += n
+        return mean / 4 + wibble * wibble * noise
+
+    field = torch.zeros(b, size, size, device=rng.device)
+    step, wibble = size, 100.0
+    while step >= 2:
+        half = step // 2
+        corner = field[:, ::step, ::step]
+        square = corner + corner.roll(-1, 1)
+        field[:, half::step, half::step] = wibbled(square + square.roll(-1, 2))
+        centre = field[:, half::step, half::step]
+        corner = field[:, ::step, ::step]
+        left = centre + centre.roll(1, 1) + corner + corner.roll(-1, 2)
+        field[:, ::step, half::step] = wibbled(left)
+        top = centre + centre.roll(1, 2) + corner + corner.roll(-1, 1)
+        field[:, half::step, ::step] = wibbled(top)
+        step, wibble = half, wibble / decay
+    field = field - field.amin((1, 2), keepdim=True)
+    return field / field.amax((1, 2), keepdim=True)
