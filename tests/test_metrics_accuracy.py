@@ -206,6 +206,20 @@ def test_bootstrap_of_macro_f1_resamples_the_statistic_itself():
     assert np.isnan(acc.bootstrap_macro_f1(labels[:1], pred[:1], 4, 0.95, 200, 0)).all()
 
 
+def test_a_resample_drawn_as_pair_counts_scores_as_the_samples_it_counts():
+    """bootstrap_macro_f1 draws each resample as counts of (label, prediction) pairs: the
+    macro-F1 of those counts is scikit-learn's of the samples they stand for."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 5, 400)
+    pred = np.where(rng.random(400) < 0.6, labels, rng.integers(0, 5, 400))
+    pairs, counts = np.unique(labels * 5 + pred, return_counts=True)
+    draws = rng.multinomial(400, counts / 400, size=20)
+    values = acc._macro_f1_of_counts(pairs // 5, pairs % 5, draws, 5)
+    for draw, value in zip(draws, values, strict=True):
+        y, yhat = np.repeat(pairs // 5, draw), np.repeat(pairs % 5, draw)
+        assert value == pytest.approx(sk.f1_score(y, yhat, average="macro"), abs=1e-12)
+
+
 @pytest.mark.parametrize(("confidence", "tests", "expected"), [(0.95, 1, 0.95), (0.95, 5, 0.99)])
 def test_bonferroni_level_splits_the_error_rate_evenly(confidence, tests, expected):
     # hand-worked: (1 - 0.95) / 5 = 0.01 per test, so each holds at 0.99

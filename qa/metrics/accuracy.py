@@ -8,7 +8,7 @@ predicted classes.
 
 import numpy as np
 
-from qa.metrics.bootstrap import bootstrap_bounds
+from qa.metrics.bootstrap import percentile_bounds
 
 
 def predictions(logits: np.ndarray) -> np.ndarray:
@@ -101,15 +101,27 @@ def macro_f1_rows(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.nd
     matrix, so memory stays O(rows x (n + classes)) even for a thousand classes.
     """
     y, yhat = np.atleast_2d(labels), np.atleast_2d(pred)
-    offset = (np.arange(len(y)) * n_classes)[:, None]
-    true_codes, pred_codes = y + offset, yhat + offset
+    ones = np.ones(y.shape)
+    return _macro_f1_of_counts(y, yhat, ones, n_classes)
 
-    def count(codes: np.ndarray) -> np.ndarray:
-        flat = np.bincount(codes.ravel(), minlength=len(y) * n_classes)
-        return flat.reshape(len(y), n_classes)
 
-    tp = count(true_codes[y == yhat])
-    both = count(true_codes) + count(pred_codes)
+def _macro_f1_of_counts(
+    y: np.ndarray, yhat: np.ndarray, weights: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Macro-F1 of each row of (rows, m) samples, the j-th of row r being the pair (y[r, j],
+    yhat[r, j]) counted weights[r, j] times; classes nobody is or is predicted as are left out."""
+    rows = len(weights)
+    offset = (np.arange(rows) * n_classes)[:, None]
+    true_codes = np.broadcast_to(y + offset, weights.shape).ravel()
+    pred_codes = np.broadcast_to(yhat + offset, weights.shape).ravel()
+
+    def count(codes: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, w, minlength=rows * n_classes).reshape(rows, n_classes)
+
+    hit = np.broadcast_to(y == yhat, weights.shape).ravel()
+    flat = weights.ravel().astype(np.float64)
+    tp = count(true_codes[hit], flat[hit])
+    both = count(true_codes, flat) + count(pred_codes, flat)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(both > 0, 2 * tp / np.maximum(both, 1), np.nan)
     return np.nanmean(f1, axis=-1)
@@ -124,19 +136,22 @@ def bootstrap_macro_f1(
     seed: int,
 ) -> tuple[float, float]:
     """(lower, upper) one-sided `confidence` bounds of macro-F1: a seeded percentile
-    bootstrap over samples (qa.metrics.bootstrap), vectorised by `macro_f1_rows`.
+    bootstrap over samples.
 
-    Macro-F1 is not a proportion, so it has no binomial bounds. (nan, nan) below two samples.
+    Macro-F1 depends on a resample only through how often each (label, prediction) pair
+    occurs in it, and drawing n samples with replacement draws those counts from
+    Multinomial(n, the pairs' frequencies): so each resample is drawn as counts, at the cost of
+    the distinct pairs (at most classes^2) rather than of n samples: the same bootstrap
+    distribution as resampling indices, a hundred times cheaper on a 10,000-image eval. Macro-F1
+    is not a proportion, so it has no binomial bounds. (nan, nan) below two samples.
     """
     if len(labels) < 2:
         return float("nan"), float("nan")
-    return bootstrap_bounds(
-        lambda y, yhat, axis=-1: macro_f1_rows(y, yhat, n_classes),
-        (np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)),
-        confidence,
-        n_resamples=resamples,
-        seed=seed,
-        vectorized=True,
-        paired=True,
-        batch=max(1, 2_000_000 // (len(labels) + n_classes)),
+    n = len(labels)
+    pairs, counts = np.unique(
+        np.asarray(labels, dtype=np.int64) * n_classes + np.asarray(pred, dtype=np.int64),
+        return_counts=True,
     )
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
+    values = _macro_f1_of_counts(pairs // n_classes, pairs % n_classes, draws, n_classes)
+    return percentile_bounds(values, confidence)

@@ -47,8 +47,14 @@ def bootstrap_bounds(
         size = min(step, n_resamples - start)
         resampled = [s[..., rng.integers(0, s.shape[-1], (size, s.shape[-1]))] for s in samples]
         values.append(np.asarray(statistic(*resampled, axis=-1), dtype=np.float64))
+    return percentile_bounds(np.concatenate(values), confidence)
+
+
+def percentile_bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """(lower, upper) one-sided `confidence` bounds from a bootstrap distribution: its
+    (1 - c) and c quantiles, the ends of the two-sided percentile interval at 2c - 1."""
     alpha = (1 - two_sided_level(confidence)) / 2
-    low, high = np.quantile(np.concatenate(values), [alpha, 1 - alpha])
+    low, high = np.quantile(values, [alpha, 1 - alpha])
     return float(low), float(high)
 
 
