@@ -125,6 +125,10 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     env.pop("GITHUB_ACTIONS", None)
+    # Python's default, as a user's has it: a module's bytecode is written on its first import
+    # and read after (pip writes torch's at install; an editable qa writes its own on the first
+    # run), so no process pays for compiling qa's sources on every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="qa-whole-") as tmp:
         work = Path(tmp)

@@ -82,3 +82,12 @@ def test_infinite_and_nan_resamples_propagate_as_scipys():
 def test_fewer_than_two_observations_are_refused():
     with pytest.raises(ValueError, match="two or more"):
         bootstrap_bounds(np.mean, (np.ones(1),), 0.95, vectorized=True)
+
+
+def test_how_the_resamples_are_batched_never_changes_the_bounds():
+    """Batches are a speed knob: the generator's stream is the same however it is split."""
+    x = np.random.default_rng(8).exponential(size=5000)
+    kwargs = {"seed": 2, "vectorized": True, "n_resamples": 1000}
+    whole = bootstrap_bounds(np.mean, (x,), 0.95, batch=1000, **kwargs)
+    for batch in (None, 1, 64, 333):
+        assert bootstrap_bounds(np.mean, (x,), 0.95, batch=batch, **kwargs) == whole

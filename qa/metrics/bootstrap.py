@@ -13,6 +13,8 @@ import numpy as np
 
 from qa.metrics.intervals import two_sided_level
 
+DRAWS_PER_BATCH = 1 << 20  # resampled indices drawn at once when the caller sets no batch
+
 
 def bootstrap_bounds(
     statistic,
@@ -30,7 +32,7 @@ def bootstrap_bounds(
     Both are the ends of the two-sided percentile interval at level 2c - 1, so each is the
     bound a gate at confidence c compares. `paired` resamples the arrays of `data` together.
     A `vectorized` statistic takes (resamples, n) arrays and an `axis` keyword; `batch` bounds
-    how many resamples are drawn at once (memory).
+    how many resamples are drawn at once (memory and speed; never the result).
     """
     samples = [np.asarray(sample) for sample in data]
     if any(sample.shape[-1] < 2 for sample in samples):
@@ -41,7 +43,9 @@ def bootstrap_bounds(
         statistic = _at_indices(statistic, samples)
         samples = [np.arange(samples[0].shape[-1])]
     rng = np.random.default_rng(seed)
-    step = batch or n_resamples
+    # The generator's stream does not depend on how the draws are split, so batches change
+    # only speed: about a million indices at a time stay in the CPU's caches.
+    step = batch or max(1, min(n_resamples, DRAWS_PER_BATCH // samples[0].shape[-1]))
     values = []
     for start in range(0, n_resamples, step):
         size = min(step, n_resamples - start)
