@@ -91,12 +91,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 import qa
 from qa.checks import STATUSES
 from qa.errors import ExitCode, InputError
-from qa.report.document import ResultDocument
 from qa.result import RunReport, now
 from qa.suite_errors import dotted, found, problems
 
@@ -229,6 +227,11 @@ def load(path: str | Path) -> dict:
             f"{p}: schema_version: expected one of {READABLE_VERSIONS} (what this qa reads), "
             f"found {found(version)}"
         )
+    # here, not at import: the document's 23 models cost every run that only writes one
+    from pydantic import ValidationError
+
+    from qa.report.document import ResultDocument
+
     try:
         ResultDocument.model_validate(doc)
     except ValidationError as exc:
