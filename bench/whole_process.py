@@ -122,7 +122,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--make-inputs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_inputs is not None:
+        make_inputs(args.make_inputs, args.images, args.batch_size)
+        return
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     env.pop("GITHUB_ACTIONS", None)
     # Python's default, as a user's has it: a module's bytecode is written on its first import
@@ -132,7 +136,12 @@ def main() -> None:
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="qa-whole-") as tmp:
         work = Path(tmp)
-        paths = make_inputs(work, args.images, args.batch_size)
+        # in a child: a parent that imported torch would lend its peak RSS to every process
+        # it starts (Linux carries the high-water mark across fork and exec)
+        inputs = ["--make-inputs", str(work), "--images", str(args.images)]
+        inputs += ["--batch-size", str(args.batch_size)]
+        subprocess.run([python, __file__, *inputs], check=True, cwd=ROOT)
+        paths = {"data": work / "eval", "ckpt": work / "model.pt", "suite": work / "suite.yaml"}
         floor_cmd = [python, str(work / "floor.py"), str(paths["data"]), str(paths["ckpt"])]
         floor_cmd.append(str(args.batch_size))
         rows = {"floor": [], "cold": [], "warm": []}
