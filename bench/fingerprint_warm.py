@@ -27,7 +27,7 @@ import numpy as np
 from qa import data, data_index
 from qa.data import content_fingerprint, load_dataset
 from qa.preprocess import decode_bytes, make_preprocessing, to_unit_tensor
-from qa.suite import DataSpec
+from qa.suite_models import DataSpec
 
 CLASSES = 10
 

@@ -18,7 +18,7 @@ from qa.evidence import CLEAN
 from qa.inference import Split, default_workers, infer, resolve_device
 from qa.io import check_writable
 from qa.metrics import calibration as cal
-from qa.suite import DataSpec
+from qa.suite_models import DataSpec
 
 MIN_SAMPLES = 50
 

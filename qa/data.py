@@ -79,7 +79,7 @@ def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
     for entry in _listing(root):
         if entry.name.startswith("."):
             continue
-        if stat.S_ISDIR(_stat(entry).st_mode):
+        if stat.S_ISDIR(stat_of(entry).st_mode):
             classes.append(entry.name)
         elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
             raise InputError(
@@ -108,7 +108,7 @@ def _class_images(folder: Path, seen: dict[str, str]) -> list[Path]:
         current = pending.pop()
         real_current = os.path.realpath(current)
         for entry in _listing(current):
-            path, mode = entry.path, _stat(entry).st_mode
+            path, mode = entry.path, stat_of(entry).st_mode
             # A link's real path is its target's; any other entry's follows from its folder's.
             real = (
                 os.path.realpath(path)
@@ -119,7 +119,7 @@ def _class_images(folder: Path, seen: dict[str, str]) -> list[Path]:
                 _claim(seen, real, path)
                 pending.append(path)
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                _check_readable_file(path, mode)
+                check_readable_file(path, mode)
                 _claim(seen, real, path)
                 files.append(path)
     # ordered as Paths order (part by part), which is not the strings' order ("a-b" < "a/b")
@@ -135,7 +135,7 @@ def _listing(folder: Path) -> list[os.DirEntry]:
         raise InputError(f"{folder}: cannot list the folder ({exc.strerror})") from None
 
 
-def _stat(path: Path | os.DirEntry, where: str = "") -> os.stat_result:
+def stat_of(path: Path | os.DirEntry, where: str = "") -> os.stat_result:
     """`path`'s status through any symbolic links, or InputError (prefixed by `where`) saying
     why it cannot be reached: not found, a broken link, a link loop, no permission."""
     try:
@@ -150,7 +150,7 @@ def _stat(path: Path | os.DirEntry, where: str = "") -> os.stat_result:
         raise InputError(f"{where}{os.fspath(path)}: {reason}") from None
 
 
-def _check_readable_file(path: Path, mode: int, where: str = "") -> None:
+def check_readable_file(path: Path, mode: int, where: str = "") -> None:
     """InputError unless `path` (of stat `mode`) is a regular file this process may read."""
     if not stat.S_ISREG(mode):
         kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
@@ -258,6 +258,8 @@ def load_dataset(spec) -> Dataset:
     """The Dataset a suite data source describes: `{path: DIR}`, `{manifest: CSV, root: DIR}`
     or `{shards: PATTERN}` (qa.shards; ids are member names, root the shards' folder)."""
     if spec.manifest is not None:
+        from qa.manifest import read_manifest  # it builds on this module's Sample and Dataset
+
         return read_manifest(spec.manifest, spec.root)
     pattern = getattr(spec, "shards", None)  # a spec written before shards existed has none
     if pattern is not None:
@@ -283,98 +285,6 @@ def _relative_ids(root: Path, samples: list[Sample]) -> list[str]:
         relative = path[len(prefix) :] if path.startswith(prefix) else None
         ids.append(relative or sample.path.relative_to(root).as_posix())
     return [i.replace(os.sep, "/") for i in ids]
-
-
-def read_manifest(manifest: str | Path, root: str | Path | None = None) -> Dataset:
-    """Read a CSV manifest (UTF-8, with or without Excel's byte-order mark): columns `path` and
-    `label`, any others kept as metadata.
-
-    Paths are relative to `root` (default: the manifest's folder). Every problem is one line
-    naming the file, the line and the column: a missing or repeated column, a short row, an
-    empty cell, a file that cannot be read, a file listed twice (after normalising the path
-    and following links), which would count its evidence twice.
-    """
-    import csv
-
-    manifest = Path(manifest)
-    root = Path(root) if root is not None else manifest.parent
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows, ends = [], []
-            for row in reader:
-                rows.append(row)
-                ends.append(reader.line_num)
-    except FileNotFoundError:
-        raise InputError(f"{manifest}: manifest not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{manifest}: cannot read the manifest as CSV ({exc})") from None
-    if not rows:
-        raise InputError(f"{manifest}:1: expected a header with columns path,label, found nothing")
-    header = _manifest_header(manifest, rows[0])
-    if len(rows) == 1:
-        raise InputError(
-            f"{manifest}:{ends[0] + 1}: expected at least one row of data, found nothing"
-        )
-    starts = [end + 1 for end in ends[:-1]]  # a quoted cell may span lines: name a row's first
-    records, listed = [], {}
-    for line, row in zip(starts, rows[1:], strict=True):
-        rel, label, meta, real = _manifest_row(manifest, root, header, line, row)
-        first = listed.setdefault(real, (line, rel))
-        if first[0] != line:
-            same = "" if first[1] == rel else f" ({first[1]}, the same file)"
-            raise InputError(
-                f"{manifest}:{line}: column 'path': {rel} repeats line {first[0]}{same}"
-            )
-        records.append((rel, label, meta))
-    classes = sorted({label for _, label, _ in records})
-    index = {c: i for i, c in enumerate(classes)}
-    extra = [c for c in header if c not in ("path", "label")]
-    return Dataset(
-        source=str(manifest),
-        root=root,
-        class_names=classes,
-        samples=[Sample(root / rel, index[label]) for rel, label, _ in records],
-        ids=[rel for rel, _, _ in records],
-        metadata={c: np.array([meta[c] for _, _, meta in records]) for c in extra},
-    )
-
-
-def _manifest_header(manifest: Path, row: list[str]) -> list[str]:
-    """The manifest's column names (its first record, so line 1), or InputError for a missing
-    or repeated one."""
-    header = [h.strip() for h in row]
-    missing = [c for c in ("path", "label") if c not in header]
-    if missing:
-        raise InputError(
-            f"{manifest}:1: expected columns path,label, found {','.join(header)} "
-            f"(missing {','.join(missing)})"
-        )
-    for i, name in enumerate(header):
-        if name and name in header[:i]:
-            raise InputError(
-                f"{manifest}:1: column {name!r}: expected once in the header, found it "
-                f"as columns {header.index(name) + 1} and {i + 1}"
-            )
-    return header
-
-
-def _manifest_row(manifest: Path, root: Path, header: list[str], line: int, row: list[str]):
-    """One manifest row as (relative path, label, metadata, real path of the file), or
-    InputError naming the cell."""
-    if len(row) != len(header):
-        raise InputError(f"{manifest}:{line}: expected {len(header)} fields, found {len(row)}")
-    cells = dict(zip(header, (c.strip() for c in row), strict=True))
-    for column in ("path", "label"):
-        if not cells[column]:
-            raise InputError(
-                f"{manifest}:{line}: column {column!r}: expected a value, found nothing"
-            )
-    rel = Path(cells["path"]).as_posix()
-    where = f"{manifest}:{line}: column 'path': "
-    _check_readable_file(root / rel, _stat(root / rel, where).st_mode, where)
-    meta = {c: v for c, v in cells.items() if c not in ("path", "label")}
-    return rel, cells["label"], meta, os.path.realpath(root / rel)
 
 
 def content_fingerprint(

@@ -10,7 +10,7 @@ from helpers import write_shards
 
 from qa import data, data_index
 from qa.data import content_fingerprint, load_dataset
-from qa.suite import DataSpec
+from qa.suite_models import DataSpec
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import pytest
 from helpers import save_tiny, write_suite
 
 from qa.cli import main
-from qa.data import read_manifest, scan_image_folder
+from qa.data import scan_image_folder
 from qa.errors import InputError
+from qa.manifest import read_manifest
 from trainer.cli import main as trainer_main
 
 CLASSES = ["0", "1", "2"]

@@ -12,7 +12,7 @@ from qa.data import content_fingerprint, load_dataset, read_bytes
 from qa.errors import InputError
 from qa.profile import profile_samples
 from qa.shards import expand
-from qa.suite import DataSpec
+from qa.suite_models import DataSpec
 from qa.thumbnails import thumbnail_uri
 
 
