@@ -13,6 +13,7 @@ facts. A record is data, checked like every cache entry (a checksum over its fac
 key and type), never code; facts that JSON would not give back exactly are not stored.
 """
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -21,12 +22,15 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from qa import cache
 from qa.io import write_text_atomic
 from qa.torchfile import FileBytes, read_file
 
 SUFFIX = ".facts.json"
 KEYS = ("arch", "class_names", "preprocessing", "provenance", "temperature")
+ARRAY = "__array__"  # how a record holds an array (a trained checkpoint's data fingerprint)
 
 
 def facts_of(model) -> dict:
@@ -59,7 +63,7 @@ class LazyModel:
         """The model itself, loaded now (this imports torch), from the bytes whose digest keyed
         every view; a loaded model whose facts are not the record's is a bug, not a stale view."""
         loaded = self._load(self._blob)
-        if facts_of(loaded) != facts_of(self):
+        if not same(facts_of(loaded), facts_of(self)):
             raise RuntimeError(f"{self.path}: the cached facts record disagrees with the file")
         self._blob = None  # the bytes are loaded; nothing else needs them
         return loaded.module
@@ -102,15 +106,17 @@ def facts_key(digest: str, spec, trust: bool) -> str:
 
 
 def write_facts(cache_dir: str | Path, key: str, facts: dict) -> None:
-    """Store `facts` under `key`, only if JSON gives them back exactly (no tuples, no keys
-    that are not strings, no NaN): a record must never change what a check sees."""
+    """Store `facts` under `key`, only if the record gives them back exactly (no tuples, no
+    keys that are not strings, no NaN; arrays, such as a trained checkpoint's data fingerprint,
+    by dtype, shape and bytes): a record must never change what a check sees."""
     try:
-        text = _canonical(facts)
+        stored = _encode(facts)
+        text = _canonical(stored)
     except (TypeError, ValueError):
         return
-    if json.loads(text) != facts:
+    if not same(_decode(json.loads(text)), facts):
         return
-    record = {"checksum": hashlib.sha256(text.encode()).hexdigest(), "facts": facts}
+    record = {"checksum": hashlib.sha256(text.encode()).hexdigest(), "facts": stored}
     write_text_atomic(cache.entry_path(cache_dir, key, SUFFIX), json.dumps(record))
 
 
@@ -120,9 +126,10 @@ def read_facts(cache_dir: str | Path, key: str) -> dict | None:
     path = cache.entry_path(cache_dir, key, SUFFIX)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        facts = record["facts"]
+        stored = record["facts"]
+        facts = _decode(stored)
         sound = _sound(facts) and record["checksum"] == (
-            hashlib.sha256(_canonical(facts).encode()).hexdigest()
+            hashlib.sha256(_canonical(stored).encode()).hexdigest()
         )
     except Exception:  # missing, truncated, not JSON, wrong shape: all mean "load the file"
         return None
@@ -149,3 +156,60 @@ def _sound(facts) -> bool:
         and math.isfinite(temperature)
         and temperature > 0
     )
+
+
+def same(a, b) -> bool:
+    """Whether two facts are the same exactly: values of the same type and value, arrays
+    (numpy or torch) of the same dtype, shape and bytes."""
+    if _is_array(a) or _is_array(b):
+        if not (_is_array(a) and _is_array(b)):
+            return False
+        x, y = _numpy(a), _numpy(b)
+        return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, np.ndarray) or (
+        type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "numpy")
+    )
+
+
+def _numpy(value) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else value.detach().cpu().numpy()
+
+
+def _encode(value):
+    """Facts as JSON values: an array becomes {"__array__": [dtype, shape, base64 bytes]}."""
+    if _is_array(value):
+        array = np.ascontiguousarray(_numpy(value))
+        if array.dtype.hasobject:
+            raise TypeError("an array of Python objects is not a fact")
+        data = base64.b64encode(array.tobytes()).decode()
+        return {ARRAY: [array.dtype.str, list(array.shape), data]}
+    if isinstance(value, dict):
+        if ARRAY in value:
+            raise ValueError(f"a fact may not have the key {ARRAY}")
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value):
+    """`_encode`'s inverse: its arrays back as numpy arrays (read-only)."""
+    if isinstance(value, dict):
+        if list(value) == [ARRAY]:
+            dtype, shape, data = value[ARRAY]
+            array = np.frombuffer(base64.b64decode(data, validate=True), dtype=np.dtype(dtype))
+            return array.reshape([int(n) for n in shape])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value

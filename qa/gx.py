@@ -6,9 +6,13 @@ great_expectations takes about two seconds to import, so qa never imports it at 
 written to disk), with analytics and progress bars off.
 """
 
+import copy
 import difflib
 import functools
+import hashlib
+import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +22,8 @@ if TYPE_CHECKING:  # pandas is imported only where a data check runs
 import numpy as np
 
 # Expectation fields that are bookkeeping, not parameters a suite author would write.
+MEMO_SIZE = 512  # outcomes kept per process (each a few KB)
+_MEMO: OrderedDict[str, "Outcome"] = OrderedDict()
 _INTERNAL_FIELDS = {
     "batch_id",
     "catch_exceptions",
@@ -135,30 +141,70 @@ def run(frame: "pd.DataFrame", expectations: list) -> list[Outcome]:
     """Validate each expectation over `frame`; return their outcomes in the same order.
 
     Each is validated on its own (GX does not keep a suite's order in its results), with the
-    COMPLETE result format so that every failing row position comes back.
+    COMPLETE result format so that every failing row position comes back. An outcome is a
+    function of the frame's contents, the expectation's configuration and GX's version, so
+    within a process it is validated once (`_MEMO`): `trainer finetune --gate` re-runs a suite
+    every epoch on data that does not change, and GX's validation is most of a data check.
     """
-    batch = _batch_definition().get_batch(
-        batch_parameters={"dataframe": frame.reset_index(drop=True)}
-    )
-    outcomes = []
-    for exp in expectations:
-        r = batch.validate(exp, result_format={"result_format": "COMPLETE"})
-        info = r.exception_info or {}
-        if "raised_exception" not in info:  # keyed by metric when a metric raised
-            info = next(iter(info.values()), {})
-        exception = info.get("exception_message") if info.get("raised_exception") else None
-        outcomes.append(
-            Outcome(
-                name=type(exp).__name__,
-                success=bool(r.success),
-                failed_rows=[int(i) for i in r.result.get("unexpected_index_list") or []],
-                n_failed=r.result.get("unexpected_count"),
-                observed=r.result.get("observed_value"),
-                result={k: _plain(v) for k, v in r.result.items() if k not in _ROW_LISTS},
-                exception=exception,
-            )
+    digest = _frame_digest(frame)
+    outcomes: list[Outcome | None] = [None] * len(expectations)
+    todo = []
+    for i, exp in enumerate(expectations):
+        key = _memo_key(digest, exp)
+        if key is not None and key in _MEMO:
+            _MEMO.move_to_end(key)
+            outcomes[i] = copy.deepcopy(_MEMO[key])
+        else:
+            todo.append((i, exp, key))
+    if todo:
+        batch = _batch_definition().get_batch(
+            batch_parameters={"dataframe": frame.reset_index(drop=True)}
         )
+        for i, exp, key in todo:
+            outcomes[i] = _validate(batch, exp)
+            if key is not None:
+                _MEMO[key] = copy.deepcopy(outcomes[i])
+                while len(_MEMO) > MEMO_SIZE:
+                    _MEMO.popitem(last=False)
     return outcomes
+
+
+def _validate(batch, exp) -> Outcome:
+    r = batch.validate(exp, result_format={"result_format": "COMPLETE"})
+    info = r.exception_info or {}
+    if "raised_exception" not in info:  # keyed by metric when a metric raised
+        info = next(iter(info.values()), {})
+    exception = info.get("exception_message") if info.get("raised_exception") else None
+    return Outcome(
+        name=type(exp).__name__,
+        success=bool(r.success),
+        failed_rows=[int(i) for i in r.result.get("unexpected_index_list") or []],
+        n_failed=r.result.get("unexpected_count"),
+        observed=r.result.get("observed_value"),
+        result={k: _plain(v) for k, v in r.result.items() if k not in _ROW_LISTS},
+        exception=exception,
+    )
+
+
+def _frame_digest(frame: "pd.DataFrame") -> str:
+    """sha256 of the frame's index, column names, dtypes and every value exactly (numeric
+    columns by their bytes, others by the repr of their values)."""
+    h = hashlib.sha256(repr(list(frame.index)).encode())
+    for name, column in frame.items():
+        h.update(f"\0{name!r}\0{column.dtype}\0".encode())
+        values = column.to_numpy()
+        h.update(
+            values.tobytes() if values.dtype.kind in "biufcmM" else repr(list(values)).encode()
+        )
+    return h.hexdigest()
+
+
+def _memo_key(digest: str, exp) -> str | None:
+    try:
+        config = json.dumps(exp.configuration.to_json_dict(), sort_keys=True, default=repr)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(f"{_gx().__version__}\0{digest}\0{config}".encode()).hexdigest()
 
 
 def _check_columns(kwargs: dict[str, Any], columns: tuple[str, ...]) -> None:

@@ -129,6 +129,46 @@ def test_facts_json_would_change_are_not_stored(tmp_path):
     assert read_facts(tmp_path, "k" * 64)["provenance"] == {"sizes": [1, 2]}
 
 
+def test_a_trained_checkpoints_data_fingerprint_is_a_fact_and_a_warm_run_needs_no_torch(
+    data, tmp_path
+):
+    """The trainer records its training data's hashes (an array) in provenance: the record
+    holds them by dtype, shape and bytes, so a warm run of a trained checkpoint imports no
+    torch and its leakage check finds the same leaked files."""
+    from qa.data import fingerprint_from_hashes, sha256_bytes
+
+    leaked = sorted(Path(data).rglob("*.png"))[:3]
+    fingerprint = fingerprint_from_hashes([sha256_bytes(p.read_bytes()) for p in leaked])
+    ckpt = save_tiny(tmp_path / "trained.pt", seed=5, provenance={"data_fingerprint": fingerprint})
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS + "- {kind: leakage}\n")
+    run = ["run", str(suite), str(ckpt), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    cold = _qa([*run, "--out", str(tmp_path / "cold")], tmp_path)
+    warm = _qa([*run, "--out", str(tmp_path / "warm")], tmp_path, check_modules=True)
+    assert warm.returncode == cold.returncode == 1, (cold.stderr, warm.stderr)
+    assert _checks(tmp_path / "warm" / "result.json") == _checks(tmp_path / "cold" / "result.json")
+    leakage = next(c for c in _checks(tmp_path / "warm" / "result.json") if c[0] == "leakage")
+    assert leakage[1] == "fail"
+
+
+def test_arrays_come_back_exactly_or_are_not_stored(tmp_path):
+    import numpy as np
+
+    hashes = np.arange(64, dtype=np.uint8).reshape(2, 32)
+    facts = {
+        "arch": "resnet18",
+        "class_names": ["a"],
+        "preprocessing": {},
+        "provenance": {"data_fingerprint": {"kind": "exact", "hashes": hashes}},
+        "temperature": 1.0,
+    }
+    write_facts(tmp_path, "a" * 64, facts)
+    back = read_facts(tmp_path, "a" * 64)["provenance"]["data_fingerprint"]["hashes"]
+    assert back.dtype == np.uint8 and back.shape == (2, 32) and (back == hashes).all()
+    objects = {**facts, "provenance": {"x": np.array([{"a": 1}], dtype=object)}}
+    write_facts(tmp_path, "b" * 64, objects)
+    assert read_facts(tmp_path, "b" * 64) is None
+
+
 def test_trust_and_the_suite_model_are_part_of_the_key():
     assert facts_key("d" * 64, None, False) != facts_key("d" * 64, None, True)
     assert facts_key("d" * 64, None, False) != facts_key("e" * 64, None, False)
