@@ -75,16 +75,5 @@ def prediction_agreement(evidence: Evidence, p: AgreementParams) -> CheckResult:
         message += f" {'meets' if logits.status == 'pass' else 'misses'} <= {p.max_logit_diff:g}"
         result = result if result.status != "pass" else logits
     result.message = f"{message} (exact over {n} eval samples)"
-    names = evidence.class_names
-    result.details = {
-        "flips": [
-            {
-                "id": evidence.sample_ids[i],
-                "label": names[pe.labels[i]],
-                "baseline": names[pe.base_pred[i]],
-                "candidate": names[pe.cand_pred[i]],
-            }
-            for i in differ
-        ]
-    }
+    result.details = {"flips": pe.flips(evidence, differ)}
     return result

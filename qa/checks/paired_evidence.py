@@ -25,6 +25,20 @@ class PairedEvidence:
         self.base_ok = self.base_pred == self.labels
         self.worse, self.better = paired.discordant_counts(self.base_ok, self.cand_ok)
 
+    def flips(self, evidence: Evidence, indices) -> list[dict]:
+        """The samples at `indices`, each with its label and both models' predictions by name:
+        what a report lists of the samples whose prediction changed."""
+        names = evidence.class_names
+        return [
+            {
+                "id": evidence.sample_ids[i],
+                "label": names[self.labels[i]],
+                "baseline": names[self.base_pred[i]],
+                "candidate": names[self.cand_pred[i]],
+            }
+            for i in indices
+        ]
+
     def accuracy_effect(self, confidence: float) -> dict:
         """Both models' accuracies, the paired delta with its bounds and the MDE: what a
         regression gate reports beside its own statistic (qa.checks.effect)."""

@@ -145,23 +145,12 @@ def negative_flip_rate(evidence: Evidence, p: FlipParams) -> CheckResult:
         "confidence": evidence.confidence,
         **pe.accuracy_effect(evidence.confidence),
     }
-    names = evidence.class_names
     flipped = np.flatnonzero(pe.base_ok & ~pe.cand_ok)
     deciding = "negative_flip_rate" if p.gate_on == "point" else "nfr_high"
     what = "negative flip rate" + ("" if p.gate_on == "point" else " upper bound")
     nfr = ("negative_flip_rate", "nfr_low", "nfr_high")
     result = gate(deciding, metrics[deciding], "<=", p.max, metrics, what, nfr)
-    result.details = {
-        "flips": [
-            {
-                "id": evidence.sample_ids[i],
-                "label": names[pe.labels[i]],
-                "baseline": names[pe.base_pred[i]],
-                "candidate": names[pe.cand_pred[i]],
-            }
-            for i in flipped
-        ]
-    }
+    result.details = {"flips": pe.flips(evidence, flipped)}
     return result
 
 
