@@ -72,6 +72,7 @@ from qa.checks import CheckParams, load_all
 from qa.errors import InputError
 from qa.evidence import View
 from qa.suite_models import DataConfig, Defaults, ModelSpec, Slice, Slices, Strict
+from qa.suite_models import DataSpec as DataSpec  # re-exported: `qa.suite.DataSpec` is public
 from qa.suite_paths import missing_paths, resolve_paths
 
 COMMON_KEYS = ("kind", "name", "severity", "slice", "slices")
