@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import qa
-from qa import cache, plugins
+from qa import cache, gx, plugins
 from qa.distributed import SINGLE, Group
 from qa.engine import EvidenceRequest, build_evidence, load_splits
 from qa.errors import InputError
@@ -64,9 +64,8 @@ class RunOptions:
     strict: bool = False  # a `warn` outcome fails the run
     progress: bool = True  # a progress bar on stderr
     precision: str | None = None  # "fp32", "bf16" or "fp16"; None: the suite's defaults.precision
-    rehash: bool = (
-        False  # hash every data file again instead of trusting the (path, size, mtime) index
-    )
+    # hash every data file and checkpoint again instead of trusting the (path, size, mtime) index
+    rehash: bool = False
 
 
 def run_suite(
@@ -92,7 +91,8 @@ def run_suite(
     evidence = build_evidence(request)
     if group.rank != 0:  # the engine gathered every shard's rows on rank 0 (None here)
         return None
-    outcomes = run_checks(suite, evidence)
+    with gx.outcomes_kept_in(options.cache_dir):  # GX's outcomes are cached like views
+        outcomes = run_checks(suite, evidence)
     attach_thumbnails(outcomes, suite, {name: s.dataset for name, s in request.splits.items()})
     decision = verdict(outcomes, options.strict)
     report = RunReport(
@@ -132,7 +132,12 @@ def _prepare(
         check_writable(options.out, "--out", folder=True)
     if group.rank == 0 and options.save_predictions_to is not None:
         check_writable(options.save_predictions_to, "--save-predictions")
-    suite = load_suite(suite_path, baseline=options.baseline, trust_plugins=options.trust_plugins)
+    suite = load_suite(
+        suite_path,
+        baseline=options.baseline,
+        trust_plugins=options.trust_plugins,
+        cache_dir=options.cache_dir,
+    )
     device = _device(options.device, group)
     run_precision(suite, options, device)  # an fp16 run on the CPU fails before any loading
     candidate = _load(checkpoint, suite, options, group)
@@ -165,6 +170,7 @@ def _load(path: str | Path, suite: Suite, options: RunOptions, group: Group) -> 
         options.cache_dir,
         functools.partial(_load_bytes, model_spec=suite.model, trust=options.trust),
         writable=group.rank == 0,
+        rehash=options.rehash,
     )
 
 

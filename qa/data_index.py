@@ -16,6 +16,10 @@ read (`since_ns`), so an edit landing in the same timestamp tick as the read, or
 system whose clock or granularity is coarser, is never mistaken for the content read. An index
 that does not parse, has another format, or fails its checksum is ignored and rewritten, never
 trusted; `--rehash` ignores it altogether.
+
+A checkpoint's digest (the key of its facts record and of every view, qa.facts) is kept the
+same way, in an index of its own file (`file_digest`, `remember_file`), so that a warm run
+stats the checkpoint instead of hashing it.
 """
 
 import hashlib
@@ -31,7 +35,7 @@ from qa.io import write_text_atomic
 if TYPE_CHECKING:  # qa.data builds its content_fingerprint on this module
     from qa.data import Dataset
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: a header line, its checksum over the entries' text as written
 HEX_DIGITS = "0123456789abcdef"
 SETTLE_NS = 2_000_000_000  # covers FAT's 2 s mtimes and a little clock skew on network mounts
 _IMPORTED_NS = time.time_ns()  # before a run reads anything: the safe default of `since_ns`
@@ -45,21 +49,31 @@ def fingerprint(dataset: "Dataset", digests: list[str]) -> str:
     return h.hexdigest()
 
 
-def known_digests(dataset: "Dataset", cache_dir, rehash: bool = False) -> list[str | None]:
+def known_digests(
+    dataset: "Dataset", cache_dir, rehash: bool = False, scanned: bool = False
+) -> list[str | None]:
     """Per sample, its sha256 hex digest from the index when its file (or shard) is unchanged
-    since, else None; all None with `rehash` or no `cache_dir`. Reads no image: stats only."""
+    since, else None; all None with `rehash` or no `cache_dir`. Reads no image: stats only.
+
+    With `scanned`, the caller has just scanned `dataset` and judges the data as that scan
+    found it (a run does), so the stats the scan took (qa.data.Sample.stat) vouch and no file
+    is stat'ed twice; otherwise every file is stat'ed now (a Dataset may outlive edits)."""
     if cache_dir is None or rehash:
         return [None] * len(dataset.samples)
     places = _places(dataset)
     indexes = {name: _read_index(Path(cache_dir), name) for name in set(p[0] for p in places)}
     stats: dict[str, list[int] | None] = {}
     digests: list[str | None] = []
-    for name, key, file in places:
-        if file not in stats:
-            stats[file] = _stat(file)
+    for sample, (name, key, file) in zip(dataset.samples, places, strict=True):
+        if scanned and sample.stat is not None and sample.member is None:
+            st = list(sample.stat)
+        else:
+            if file not in stats:
+                stats[file] = _stat(file)
+            st = stats[file]
         entry = indexes[name].get(key)
-        known = entry is not None and stats[file] is not None and entry[:3] == stats[file]
-        digests.append(entry[3] if known else None)
+        known = isinstance(entry, list) and st is not None and entry[:3] == st
+        digests.append(entry[3] if known and _digest(entry) else None)
     return digests
 
 
@@ -92,6 +106,34 @@ def remember(
         except OSError as exc:
             print(f"warning: cannot write the data index ({exc}); continuing", file=sys.stderr)
             return
+
+
+def file_digest(path, cache_dir) -> str | None:
+    """The sha256 hex digest of one file (a checkpoint) from its own index, when its stat still
+    matches the one remembered with it; None otherwise. Stats the file, reads none of it."""
+    file = os.path.abspath(path)
+    st = _stat(file)
+    entry = _read_index(Path(cache_dir), _file_name(file)).get(file)
+    known = isinstance(entry, list) and st is not None and entry[:3] == st
+    return entry[3] if known and _digest(entry) else None
+
+
+def remember_file(path, digest: str, cache_dir, since_ns: int) -> None:
+    """Store one file's digest in its own index, by `remember`'s rule: only when the file
+    last changed SETTLE_NS or more before `since_ns` (taken before its bytes were read). A
+    folder that cannot be written is passed over in silence (the caller's cache warns once)."""
+    file = os.path.abspath(path)
+    st = _stat(file)
+    if st is None or max(st[1], st[2]) >= since_ns - SETTLE_NS:
+        return
+    try:
+        _write_index(Path(cache_dir), _file_name(file), {file: [*st, digest]})
+    except OSError:
+        return
+
+
+def _file_name(file: str) -> str:
+    return _name("file\0" + file)  # never a dataset root's index, whose name is its path's
 
 
 def _places(dataset: "Dataset") -> list[tuple[str, str, str]]:
@@ -130,28 +172,31 @@ def _index_path(cache_dir: Path, name: str) -> Path:
     return cache_dir / "index" / f"{name}.json"
 
 
-def _checksum(entries: dict) -> str:
-    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
-
-
 def _read_index(cache_dir: Path, name: str) -> dict[str, list]:
-    """The index's sound entries, or none when it is missing, corrupt or of another format."""
+    """The index's entries (each checked when used: `_digest`), or none when it is missing,
+    corrupt or of another format.
+
+    The file is a header line, {"format", "checksum"}, then the entries as JSON: the checksum
+    is the sha256 of that text as written, so checking it costs no second serialisation."""
     try:
-        stored = json.loads(_index_path(cache_dir, name).read_text(encoding="utf-8"))
-        entries = stored["entries"]
-        if stored["format"] != INDEX_FORMAT or stored["checksum"] != _checksum(entries):
+        header, _, body = _index_path(cache_dir, name).read_text(encoding="utf-8").partition("\n")
+        stored = json.loads(header)
+        if stored["format"] != INDEX_FORMAT or stored["checksum"] != _checksum(body):
             return {}
+        entries = json.loads(body)
     except (OSError, ValueError, TypeError, KeyError):  # unreadable or damaged: re-hash
         return {}
-    return {k: v for k, v in entries.items() if _sound(v)}
+    return entries if isinstance(entries, dict) else {}
 
 
-def _sound(entry) -> bool:
-    """Whether an index entry has the shape [size, mtime_ns, ctime_ns, sha256 hex]."""
+def _checksum(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _digest(entry: list) -> bool:
+    """Whether an index entry whose stat matched ends in a sha256 hex digest, and nothing else."""
     return (
-        isinstance(entry, list)
-        and len(entry) == 4
-        and all(type(v) is int for v in entry[:3])
+        len(entry) == 4
         and isinstance(entry[3], str)
         and len(entry[3]) == 64
         and not entry[3].strip(HEX_DIGITS)  # a regex per entry costs a warm run 20 ms
@@ -161,5 +206,6 @@ def _sound(entry) -> bool:
 def _write_index(cache_dir: Path, name: str, entries: dict[str, list]) -> None:
     path = _index_path(cache_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stored = {"format": INDEX_FORMAT, "checksum": _checksum(entries), "entries": entries}
-    write_text_atomic(path, json.dumps(stored, separators=(",", ":")))
+    body = json.dumps(entries, separators=(",", ":"))
+    header = json.dumps({"format": INDEX_FORMAT, "checksum": _checksum(body)})
+    write_text_atomic(path, f"{header}\n{body}")

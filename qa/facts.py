@@ -18,13 +18,15 @@ import contextlib
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from qa import cache
+from qa import cache, data_index
+from qa.errors import InputError
 from qa.io import write_text_atomic
 from qa.torchfile import FileBytes, read_file
 
@@ -45,11 +47,19 @@ def facts_of(model) -> dict:
 
 
 class LazyModel:
-    """A checkpoint's facts, from its record; `module` loads the file's bytes, the bytes that
-    were hashed, on first use. A LoadedModel to everything that reads it (qa.engine)."""
+    """A checkpoint's facts, from its record; `module` loads the file on first use, from the
+    bytes already read (`blob`) or read then, which must have the digest the facts and views
+    were keyed on. A LoadedModel to everything that reads it (qa.engine)."""
 
-    def __init__(self, blob: FileBytes, facts: dict, load: Callable[[FileBytes], object]):
-        self.path, self.digest = str(blob.path), blob.digest
+    def __init__(
+        self,
+        path: str | Path,
+        digest: str,
+        facts: dict,
+        load: Callable[[FileBytes], object],
+        blob: FileBytes | None = None,
+    ):
+        self.path, self.digest = str(path), digest
         self.arch, self.class_names = facts["arch"], list(facts["class_names"])
         self.preprocessing, self.provenance = (
             dict(facts["preprocessing"]),
@@ -62,7 +72,13 @@ class LazyModel:
     def module(self):
         """The model itself, loaded now (this imports torch), from the bytes whose digest keyed
         every view; a loaded model whose facts are not the record's is a bug, not a stale view."""
-        loaded = self._load(self._blob)
+        blob = self._blob or read_file(self.path)
+        if blob.digest != self.digest:
+            raise InputError(
+                f"{self.path}: the checkpoint changed during the run (its sha256 is no longer "
+                "the one this run's facts and cached views are keyed on); run again"
+            )
+        loaded = self._load(blob)
         if not same(facts_of(loaded), facts_of(self)):
             raise RuntimeError(f"{self.path}: the cached facts record disagrees with the file")
         self._blob = None  # the bytes are loaded; nothing else needs them
@@ -76,21 +92,31 @@ def load_checkpoint(
     cache_dir: str | Path | None,
     load: Callable[[FileBytes], object],
     writable: bool = True,
+    rehash: bool = False,
 ):
     """The checkpoint at `path` as a LazyModel when the cache holds its facts, else loaded now.
 
     `spec` is the suite's `model:` (qa.suite.ModelSpec or None), `load` turns the file's bytes
     into a LoadedModel (qa.formats.load_bytes with `spec` and `trust`). A model loaded now has
     its facts stored for the next run (where `writable`: a cache folder that cannot be written
-    costs nothing here; the engine warns of it).
+    costs nothing here; the engine warns of it). `rehash` hashes the file even when the
+    digest index vouches for it (`qa run --rehash`).
     """
-    blob = read_file(path)
     if cache_dir is None:
-        return load(blob)
+        return load(read_file(path))
+    digest = None if rehash else data_index.file_digest(path, cache_dir)
+    if digest is not None:
+        facts = read_facts(cache_dir, facts_key(digest, spec, trust))
+        if facts is not None:
+            return LazyModel(path, digest, facts, load)
+    since = time.time_ns()  # before the read: a file changed after it is not remembered
+    blob = read_file(path)
+    if writable:
+        data_index.remember_file(path, blob.digest, cache_dir, since)
     key = facts_key(blob.digest, spec, trust)
     facts = read_facts(cache_dir, key)
     if facts is not None:
-        return LazyModel(blob, facts, load)
+        return LazyModel(path, blob.digest, facts, load, blob)
     model = load(blob)
     if writable:
         with contextlib.suppress(OSError):

@@ -4,16 +4,30 @@ great_expectations takes about two seconds to import, so qa never imports it at 
 `qa validate` pays for it only when a suite has a passthrough expectation to construct, and
 `qa run` only when a data check runs. Everything runs in one ephemeral context (nothing is
 written to disk), with analytics and progress bars off.
+
+An expectation's outcome is a function of the frame's contents, the expectation's name and
+keyword arguments and GX's version, so it is remembered by those: within a process (`_MEMO`),
+and, while a run keeps them in its cache folder (`outcomes_kept_in`), on disk as checked JSON,
+so that a re-run whose profiles are cached imports no great_expectations at all. An entry
+that does not parse or fails its checksum is a miss; an outcome JSON would not give back
+exactly is never stored.
 """
 
+import contextlib
 import copy
+import dataclasses
 import difflib
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
+import sys
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas is imported only where a data check runs
@@ -24,6 +38,8 @@ import numpy as np
 # Expectation fields that are bookkeeping, not parameters a suite author would write.
 MEMO_SIZE = 512  # outcomes kept per process (each a few KB)
 _MEMO: OrderedDict[str, "Outcome"] = OrderedDict()
+_STORE: ContextVar[Path | None] = ContextVar("qa_gx_store", default=None)
+SUFFIX = ".gx.json"  # an outcome's entry in the cache folder
 _INTERNAL_FIELDS = {
     "batch_id",
     "catch_exceptions",
@@ -137,25 +153,55 @@ def expectation(name: str, kwargs: dict[str, Any], columns: tuple[str, ...] | No
         raise ValueError(f"{name} rejects {kwargs}: {reason}") from None
 
 
-def run(frame: "pd.DataFrame", expectations: list) -> list[Outcome]:
-    """Validate each expectation over `frame`; return their outcomes in the same order.
+@contextlib.contextmanager
+def outcomes_kept_in(cache_dir: str | Path | None) -> Iterator[None]:
+    """Within the block, outcomes are also read from and written to `cache_dir` (none: the
+    process memo only)."""
+    token = _STORE.set(None if cache_dir is None else Path(cache_dir))
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def check_expectation(
+    name: str, kwargs: dict[str, Any], columns: tuple[str, ...], known_in: str | Path | None
+) -> None:
+    """`expectation`'s checks (ValueError, one line) for a suite's passthrough expectation,
+    without importing great_expectations when `known_in` (a run's cache folder) records that
+    GX of this version constructed this very name and kwargs before; a construction that
+    succeeds now is recorded there."""
+    _check_columns(kwargs, columns)
+    key = _memo_key("constructs", name, kwargs)
+    marker = None if known_in is None or key is None else Path(known_in) / "expectations" / key
+    if marker is not None and marker.is_file():
+        return
+    expectation(name, kwargs)
+    if marker is not None:
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+
+def run(frame: "pd.DataFrame", specs: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+    """Validate each (expectation name, kwargs) over `frame`; return their outcomes in order.
 
     Each is validated on its own (GX does not keep a suite's order in its results), with the
-    COMPLETE result format so that every failing row position comes back. An outcome is a
-    function of the frame's contents, the expectation's configuration and GX's version, so
-    within a process it is validated once (`_MEMO`): `trainer finetune --gate` re-runs a suite
-    every epoch on data that does not change, and GX's validation is most of a data check.
+    COMPLETE result format so that every failing row position comes back. Outcomes already
+    known (the process memo, then the run's cache folder) are not validated again, and when
+    all are known great_expectations is not even imported: `trainer finetune --gate` re-runs
+    a suite every epoch, and a warm `qa run` re-runs it on data that did not change.
     """
     digest = _frame_digest(frame)
-    outcomes: list[Outcome | None] = [None] * len(expectations)
+    outcomes: list[Outcome | None] = [None] * len(specs)
     todo = []
-    for i, exp in enumerate(expectations):
-        key = _memo_key(digest, exp)
-        if key is not None and key in _MEMO:
-            _MEMO.move_to_end(key)
-            outcomes[i] = copy.deepcopy(_MEMO[key])
+    for i, (name, kwargs) in enumerate(specs):
+        key = _memo_key(digest, name, kwargs)
+        known = None if key is None else _recall(key)
+        if known is not None:
+            outcomes[i] = known
         else:
-            todo.append((i, exp, key))
+            todo.append((i, expectation(name, kwargs), key))
     if todo:
         batch = _batch_definition().get_batch(
             batch_parameters={"dataframe": frame.reset_index(drop=True)}
@@ -163,10 +209,79 @@ def run(frame: "pd.DataFrame", expectations: list) -> list[Outcome]:
         for i, exp, key in todo:
             outcomes[i] = _validate(batch, exp)
             if key is not None:
-                _MEMO[key] = copy.deepcopy(outcomes[i])
-                while len(_MEMO) > MEMO_SIZE:
-                    _MEMO.popitem(last=False)
+                _keep(key, outcomes[i])
     return outcomes
+
+
+def _recall(key: str) -> Outcome | None:
+    """The outcome remembered under `key` (a copy), from the memo or the run's folder."""
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return copy.deepcopy(_MEMO[key])
+    store = _STORE.get()
+    if store is None:
+        return None
+    try:
+        entry = json.loads(_entry_path(store, key).read_text(encoding="utf-8"))
+        stored = entry["outcome"]
+        if entry["checksum"] != _checksum(stored):
+            return None
+        outcome = Outcome(**stored)
+    except Exception:  # missing, truncated, not JSON, other fields: all mean "validate it"
+        return None
+    if not _sound(outcome):
+        return None
+    _remember(key, outcome)
+    return copy.deepcopy(outcome)
+
+
+def _keep(key: str, outcome: Outcome) -> None:
+    """Remember `outcome` in the memo, and in the run's folder when JSON gives it back exactly."""
+    _remember(key, copy.deepcopy(outcome))
+    store = _STORE.get()
+    if store is None:
+        return
+    from qa.facts import same  # exact equality, type for type
+
+    stored = dataclasses.asdict(outcome)
+    try:
+        text = json.dumps({"checksum": _checksum(stored), "outcome": stored}, allow_nan=False)
+    except (TypeError, ValueError):
+        return
+    if not same(json.loads(text)["outcome"], stored):
+        return
+    from qa.io import write_text_atomic
+
+    # the cache only saves time, and a folder that cannot be written is warned of by the engine
+    with contextlib.suppress(OSError):
+        write_text_atomic(_entry_path(store, key), text)
+
+
+def _sound(o: Outcome) -> bool:
+    """Whether a stored outcome has every field of its type."""
+    return (
+        isinstance(o.name, str)
+        and type(o.success) is bool
+        and isinstance(o.failed_rows, list)
+        and all(type(i) is int and i >= 0 for i in o.failed_rows)
+        and (o.n_failed is None or type(o.n_failed) is int)
+        and isinstance(o.result, dict)
+        and (o.exception is None or isinstance(o.exception, str))
+    )
+
+
+def _remember(key: str, outcome: Outcome) -> None:
+    _MEMO[key] = outcome
+    while len(_MEMO) > MEMO_SIZE:
+        _MEMO.popitem(last=False)
+
+
+def _entry_path(store: Path, key: str) -> Path:
+    return store / key[:2] / f"{key}{SUFFIX}"
+
+
+def _checksum(stored: dict) -> str:
+    return hashlib.sha256(json.dumps(stored, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def _validate(batch, exp) -> Outcome:
@@ -199,12 +314,22 @@ def _frame_digest(frame: "pd.DataFrame") -> str:
     return h.hexdigest()
 
 
-def _memo_key(digest: str, exp) -> str | None:
+def _memo_key(digest: str, name: str, kwargs: dict[str, Any]) -> str | None:
+    """The outcome's key: GX's version, the frame's digest, the expectation's name and its
+    keyword arguments as canonical JSON; None when they are not JSON (not remembered)."""
     try:
-        config = json.dumps(exp.configuration.to_json_dict(), sort_keys=True, default=repr)
-    except (AttributeError, TypeError, ValueError):
+        config = json.dumps([name, kwargs], sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
         return None
-    return hashlib.sha256(f"{_gx().__version__}\0{digest}\0{config}".encode()).hexdigest()
+    return hashlib.sha256(f"{_version()}\0{digest}\0{config}".encode()).hexdigest()
+
+
+@functools.cache
+def _version() -> str:
+    """great_expectations' version, from its installed metadata: importing it costs seconds."""
+    if "great_expectations" in sys.modules:
+        return str(sys.modules["great_expectations"].__version__)
+    return importlib.metadata.version("great_expectations")
 
 
 def _check_columns(kwargs: dict[str, Any], columns: tuple[str, ...]) -> None:

@@ -131,7 +131,8 @@ def _decide(p: Pass, models: dict, split: Split, settings: dict):
     cache_dir, dataset = settings["read_cache"], split.dataset
     if cache_dir is None:
         return None, {}
-    digests = data_index.known_digests(dataset, cache_dir, settings["rehash"])
+    # the split was scanned by this run: its stats are the snapshot the run judges
+    digests = data_index.known_digests(dataset, cache_dir, settings["rehash"], scanned=True)
     if None in digests:
         partials = [view_key(v, models[v.model], None, settings) for v in p.views]
         if not any(cache.seen(cache_dir, k) for k in partials):

@@ -153,6 +153,7 @@ def load_suite(
     baseline: str | Path | None = None,
     check_paths: bool = False,
     trust_plugins: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> Suite:
     """Read, validate and return the suite at `path`: the only way a suite enters qa.
 
@@ -160,8 +161,10 @@ def load_suite(
     (qa.suite_paths). `baseline` (the command line's --baseline, a path from the current
     folder) replaces the suite's `baseline:`. With `check_paths` (`qa validate`), a data path
     or baseline with nothing there is a problem too. The suite's `plugins:` are imported
-    first, with `trust_plugins` only (else the suite is refused at that key). Raises SuiteError, an InputError, naming
-    every problem (file, line, key path, what was expected and found).
+    first, with `trust_plugins` only (else the suite is refused at that key). `cache_dir`, a
+    run's cache folder, spares constructing a passthrough expectation GX built before
+    (qa.gx.check_expectation). Raises SuiteError, an InputError, naming every problem (file,
+    line, key path, what was expected and found).
     """
     data, lines, read = suite_yaml.parse_yaml(path)
     if not isinstance(data, dict):
@@ -170,7 +173,7 @@ def load_suite(
         )
     _load_plugins(data, path, lines, read, trust_plugins)
     registry = load_all()
-    specs, problems = _check_specs(data, registry)
+    specs, problems = _check_specs(data, registry, {"cache_dir": cache_dir})
     problems += _cross_problems(specs, baseline is not None or "baseline" in data)
     if check_paths:
         problems += missing_paths(data, path)
@@ -208,9 +211,9 @@ def _load_plugins(data: dict, path, lines: dict, read: list, trust: bool) -> Non
         raise err.SuiteError(path, [(("plugins", i), why) for i, why in failures], lines)
 
 
-def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], list]:
-    """Validate every check entry: common keys, kind, and the kind's parameters. The valid
-    ones come back with their index in the list."""
+def _check_specs(data: dict, registry, context: dict) -> tuple[list[tuple[int, CheckSpec]], list]:
+    """Validate every check entry: common keys, kind, and the kind's parameters (with the
+    validation `context`). The valid ones come back with their index in the list."""
     raw = data.get("checks", err.MISSING)
     at = ("checks",)
     if raw is err.MISSING:
@@ -234,7 +237,7 @@ def _check_specs(data: dict, registry) -> tuple[list[tuple[int, CheckSpec]], lis
         model = registry[header.kind].params
         own = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
         try:
-            params = model.model_validate(own, strict=True)
+            params = model.model_validate(own, strict=True, context=context)
         except ValidationError as exc:
             problems += err.problems(exc, model, (*at, i), data, header.kind)
             continue

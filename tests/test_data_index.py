@@ -149,3 +149,25 @@ def test_a_cached_profile_is_found_without_reading_an_image(tiny_digits, tmp_pat
     reads.clear()
     again = profile_views.compute_profiles([PROFILE_EVAL], {"eval": Split(dataset, labels)}, cache)
     assert again["eval"].equals(first["eval"]) and reads == []
+
+
+def test_a_run_judges_the_data_as_its_scan_found_it_stat_ing_each_file_once(
+    tiny_digits, tmp_path, monkeypatch, settled
+):
+    cache = tmp_path / "cache"
+    dataset = load_dataset(DataSpec(path=str(tiny_digits / "val")))
+    content_fingerprint(dataset, cache)
+    stats = []
+    real = data_index._stat
+    monkeypatch.setattr(data_index, "_stat", lambda f: stats.append(f) or real(f))
+    now = data_index.known_digests(dataset, cache)
+    assert len(stats) == len(dataset.ids) and None not in now
+    stats.clear()
+    assert data_index.known_digests(dataset, cache, scanned=True) == now and stats == []
+    edited = dataset.samples[3].path
+    edited.write_bytes(edited.read_bytes() + b"\0")
+    # the scan's stats are the snapshot a run judges; anyone else stats the file now
+    assert data_index.known_digests(dataset, cache, scanned=True) == now
+    assert data_index.known_digests(dataset, cache)[3] is None
+    rescanned = load_dataset(DataSpec(path=str(tiny_digits / "val")))
+    assert data_index.known_digests(rescanned, cache, scanned=True)[3] is None

@@ -257,3 +257,21 @@ def test_a_training_file_gone_after_the_scan_is_named(tiny_digits, tmp_path, mon
     monkeypatch.setattr(trainer.data, "scan_image_folder", scan_then_lose_one)
     with pytest.raises(InputError, match="cannot read \\(No such file or directory\\)"):
         trainer.data.load_splits(tiny_digits)
+
+
+def test_permissions_are_asked_of_the_system_only_when_the_mode_does_not_say(
+    tiny_digits, monkeypatch
+):
+    one = tiny_digits / "val" / "1"
+    locked = sorted(one.glob("*.png"))[0]
+    asked = []
+    monkeypatch.setattr(os, "access", lambda p, mode: asked.append(str(p)) or str(p) != str(locked))
+    scan_image_folder(tiny_digits / "val")
+    assert asked == []  # every image is ours and readable by us
+    locked.chmod(0o200)  # ours, not readable by its owner: only the system can say
+    try:
+        with pytest.raises(InputError, match=f"^{re.escape(str(locked))}: cannot read"):
+            scan_image_folder(tiny_digits / "val")
+    finally:
+        locked.chmod(0o644)
+    assert asked == [str(locked)]

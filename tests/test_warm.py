@@ -1,7 +1,9 @@
 """A warm run (issue 16): a re-run whose views are all cached takes the checkpoint's facts from
 the cache (qa.facts) and never imports torch; a file with other bytes is never served them."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import DIGITS, save_tiny, write_suite
 
+import qa.facts
+from qa import data_index
 from qa.application import RunOptions, run_suite
+from qa.errors import InputError
 from qa.facts import LazyModel, facts_key, load_checkpoint, read_facts, write_facts
 from qa.formats import load_bytes
 
@@ -190,3 +195,83 @@ def test_help_imports_no_numpy_pydantic_rich_or_jinja(argv, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+DATA_CHECKS = """\
+- {kind: label_set}
+- {kind: min_samples_per_class, min: 1}
+- {kind: class_balance, max_ratio: 10}
+- {kind: image_size, min_width: 8, min_height: 8}
+- {kind: decodable}
+- {kind: exact_duplicates}
+- {kind: near_duplicates}
+- {kind: expectation, expectation: ExpectColumnValuesToBeBetween, kwargs: {column: width, min_value: 8}}
+"""
+
+
+def test_a_warm_run_of_data_checks_imports_no_great_expectations(data, ckpt, tmp_path):
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS + DATA_CHECKS)
+    run = ["run", str(suite), str(ckpt), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    cold = _qa([*run, "--out", str(tmp_path / "cold")], tmp_path)
+    assert cold.returncode in (0, 1), cold.stderr
+    warm = _qa([*run, "--out", str(tmp_path / "warm")], tmp_path, check_modules=True)
+    assert warm.returncode == cold.returncode, warm.stderr
+    assert _checks(tmp_path / "warm" / "result.json") == _checks(tmp_path / "cold" / "result.json")
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files count as settled once written: these tests need not wait SETTLE_NS."""
+    monkeypatch.setattr(data_index, "SETTLE_NS", 0)
+
+
+@pytest.fixture
+def ckpt_reads(monkeypatch):
+    """Every checkpoint read through qa.facts.read_file, by path."""
+    seen = []
+    real = qa.facts.read_file
+
+    def counting(path):
+        seen.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(qa.facts, "read_file", counting)
+    return seen
+
+
+def test_a_settled_checkpoint_is_stat_ed_not_read_and_an_edit_is_read_again(
+    tmp_path, settled, ckpt_reads
+):
+    path, cache = tmp_path / "model.pt", tmp_path / "cache"
+    save_tiny(path, seed=1)
+    loaded = load_checkpoint(path, None, False, cache, load_bytes)
+    assert ckpt_reads == [str(path)] and not isinstance(loaded, LazyModel)
+    warm = load_checkpoint(path, None, False, cache, load_bytes)
+    assert ckpt_reads == [str(path)]  # the digest index vouched: not read again
+    assert isinstance(warm, LazyModel) and warm.digest == loaded.digest
+    assert load_checkpoint(path, None, False, cache, load_bytes, rehash=True).digest == warm.digest
+    assert ckpt_reads == [str(path)] * 2  # --rehash reads it whatever the index says
+    before = path.stat()
+    save_tiny(path, seed=2)  # other weights; the old mtime put back: the ctime still moves
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    edited = load_checkpoint(path, None, False, cache, load_bytes)
+    assert ckpt_reads[-1] == str(path) and len(ckpt_reads) == 3
+    assert edited.digest == hashlib.sha256(path.read_bytes()).hexdigest() != loaded.digest
+
+
+def test_a_checkpoint_changed_after_its_facts_were_served_is_not_loaded(tmp_path, settled):
+    path, cache = tmp_path / "model.pt", tmp_path / "cache"
+    save_tiny(path, seed=1)
+    load_checkpoint(path, None, False, cache, load_bytes)
+    lazy = load_checkpoint(path, None, False, cache, load_bytes)
+    save_tiny(path, seed=2)  # between the facts and the first view the cache lacks
+    with pytest.raises(InputError, match=f"^{path}: the checkpoint changed during the run"):
+        lazy.module  # noqa: B018 - loading is the point
+
+
+def test_a_checkpoint_written_just_now_is_not_vouched_for(tmp_path, ckpt_reads):
+    path, cache = tmp_path / "model.pt", tmp_path / "cache"
+    save_tiny(path, seed=1)  # within SETTLE_NS of its read: its digest may predate an edit
+    load_checkpoint(path, None, False, cache, load_bytes)
+    assert isinstance(load_checkpoint(path, None, False, cache, load_bytes), LazyModel)
+    assert ckpt_reads == [str(path)] * 2

@@ -52,7 +52,7 @@ class CheckParams(BaseModel):
     `qa checks` shows it and the registry contract tests run every kind with it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     needs_baseline: ClassVar[bool] = False  # the suite needs a baseline model for this kind
     # the kind reports its split's undecodable files, so inference leaves them out (qa.profile_views)
     reports_undecodable: ClassVar[bool] = False

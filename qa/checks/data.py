@@ -15,7 +15,7 @@ only profiles splits the suite declares), `error` for eval, which every suite ha
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 if TYPE_CHECKING:  # pandas is imported only where a data check runs
     import pandas as pd
@@ -42,7 +42,7 @@ def profile_of(evidence: Evidence, split: str) -> "pd.DataFrame":
 
 def expect(frame: "pd.DataFrame", specs: list[tuple[str, dict]]) -> list[gx.Outcome]:
     """Validate (expectation name, kwargs) pairs over `frame`; Stop on an unevaluable one."""
-    outcomes = gx.run(frame, [gx.expectation(name, kwargs) for name, kwargs in specs])
+    outcomes = gx.run(frame, specs)
     for o in outcomes:
         if o.exception:
             raise Stop("error", f"great-expectations could not evaluate {o.name}: {o.exception}")
@@ -303,9 +303,11 @@ class ExpectationParams(_DataParams):
     }
 
     @model_validator(mode="after")
-    def _constructs(self):
-        """Build the expectation now, so `qa validate` rejects a bad name or keyword."""
-        gx.expectation(self.expectation, self.kwargs, columns=COLUMNS)
+    def _constructs(self, info: ValidationInfo):
+        """Build the expectation now, so `qa validate` rejects a bad name or keyword (unless
+        the run's cache folder, the validation context's `cache_dir`, says it was built)."""
+        known_in = (info.context or {}).get("cache_dir")
+        gx.check_expectation(self.expectation, self.kwargs, COLUMNS, known_in)
         return self
 
 
