@@ -32,6 +32,7 @@ from qa.facts import load_checkpoint
 from qa.gallery import build_gallery
 from qa.io import atomic_path, check_writable
 from qa.metrics.accuracy import confusion_matrix, predictions
+from qa.metrics.bootstrap import distributions_kept_in
 from qa.perturb import perturb_view
 from qa.precision import device_type
 from qa.precision import resolve as resolve_precision
@@ -91,7 +92,8 @@ def run_suite(
     evidence = build_evidence(request)
     if group.rank != 0:  # the engine gathered every shard's rows on rank 0 (None here)
         return None
-    with gx.outcomes_kept_in(options.cache_dir):  # GX's outcomes are cached like views
+    # GX's outcomes and bootstrap distributions are cached like views, by what they are of
+    with gx.outcomes_kept_in(options.cache_dir), distributions_kept_in(options.cache_dir):
         outcomes = run_checks(suite, evidence)
     attach_thumbnails(outcomes, suite, {name: s.dataset for name, s in request.splits.items()})
     decision = verdict(outcomes, options.strict)

@@ -8,7 +8,7 @@ predicted classes.
 
 import numpy as np
 
-from qa.metrics.bootstrap import percentile_bounds
+from qa.metrics.bootstrap import arrays_digest, percentile_bounds, remembered
 
 
 def predictions(logits: np.ndarray) -> np.ndarray:
@@ -152,6 +152,15 @@ def bootstrap_macro_f1(
         np.asarray(labels, dtype=np.int64) * n_classes + np.asarray(pred, dtype=np.int64),
         return_counts=True,
     )
-    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
-    values = _macro_f1_of_counts(pairs // n_classes, pairs % n_classes, draws, n_classes)
-    return percentile_bounds(values, confidence)
+
+    def draw() -> np.ndarray:
+        draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
+        return _macro_f1_of_counts(pairs // n_classes, pairs % n_classes, draws, n_classes)
+
+    parts = {
+        "statistic": ["macro_f1", n_classes],
+        "data": arrays_digest(pairs, counts),
+        "n_resamples": resamples,
+        "seed": seed,
+    }
+    return percentile_bounds(remembered(parts, resamples, draw), confidence)

@@ -10,7 +10,7 @@ tied confidences share a bin, so the split never depends on the samples' order.
 
 import numpy as np
 
-from qa.metrics.bootstrap import index_bootstrap_bounds
+from qa.metrics.bootstrap import arrays_digest, index_bootstrap_bounds
 
 BINNINGS = ("width", "mass")
 METRICS = ("ece", "mce", "classwise_ece", "brier", "nll")  # what a calibration gate compares
@@ -237,8 +237,13 @@ def bootstrap_metric_bounds(
     seed: int = 0,
 ) -> tuple[float, float]:
     """(lower, upper) one-sided `confidence` bounds of `metric`: a seeded percentile bootstrap
-    over samples (qa.metrics.bootstrap), vectorised where `resampled` can be."""
+    over samples (qa.metrics.bootstrap), vectorised where `resampled` can be; its distribution
+    is kept by the metric and the logits and labels it was drawn from."""
     statistic, vectorized = resampled(name, logits, labels, n_bins, binning)
+    memo = {
+        "statistic": ["calibration", name, n_bins, binning],
+        "data": arrays_digest(logits, labels),
+    }
     return index_bootstrap_bounds(
         statistic,
         len(labels),
@@ -246,4 +251,5 @@ def bootstrap_metric_bounds(
         n_resamples=n_resamples,
         seed=seed,
         vectorized=vectorized,
+        memo=memo,
     )
