@@ -13,43 +13,36 @@ perturbations       for each perturbation the suite's views use, one eval image 
                     severities 1-5, made as the engine's pass makes them (the candidate's
                     decode, resize and crop, the run's perturbation hook with its seed and
                     ladder, on the run's device and precision), with the candidate's
-                    prediction wherever the suite computed that view
+                    prediction wherever the suite computed that view (qa.gallery_strips)
 pairs               the two files a duplicate or leakage check matched, side by side
 
 Model-related images are the model's input (resized and cropped: mistakes and flips with PIL,
 so that a run whose views are all cached imports no torch; strips with the engine's own
-torchvision transform, since the perturbation acts on it); pairs show the files as the data
-checks decode them. Size is bounded whatever the number of samples: an image is at most
-MAX_SIDE pixels a side (a smaller one stays at its size, the page enlarges it), PNG or JPEG,
+torchvision transform, since the perturbation acts on it, and kept in the cache folder);
+pairs show the files as the data checks decode them (qa.gallery_images makes the data URIs).
+Size is bounded whatever the number of samples: an image is at most
+qa.gallery_images.MAX_SIDE pixels a side (a smaller one stays at its size, the page enlarges it), PNG or JPEG,
 whichever is smaller; a section shows at most MAX_ITEMS; and all data URIs together are at
 most BUDGET characters: each section takes an even share of what the ones before it left,
 and stops at the first item that would pass its share (a strip counts as one item).
 """
 
-import base64
-import io
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa import data
 from qa.data import Dataset, Sample
 from qa.engine import EvidenceRequest
-from qa.evidence import BASELINE, CLEAN, Evidence, View
-from qa.perturb import SEVERITIES
-from qa.precision import autocast
-from qa.preprocess import decode_bytes, rgb8, to_unit_tensor
+from qa.evidence import BASELINE, CLEAN, Evidence
+from qa.gallery_images import image_uri, shown_input
+from qa.gallery_strips import strip_images as strip_images  # public: tests remake a strip
+from qa.gallery_strips import strips
+from qa.preprocess import decode_bytes
 
 MAX_ITEMS = 12
-MAX_SIDE = 80
 BUDGET = 600_000  # characters of data URIs in the whole gallery
-JPEG_QUALITY = 85
 CHUNK = 4096  # rows of logits read at a time
-RESAMPLING = {"bilinear": 2, "bicubic": 3, "nearest": 0}  # PIL.Image.Resampling's numbers
-
-if TYPE_CHECKING:
-    import torch
 
 
 def build_gallery(suite, evidence: Evidence, request: EvidenceRequest, outcomes) -> dict:
@@ -60,7 +53,7 @@ def build_gallery(suite, evidence: Evidence, request: EvidenceRequest, outcomes)
     makers = [
         ("confident_mistakes", lambda: _mistakes(evidence, look)),
         ("negative_flips", lambda: _flips(evidence, look, outcomes)),
-        ("perturbations", lambda: _strips(evidence, look, request)),
+        ("perturbations", lambda: strips(evidence, look, request, _strip_order(evidence))),
         ("pairs", lambda: _pairs(suite, outcomes, look)),
     ]
     gallery, left = {}, BUDGET
@@ -113,81 +106,26 @@ class _Lookup:
             )
         return self._by_id[split].get(sample_id)
 
-    def model_input(self, sample_id: str) -> "torch.Tensor | None":
-        """The eval sample as the engine's pass feeds it to the models: (3, H, W) in [0, 1]."""
-        sample = self.sample("eval", sample_id)
+    def decoded(self, split: str, sample_id: str) -> np.ndarray | None:
+        """The sample's decoded pixels (qa.preprocess.decode_bytes); None if it does not decode."""
+        sample = self.sample(split, sample_id)
         if sample is None:
             return None
         try:
-            return to_unit_tensor(self.preprocessing)(decode_bytes(data.read_bytes(sample)))
+            return decode_bytes(data.read_bytes(sample))
         except Exception:  # unreadable or undecodable (PIL raises many types): no image
             return None
 
     def file_uri(self, split: str, sample_id: str) -> str | None:
         """The file as the data checks decode it, as a data URI; None if it does not decode."""
-        sample = self.sample(split, sample_id)
-        if sample is None:
-            return None
-        try:
-            return image_uri(decode_bytes(data.read_bytes(sample)))
-        except Exception:  # unreadable or undecodable (PIL raises many types): no image
-            return None
+        pixels = self.decoded(split, sample_id)
+        return None if pixels is None else image_uri(pixels)
 
     def input_uri(self, sample_id: str) -> str | None:
         """The eval sample's model input, resized and cropped with PIL (`shown_input`), as a
         data URI; None if it does not decode."""
-        sample = self.sample("eval", sample_id)
-        if sample is None:
-            return None
-        try:
-            return image_uri(shown_input(decode_bytes(data.read_bytes(sample)), self.preprocessing))
-        except Exception:  # unreadable or undecodable (PIL raises many types): no image
-            return None
-
-
-def shown_input(pixels: np.ndarray, preprocessing: dict) -> np.ndarray:
-    """Decoded pixels resized and centre-cropped as the model's input is (torchvision's sizes,
-    crop offsets and zero padding), with PIL's antialiased filter of the same name instead of
-    torch: a picture to look at, (crop, crop, 3) in [0, 1], not the evidence."""
-    img = rgb8(pixels)
-    width, height = img.size
-    side, crop = int(preprocessing["resize"]), int(preprocessing["crop"])
-    if width <= height:
-        size = (side, int(side * height / width))
-    else:
-        size = (int(side * width / height), side)
-    if size != img.size:
-        img = img.resize(size, RESAMPLING[preprocessing.get("interpolation", "bilinear")])
-    unit = np.asarray(img, dtype=np.float32) / np.float32(255)
-    short_h, short_w = max(crop - unit.shape[0], 0), max(crop - unit.shape[1], 0)
-    unit = np.pad(
-        unit, ((short_h // 2, (short_h + 1) // 2), (short_w // 2, (short_w + 1) // 2), (0, 0))
-    )
-    top = round((unit.shape[0] - crop) / 2.0)
-    left = round((unit.shape[1] - crop) / 2.0)
-    return unit[top : top + crop, left : left + crop]
-
-
-def image_uri(pixels: np.ndarray) -> str:
-    """Decoded pixels (H, W, 3) in [0, 1] as a data URI: at most MAX_SIDE pixels a side (shrunk
-    with a Lanczos filter), PNG or JPEG at JPEG_QUALITY, whichever is fewer bytes."""
-    from PIL import Image
-
-    img = rgb8(pixels)
-    if max(img.size) > MAX_SIDE:
-        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    encoded = []
-    for fmt, options in (("png", {"optimize": True}), ("jpeg", {"quality": JPEG_QUALITY})):
-        buffer = io.BytesIO()
-        img.save(buffer, format=fmt.upper(), **options)
-        encoded.append((len(buffer.getvalue()), fmt, buffer.getvalue()))
-    _, fmt, blob = min(encoded)
-    return f"data:image/{fmt};base64," + base64.b64encode(blob).decode("ascii")
-
-
-def tensor_uri(image: "torch.Tensor") -> str:
-    """A (3, H, W) float image in [0, 1] as a data URI (image_uri)."""
-    return image_uri(image.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        pixels = self.decoded("eval", sample_id)
+        return None if pixels is None else image_uri(shown_input(pixels, self.preprocessing))
 
 
 def confidences(logits: np.ndarray) -> np.ndarray:
@@ -269,79 +207,14 @@ def _flips(evidence: Evidence, look: _Lookup, outcomes):
     return len(flipped), items(), {"listed_in": listed_in}
 
 
-def strip_images(
-    image: "torch.Tensor", sample_id: str, name: str, request: EvidenceRequest
-) -> "list[torch.Tensor]":
-    """`image` (the model input, `_Lookup.model_input`) clean and at severities 1-5 of
-    perturbation `name`, as the engine's pass makes them: the request's perturbation hook
-    (its seed and ladder; the draws depend on the sample id, not the batch) on the request's
-    device, under its precision's autocast, since a CUDA generator draws other numbers than
-    the CPU's."""
-    import torch  # a strip is made by the run's perturbation hook, on tensors
-
-    batch = image[None].to(request.device)
-    out = [image]
-    with torch.inference_mode(), autocast(request.device, request.precision):
-        for severity in SEVERITIES:
-            view = View(perturbation=name, severity=severity)
-            out.append(request.perturb(batch, view, [sample_id])[0].float().cpu())
-    return out
-
-
-def _strips(evidence: Evidence, look: _Lookup, request: EvidenceRequest):
-    """(total, items, {}) of one strip per perturbation the suite's eval views use."""
-    names = list(
-        dict.fromkeys(
-            v.perturbation
-            for v in evidence.arrays
-            if v.kind == "logits" and v.split == "eval" and v.perturbation is not None
-        )
-    )
-    if not names or request.perturb is None:
-        return None
-    chosen = _strip_sample(evidence, look)
-    if chosen is None:
-        return None
-    index, image = chosen
-    sample_id = evidence.sample_ids[index]
-
-    def items():
-        for name in names:
-            try:
-                images = strip_images(image, sample_id, name, request)
-            except Exception:  # a perturbation the engine could not apply either: no strip
-                continue
-            frames = []
-            for severity, picture in zip((0, *SEVERITIES), images, strict=True):
-                frame = {"severity": severity, "data_uri": tensor_uri(picture)}
-                view = CLEAN if severity == 0 else View(perturbation=name, severity=severity)
-                if view in evidence.arrays:
-                    logits = evidence.logits(view)[index]
-                    frame["predicted"] = look.names[int(np.argmax(logits))]
-                frames.append(frame)
-            yield {
-                "perturbation": name,
-                "id": sample_id,
-                "label": look.names[evidence.labels[index]],
-                "images": frames,
-            }
-
-    return len(names), items(), {}
-
-
-def _strip_sample(evidence: Evidence, look: _Lookup) -> "tuple[int, torch.Tensor] | None":
-    """The eval sample every strip shows, with its model input: the first the candidate gets
-    right on clean data (so a strip shows where a corruption turns it wrong), else the first
-    that decodes."""
+def _strip_order(evidence: Evidence) -> np.ndarray:
+    """Eval samples in the order a strip's image is chosen: those the candidate gets right on
+    clean data first (a strip shows where a corruption turns it wrong), then the rest."""
     order = np.arange(len(evidence.labels))
-    if CLEAN in evidence.arrays:
-        right = _predictions(evidence.logits(CLEAN))[1] == evidence.labels
-        order = np.concatenate([order[right], order[~right]])
-    for index in order:
-        image = look.model_input(evidence.sample_ids[index])
-        if image is not None:
-            return int(index), image
-    return None
+    if CLEAN not in evidence.arrays:
+        return order
+    right = _predictions(evidence.logits(CLEAN))[1] == evidence.labels
+    return np.concatenate([order[right], order[~right]])
 
 
 def _pairs(suite, outcomes, look: _Lookup):

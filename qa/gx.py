@@ -295,7 +295,7 @@ def _validate(batch, exp) -> Outcome:
         success=bool(r.success),
         failed_rows=[int(i) for i in r.result.get("unexpected_index_list") or []],
         n_failed=r.result.get("unexpected_count"),
-        observed=r.result.get("observed_value"),
+        observed=_plain(r.result.get("observed_value")),
         result={k: _plain(v) for k, v in r.result.items() if k not in _ROW_LISTS},
         exception=exception,
     )
@@ -345,4 +345,12 @@ def _check_columns(kwargs: dict[str, Any], columns: tuple[str, ...]) -> None:
 
 
 def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    """GX's result values as plain Python, all the way down (numpy scalars as numbers, tuples
+    as lists): what reports print, and what the cache folder can keep exactly."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

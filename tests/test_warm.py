@@ -219,6 +219,24 @@ def test_a_warm_run_of_data_checks_imports_no_great_expectations(data, ckpt, tmp
     assert _checks(tmp_path / "warm" / "result.json") == _checks(tmp_path / "cold" / "result.json")
 
 
+def test_a_warm_run_with_perturbations_shows_the_same_strips_without_torch(data, ckpt, tmp_path):
+    more = (
+        "- {kind: corruption_accuracy, perturbations: [gaussian_noise], severities: [2], min: 0}\n"
+    )
+    suite = write_suite(tmp_path / "suite.yaml", data, CHECKS + more)
+    run = ["run", str(suite), str(ckpt), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    cold = _qa([*run, "--out", str(tmp_path / "cold")], tmp_path)
+    assert cold.returncode == 0, cold.stderr
+    warm = _qa([*run, "--out", str(tmp_path / "warm")], tmp_path, check_modules=True)
+    assert warm.returncode == 0, warm.stderr
+    before, after = (
+        json.loads((tmp_path / d / "result.json").read_text()) for d in ("cold", "warm")
+    )
+    strips = after["gallery"]["perturbations"]["shown"]
+    assert [s["perturbation"] for s in strips] == ["gaussian_noise"]
+    assert strips == before["gallery"]["perturbations"]["shown"]
+
+
 @pytest.fixture
 def settled(monkeypatch):
     """Files count as settled once written: these tests need not wait SETTLE_NS."""
