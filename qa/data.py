@@ -99,7 +99,7 @@ def scan_image_folder(root: str | Path) -> tuple[list[str], list[Sample]]:
                 f"{root / name}: class folder has no images "
                 f"(expected files ending in {', '.join(IMAGE_EXTENSIONS)})"
             )
-        samples.extend(Sample(path, label, stat=st) for path, st in files)
+        samples.extend(Sample(path, label, None, "", st) for path, st in files)
     return sorted(classes), samples
 
 
@@ -111,15 +111,12 @@ def _class_images(folder: Path, seen: dict[str, str]) -> list[tuple[Path, tuple[
     files, pending, nested = [], [folder], False
     while pending:  # strings, not Paths: this runs once per image of every split
         current = pending.pop()
-        real_current, parent = os.path.realpath(current), Path(current)
+        parent = Path(current)
+        real_prefix = os.path.join(os.path.realpath(current), "")  # ends in one separator
         for entry in _listing(current):
             path, st = entry.path, stat_of(entry)
             # A link's real path is its target's; any other entry's follows from its folder's.
-            real = (
-                os.path.realpath(path)
-                if entry.is_symlink()
-                else os.path.join(real_current, entry.name)
-            )
+            real = os.path.realpath(path) if entry.is_symlink() else real_prefix + entry.name
             if stat.S_ISDIR(st.st_mode):
                 _claim(seen, real, path)
                 pending.append(path)

@@ -12,7 +12,6 @@ import dataclasses
 import io
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,6 +145,8 @@ def profile_samples(
     # Chunks of a few hundred files keep pickling overhead small and the cores busy.
     size = max(1, min(500, len(todo) // (workers * 4) or 1))
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    from concurrent.futures import ProcessPoolExecutor  # a run served by the cache needs none
+
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         rows = []
         for chunk in (pool.map if pool else map)(_profile_chunk, chunks):

@@ -17,13 +17,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Column
+if TYPE_CHECKING:  # rich's progress is imported only for bars on a terminal
+    from rich.console import Console
 
 INTERVAL_S = 10.0  # the least time between two plain lines of one pass
-_NAME_COLUMN = Column(no_wrap=True, overflow="ellipsis", max_width=40)
+NAME_WIDTH = 40  # a bar's name is cut beyond this, so the bars keep their width
 
 
 class _Plan:
@@ -111,11 +111,21 @@ class Lines(Silent):
 class Bars(Silent):
     """A rich bar for the whole run (ETA) above the current pass's bar, gone when done."""
 
-    def __init__(self, planned: list[int], console: Console):
+    def __init__(self, planned: list[int], console: "Console"):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+
         self.plan = _Plan(planned)
+        name = Column(no_wrap=True, overflow="ellipsis", max_width=NAME_WIDTH)
         columns = (
             # a long name is cut, so the bars keep their width on a narrow terminal
-            TextColumn("{task.description}", markup=False, table_column=_NAME_COLUMN),
+            TextColumn("{task.description}", markup=False, table_column=name),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -164,6 +174,8 @@ def progress(show: bool, planned: list[int]):
     elif not sys.stderr.isatty():
         yield Lines(planned)
     else:
+        from rich.console import Console
+
         bars = Bars(planned, Console(file=sys.stderr))
         with bars.progress:
             yield bars
