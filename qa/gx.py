@@ -2,7 +2,7 @@
 
 great_expectations takes about two seconds to import, so qa never imports it at start-up:
 `qa validate` pays for it only when a suite has a passthrough expectation to construct, and
-`qa run` only when a data check runs. Everything runs in one ephemeral context (nothing is
+`qa run` only when a data check must validate an expectation whose outcome it does not know. Everything runs in one ephemeral context (nothing is
 written to disk), with analytics and progress bars off.
 
 An expectation's outcome is a function of the frame's contents, the expectation's name and
@@ -35,11 +35,15 @@ if TYPE_CHECKING:  # pandas is imported only where a data check runs
 
 import numpy as np
 
-# Expectation fields that are bookkeeping, not parameters a suite author would write.
+from qa import cache
+from qa.facts import same  # exact equality, type for type
+from qa.io import write_text_atomic
+
 MEMO_SIZE = 512  # outcomes kept per process (each a few KB)
 _MEMO: OrderedDict[str, "Outcome"] = OrderedDict()
 _STORE: ContextVar[Path | None] = ContextVar("qa_gx_store", default=None)
 SUFFIX = ".gx.json"  # an outcome's entry in the cache folder
+# Expectation fields that are bookkeeping, not parameters a suite author would write.
 _INTERNAL_FIELDS = {
     "batch_id",
     "catch_exceptions",
@@ -222,7 +226,7 @@ def _recall(key: str) -> Outcome | None:
     if store is None:
         return None
     try:
-        entry = json.loads(_entry_path(store, key).read_text(encoding="utf-8"))
+        entry = json.loads(cache.entry_path(store, key, SUFFIX).read_text(encoding="utf-8"))
         stored = entry["outcome"]
         if entry["checksum"] != _checksum(stored):
             return None
@@ -241,8 +245,6 @@ def _keep(key: str, outcome: Outcome) -> None:
     store = _STORE.get()
     if store is None:
         return
-    from qa.facts import same  # exact equality, type for type
-
     stored = dataclasses.asdict(outcome)
     try:
         text = json.dumps({"checksum": _checksum(stored), "outcome": stored}, allow_nan=False)
@@ -250,11 +252,9 @@ def _keep(key: str, outcome: Outcome) -> None:
         return
     if not same(json.loads(text)["outcome"], stored):
         return
-    from qa.io import write_text_atomic
-
     # the cache only saves time, and a folder that cannot be written is warned of by the engine
     with contextlib.suppress(OSError):
-        write_text_atomic(_entry_path(store, key), text)
+        write_text_atomic(cache.entry_path(store, key, SUFFIX), text)
 
 
 def _sound(o: Outcome) -> bool:
@@ -274,10 +274,6 @@ def _remember(key: str, outcome: Outcome) -> None:
     _MEMO[key] = outcome
     while len(_MEMO) > MEMO_SIZE:
         _MEMO.popitem(last=False)
-
-
-def _entry_path(store: Path, key: str) -> Path:
-    return store / key[:2] / f"{key}{SUFFIX}"
 
 
 def _checksum(stored: dict) -> str:
