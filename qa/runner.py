@@ -23,7 +23,7 @@ import time
 import traceback
 from dataclasses import replace
 
-from qa.checks import STATUSES, CheckKind, CheckResult, load_all
+from qa.checks import STATUSES, CheckKind, CheckResult, load_kinds
 from qa.errors import ExitCode
 from qa.evidence import Evidence, View
 from qa.result import CheckOutcome
@@ -53,7 +53,7 @@ def run_checks(suite: Suite, evidence: Evidence) -> list[CheckOutcome]:
     The suite's defaults (confidence, interval method) are applied to the evidence first, so
     the suite is the one place they are set.
     """
-    registry = load_all()
+    registry = load_kinds(c.kind for c in suite.checks)
     evidence = replace(
         evidence,
         confidence=suite.defaults.confidence,

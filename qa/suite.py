@@ -68,7 +68,7 @@ from pydantic import (
 from qa import plugins as plugin_modules
 from qa import suite_errors as err
 from qa import suite_yaml
-from qa.checks import CheckParams, load_all
+from qa.checks import CheckParams, load_all, load_kinds
 from qa.errors import InputError
 from qa.evidence import View
 from qa.suite_models import DataConfig, Defaults, ModelSpec, Slice, Slices, Strict
@@ -172,7 +172,9 @@ def load_suite(
             f"{path}:1: expected a mapping with name, data and checks, found {err.found(data)}"
         )
     _load_plugins(data, path, lines, read, trust_plugins)
-    registry = load_all()
+    raw = data.get("checks")
+    kinds = [e.get("kind") for e in raw if isinstance(e, dict)] if isinstance(raw, list) else []
+    registry = load_kinds(kinds) if kinds else load_all()
     specs, problems = _check_specs(data, registry, {"cache_dir": cache_dir})
     problems += _cross_problems(specs, baseline is not None or "baseline" in data)
     if check_paths:

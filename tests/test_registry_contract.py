@@ -6,7 +6,9 @@ so an example that names classes uses those.
 """
 
 import importlib
+import json
 import pkgutil
+import subprocess
 import sys
 from typing import ClassVar
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 import qa.checks
 from qa.checks import (
     FAMILY_MODULES,
+    KIND_MODULES,
     REGISTRY,
     STATUSES,
     CheckParams,
@@ -27,6 +30,7 @@ from qa.checks import (
     register,
 )
 from qa.checks import params as shared
+from qa.errors import InputError
 from qa.evidence import CLEAN, Evidence, View
 from qa.runner import run_checks
 from qa.suite import COMMON_KEYS, load_suite
@@ -112,6 +116,36 @@ def test_every_check_module_is_a_listed_family():
         importlib.import_module(name)
     registering = {spec.fn.__module__ for spec in REGISTRY.values()}
     assert registering <= set(FAMILY_MODULES), "list every family module in FAMILY_MODULES"
+
+
+def test_kind_modules_names_where_each_of_qas_kinds_is_registered():
+    ours = {
+        k: spec.fn.__module__
+        for k, spec in REGISTRY.items()
+        if spec.fn.__module__ in FAMILY_MODULES
+    }
+    assert ours == KIND_MODULES
+
+
+def test_a_suite_imports_only_its_own_kinds_families(tmp_path):
+    """A suite of accuracy and calibration gates leaves the other families unimported; a
+    kind qa does not have still gets every kind in its message."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: s\ndata: {eval: data}\nchecks:\n- {kind: top1_accuracy, min: 0.5}\n- {kind: nll, max: 1}\n"
+    )
+    code = (
+        "import json, sys\nfrom qa.suite import load_suite\n"
+        f"load_suite({str(suite)!r})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('qa.checks.'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    loaded = {m for m in json.loads(out.stdout) if m in FAMILY_MODULES}
+    assert loaded == {"qa.checks.accuracy", "qa.checks.calibration"}
+    suite.write_text("name: s\ndata: {eval: data}\nchecks:\n- {kind: top1_acuracy, min: 0.5}\n")
+    with pytest.raises(InputError, match="did you mean top1_accuracy"):
+        load_suite(suite)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -142,6 +142,67 @@ def load_all() -> dict[str, CheckKind]:
     return REGISTRY
 
 
+# The module registering each of qa's kinds, so that a suite imports only its own kinds'
+# families (a warm run of accuracy gates need not import the robustness family);
+# tests/test_registry_contract.py holds it equal to what load_all registers.
+KIND_MODULES = {
+    **dict.fromkeys(
+        ("top1_accuracy", "topk_accuracy", "per_class_recall", "macro_f1", "confusion_rate"),
+        "qa.checks.accuracy",
+    ),
+    "prediction_agreement": "qa.checks.agreement",
+    **dict.fromkeys(("ece", "mce", "classwise_ece", "brier", "nll"), "qa.checks.calibration"),
+    **dict.fromkeys(
+        (
+            "label_set",
+            "min_samples_per_class",
+            "class_balance",
+            "image_size",
+            "decodable",
+            "exact_duplicates",
+            "near_duplicates",
+            "expectation",
+        ),
+        "qa.checks.data",
+    ),
+    **dict.fromkeys(("leakage", "near_leakage", "label_drift", "pixel_drift"), "qa.checks.leakage"),
+    "label_issues": "qa.checks.labels",
+    **dict.fromkeys(
+        (
+            "accuracy_regression",
+            "mcnemar",
+            "negative_flip_rate",
+            "per_class_regression",
+            "calibration_regression",
+            "robustness_regression",
+        ),
+        "qa.checks.regression",
+    ),
+    **dict.fromkeys(
+        (
+            "corruption_accuracy",
+            "mean_corruption_error",
+            "prediction_consistency",
+            "adversarial_accuracy",
+        ),
+        "qa.checks.robustness",
+    ),
+    "slice_gap": "qa.checks.slice_gap",
+}
+
+
+def load_kinds(kinds) -> dict[str, CheckKind]:
+    """Import the family modules of `kinds` (every family when one is not a kind of qa's: a
+    plugin's, already registered, or a mistake, whose message lists every kind); return the
+    registry."""
+    kinds = list(kinds)
+    if not all(isinstance(k, str) and (k in KIND_MODULES or k in REGISTRY) for k in kinds):
+        return load_all()
+    for name in sorted({KIND_MODULES[k] for k in kinds if k in KIND_MODULES}):
+        importlib.import_module(name)
+    return REGISTRY
+
+
 def finite_logits(evidence: Evidence, view: View = CLEAN) -> np.ndarray:
     """The logits of `view`; Stop("error") when some sample's are NaN or infinite."""
     logits = evidence.logits(view)
