@@ -18,13 +18,14 @@ pairs               the two files a duplicate or leakage check matched, side by 
 
 Model-related images are the model's input (resized and cropped: mistakes and flips with PIL,
 so that a run whose views are all cached imports no torch; strips with the engine's own
-torchvision transform, since the perturbation acts on it, and kept in the cache folder);
-pairs show the files as the data checks decode them (qa.gallery_images makes the data URIs).
-Size is bounded whatever the number of samples: an image is at most
-qa.gallery_images.MAX_SIDE pixels a side (a smaller one stays at its size, the page enlarges it), PNG or JPEG,
-whichever is smaller; a section shows at most MAX_ITEMS; and all data URIs together are at
-most BUDGET characters: each section takes an even share of what the ones before it left,
-and stops at the first item that would pass its share (a strip counts as one item).
+torchvision transform, since the perturbation acts on it); pairs show the files as the data
+checks decode them. qa.gallery_images makes the data URIs and keeps them in the cache folder,
+so a warm run reads no file for its mistakes, flips and pairs. Size is bounded whatever the
+number of samples: an image is at most qa.gallery_images.MAX_SIDE pixels a side (a smaller one
+stays at its size, the page enlarges it), PNG or JPEG, whichever is smaller; a section shows
+at most MAX_ITEMS; and all data URIs together are at most BUDGET characters: each section
+takes an even share of what the ones before it left, and stops at the first item that would
+pass its share (a strip counts as one item).
 """
 
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from qa import data
 from qa.data import Dataset, Sample
 from qa.engine import EvidenceRequest
 from qa.evidence import BASELINE, CLEAN, Evidence
-from qa.gallery_images import image_uri, shown_input
+from qa.gallery_images import image_uri, kept_uris, shown_input
 from qa.gallery_strips import strip_images as strip_images  # public: tests remake a strip
 from qa.gallery_strips import strips
 from qa.preprocess import decode_bytes
@@ -96,6 +97,8 @@ class _Lookup:
         self._by_id: dict[str, dict[str, Sample]] = {}
         self.names = evidence.class_names
         self.preprocessing = evidence.model_facts["candidate"]["preprocessing"]
+        self.cache_dir = request.cache_dir
+        self.fingerprints = {k: s.fingerprint for k, s in request.splits.items()}
 
     def sample(self, split: str, sample_id: str) -> Sample | None:
         """The sample `sample_id` of `split`; None when the run has no such split or id."""
@@ -118,14 +121,32 @@ class _Lookup:
 
     def file_uri(self, split: str, sample_id: str) -> str | None:
         """The file as the data checks decode it, as a data URI; None if it does not decode."""
-        pixels = self.decoded(split, sample_id)
-        return None if pixels is None else image_uri(pixels)
+
+        def make() -> list[str] | None:
+            pixels = self.decoded(split, sample_id)
+            return None if pixels is None else [image_uri(pixels)]
+
+        return self._kept(split, sample_id, None, make)
 
     def input_uri(self, sample_id: str) -> str | None:
         """The eval sample's model input, resized and cropped with PIL (`shown_input`), as a
         data URI; None if it does not decode."""
-        pixels = self.decoded("eval", sample_id)
-        return None if pixels is None else image_uri(shown_input(pixels, self.preprocessing))
+
+        def make() -> list[str] | None:
+            pixels = self.decoded("eval", sample_id)
+            return None if pixels is None else [image_uri(shown_input(pixels, self.preprocessing))]
+
+        return self._kept("eval", sample_id, self.preprocessing, make)
+
+    def _kept(self, split: str, sample_id: str, preprocessing, make) -> str | None:
+        """One picture of a sample, kept in the cache folder by the split's fingerprint, the
+        sample's id and how it is shown (`preprocessing`: the model's input; None: the file)."""
+        fingerprint = self.fingerprints.get(split)
+        parts = None
+        if fingerprint is not None:
+            parts = {"split": split, "id": sample_id, "data": fingerprint, "shown": preprocessing}
+        uris = kept_uris(self.cache_dir, parts, 1, make)
+        return None if uris is None else uris[0]
 
 
 def confidences(logits: np.ndarray) -> np.ndarray:

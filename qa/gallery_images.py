@@ -1,12 +1,23 @@
 """The gallery's pictures: decoded pixels as small data URIs a report page embeds, and the
-model's input as a person sees it (qa.gallery, qa.gallery_strips). No model runs here."""
+model's input as a person sees it (qa.gallery, qa.gallery_strips). No model runs here.
+
+A picture is a function of the file's bytes, how it is shown and qa's version, so the data
+URIs are kept in the run's cache folder (`kept_uris`) by what they are made from: a warm run
+reads no image file for its mistakes, flips and pairs, and makes no perturbation strip (it
+decodes only the one image a strip is chosen from). An entry that fails its
+checksum, or does not hold as many data URIs as it should, is made again.
+"""
 
 import base64
+import contextlib
 import io
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa import cache
 from qa.preprocess import rgb8
 
 if TYPE_CHECKING:
@@ -60,3 +71,28 @@ def image_uri(pixels: np.ndarray) -> str:
 def tensor_uri(image: "torch.Tensor") -> str:
     """A (3, H, W) float image in [0, 1] as a data URI (image_uri)."""
     return image_uri(image.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+
+
+def kept_uris(
+    cache_dir: str | Path | None,
+    parts: dict | None,
+    count: int,
+    make: Callable[[], list[str] | None],
+) -> list[str] | None:
+    """`count` data URIs made by `make()` (None: nothing to show), or those `cache_dir` kept
+    for `parts` (JSON values naming what they are made from; None: not kept)."""
+    key = None if cache_dir is None or parts is None else cache.entry_key({"pictures": parts})
+    if key is not None:
+        kept = cache.read_table(cache_dir, key)
+        uris = None if kept is None else kept.get("uris")
+        if (
+            isinstance(uris, list)
+            and len(uris) == count
+            and all(isinstance(u, str) and u.startswith("data:image/") for u in uris)
+        ):
+            return uris
+    made = make()
+    if key is not None and made is not None and len(made) == count:
+        with contextlib.suppress(OSError):  # the cache only saves time
+            cache.write_table(cache_dir, key, {"uris": made})
+    return made

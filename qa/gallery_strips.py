@@ -10,16 +10,15 @@ cache's checked table format: a run whose views are all cached shows its strips 
 importing torch. An entry that fails its checksum, or is not six data URIs, is made again.
 """
 
-import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa import cache, plugins
+from qa import plugins
 from qa.engine import EvidenceRequest
 from qa.evidence import CLEAN, SEED, Evidence, View
-from qa.gallery_images import tensor_uri
+from qa.gallery_images import kept_uris, tensor_uri
 from qa.perturb import SEVERITIES
 from qa.precision import autocast, device_type
 from qa.preprocess import to_unit_tensor
@@ -78,19 +77,16 @@ def strips(evidence: Evidence, look: "_Lookup", request: EvidenceRequest, order:
     made: dict = {}  # the model input, made (with torch) for the first strip not kept
 
     def uris(name: str) -> list[str] | None:
-        key = _key(name, sample_id, look, request)
-        kept = _kept(request.cache_dir, key)
-        if kept is not None:
-            return kept
-        try:
-            if "image" not in made:
-                made["image"] = to_unit_tensor(look.preprocessing)(pixels)
-            images = strip_images(made["image"], sample_id, name, request)
-        except Exception:  # a perturbation the engine could not apply either: no strip
-            return None
-        drawn = [tensor_uri(picture) for picture in images]
-        _keep(request.cache_dir, key, drawn)
-        return drawn
+        def make() -> list[str] | None:
+            try:
+                if "image" not in made:
+                    made["image"] = to_unit_tensor(look.preprocessing)(pixels)
+                images = strip_images(made["image"], sample_id, name, request)
+            except Exception:  # a perturbation the engine could not apply either: no strip
+                return None
+            return [tensor_uri(picture) for picture in images]
+
+        return kept_uris(request.cache_dir, _parts(name, sample_id, look, request), FRAMES, make)
 
     def items() -> Iterator[dict]:
         for name in names:
@@ -115,41 +111,20 @@ def strips(evidence: Evidence, look: "_Lookup", request: EvidenceRequest, order:
     return len(names), items(), {}
 
 
-def _key(name: str, sample_id: str, look: "_Lookup", request: EvidenceRequest) -> str | None:
-    """The strip's cache key; None when the eval split has no fingerprint (no cache)."""
+def _parts(name: str, sample_id: str, look: "_Lookup", request: EvidenceRequest) -> dict | None:
+    """What a strip is made from, naming it in the cache; None when the eval split has no
+    fingerprint (a run without a cache)."""
     fingerprint = request.splits["eval"].fingerprint
-    if fingerprint is None or request.cache_dir is None:
+    if fingerprint is None:
         return None
-    return cache.entry_key(
-        {
-            "strip": name,
-            "id": sample_id,
-            "data": fingerprint,
-            "preprocessing": look.preprocessing,
-            "ladder": request.ladder,
-            "seed": SEED,
-            "device": device_type(request.device),
-            "precision": request.precision,
-            "code": plugins.perturbation_code(name),
-        }
-    )
-
-
-def _kept(cache_dir, key: str | None) -> list[str] | None:
-    """The strip's data URIs kept under `key`, when sound."""
-    if key is None:
-        return None
-    kept = cache.read_table(cache_dir, key)
-    uris = None if kept is None else kept.get("uris")
-    sound = (
-        isinstance(uris, list)
-        and len(uris) == FRAMES
-        and all(isinstance(u, str) and u.startswith("data:image/") for u in uris)
-    )
-    return uris if sound else None
-
-
-def _keep(cache_dir, key: str | None, uris: list[str]) -> None:
-    if key is not None:
-        with contextlib.suppress(OSError):  # the cache only saves time
-            cache.write_table(cache_dir, key, {"uris": uris})
+    return {
+        "strip": name,
+        "id": sample_id,
+        "data": fingerprint,
+        "preprocessing": look.preprocessing,
+        "ladder": request.ladder,
+        "seed": SEED,
+        "device": device_type(request.device),
+        "precision": request.precision,
+        "code": plugins.perturbation_code(name),
+    }

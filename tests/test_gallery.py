@@ -274,7 +274,7 @@ def test_pairs_of_an_unexpected_shape_are_left_out(noise_files, tmp_path):
     assert "pairs" not in gallery and gallery["confident_mistakes"]["total"] == 80
 
 
-def test_a_warm_run_reads_only_the_files_the_gallery_shows(tmp_path, data, ckpt, monkeypatch):
+def test_a_warm_run_reads_only_the_image_a_strip_is_chosen_from(tmp_path, data, ckpt, monkeypatch):
     checks = (
         "- {kind: corruption_accuracy, perturbations: [gaussian_noise], severities: [1], min: 0}"
     )
@@ -282,12 +282,23 @@ def test_a_warm_run_reads_only_the_files_the_gallery_shows(tmp_path, data, ckpt,
     options = RunOptions(out=None, progress=False, cache_dir=tmp_path / "cache")
     run_suite(suite, ckpt, options)
     monkeypatch.setattr(qa.data_index, "SETTLE_NS", 0)
-    run_suite(suite, ckpt, options)  # the digest index now trusts every file
+    cold = run_suite(suite, ckpt, options)  # the digest index now trusts every file
     reads: list[str] = []
     original = qa.data.read_bytes
     monkeypatch.setattr(qa.data, "read_bytes", lambda s: reads.append(s.path) or original(s))
     report = run_suite(suite, ckpt, options)
-    shown = report.gallery["confident_mistakes"]["shown"]
-    # the engine read nothing; the gallery each mistake it shows and the strip's image
-    assert len(reads) <= len(shown) + 1 <= MAX_ITEMS + 1
+    # the engine read nothing, the gallery's pictures are kept: only the strip's image is
+    # decoded, to choose it
+    assert report.gallery["confident_mistakes"]["shown"]
+    assert report.gallery == cold.gallery
+    strip = report.gallery["perturbations"]["shown"][0]
+    assert [str(p) for p in reads] == [str(data / strip["id"])]
+    # without the cache folder's pictures, each mistake shown is read again, and equal
+    for kept in (tmp_path / "cache").rglob("*.json"):
+        if '"uris"' in kept.read_text():
+            kept.unlink()
+    reads.clear()
+    again = run_suite(suite, ckpt, options)
+    assert again.gallery == cold.gallery
+    shown = again.gallery["confident_mistakes"]["shown"]
     assert {str(data / m["id"]) for m in shown} <= {str(p) for p in reads}
